@@ -1,0 +1,70 @@
+"""bridge: Drupal's queue API for Python, over SQL, Redis and Kombu, run by Celery.
+
+>>> import bridge
+>>> q = bridge.QueueFactory(default="memory://").get("emails")
+>>> item_id = q.create_item({"to": "ada@example.com"})
+>>> item = q.claim_item(lease_time=30)
+>>> q.delete_item(item)
+True
+"""
+
+from __future__ import annotations
+
+from bridge.codecs import Codec, JsonCodec
+from bridge.errors import (
+    BackendError,
+    BackendUnavailableError,
+    BridgeError,
+    ConfigurationError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    PayloadError,
+    UnknownBackendError,
+    UnknownQueueError,
+    UnsupportedOperationError,
+)
+from bridge.factory import QueueFactory, configure, get_factory, get_queue
+from bridge.queue import Backend, Capabilities, Queue, QueueItem
+from bridge.workers import (
+    DelayedRequeue,
+    QueueWorker,
+    Requeue,
+    Summary,
+    SuspendQueue,
+    process_queue,
+    queue_worker,
+    registered_workers,
+    run_cron,
+)
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendUnavailableError",
+    "BridgeError",
+    "Capabilities",
+    "Codec",
+    "ConfigurationError",
+    "DelayedRequeue",
+    "InvalidArgumentError",
+    "JsonCodec",
+    "MissingDependencyError",
+    "PayloadError",
+    "Queue",
+    "QueueFactory",
+    "QueueItem",
+    "QueueWorker",
+    "Requeue",
+    "Summary",
+    "SuspendQueue",
+    "UnknownBackendError",
+    "UnknownQueueError",
+    "UnsupportedOperationError",
+    "configure",
+    "get_factory",
+    "get_queue",
+    "process_queue",
+    "queue_worker",
+    "registered_workers",
+    "run_cron",
+]

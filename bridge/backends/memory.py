@@ -1,0 +1,171 @@
+"""In-process queues: the executable specification of the backend contract.
+
+Features:
+    Everything the contract has (per-claim leases, extend, delay, priority,
+    claim tokens, attempts), kept in a dict guarded by a lock, so the memory
+    backend passes the same contract suite as the real ones. Not reliable:
+    items live and die with the process, and other processes never see them
+    (Drupal's ``Memory`` queue). Payloads are stored encoded, so a caller
+    mutating its data after ``create_item`` does not change the queue.
+
+URL format:
+    ``memory://`` (anything after the scheme is ignored). Every queue served
+    by one factory's ``memory://`` backend lives in that backend object.
+
+Options:
+    none.
+
+Storage layout:
+    ``{queue name: {item_id: record}}``; ids count up from 1 across all
+    queues and are never reused, so a stale item can never match a new one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from bridge.queue import Capabilities, ItemId, QueueItem, StoredItem
+
+
+@dataclass(slots=True)
+class _Record:
+    payload: bytes
+    created: float
+    expire: float
+    attempts: int
+    priority: int
+    token: str
+
+    def stored(self, item_id: int) -> StoredItem:
+        return StoredItem(
+            item_id, self.payload, self.created, self.expire, self.attempts, self.priority,
+            self.token,
+        )
+
+
+class MemoryBackend:
+    """Queues in a dict of this process; see the module docstring."""
+
+    capabilities = Capabilities(
+        reliable=False,
+        shared=False,
+        lease="exact",
+        extend_lease=True,
+        delay=True,
+        priority=True,
+        counts_leased=True,
+    )
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._queues: dict[str, dict[int, _Record]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def create_queue(self, name: str) -> None:
+        with self._lock:
+            self._queues.setdefault(name, {})
+
+    def delete_queue(self, name: str) -> None:
+        with self._lock:
+            self._queues.pop(name, None)
+
+    def create_items(
+        self, name: str, payloads: Sequence[bytes], delay: float, priority: int
+    ) -> list[ItemId]:
+        with self._lock:
+            now = time.time()
+            queue = self._queues.setdefault(name, {})
+            ids: list[ItemId] = []
+            for payload in payloads:
+                item_id = next(self._ids)
+                queue[item_id] = _Record(payload, now, now + delay if delay else 0.0, 0,
+                                         priority, "")
+                ids.append(item_id)
+            return ids
+
+    def number_of_items(self, name: str) -> int:
+        with self._lock:
+            return len(self._queues.get(name, {}))
+
+    def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
+        with self._lock:
+            now = time.time()
+            queue = self._queues.get(name, {})
+            claimable = [i for i, record in queue.items() if record.expire <= now]
+            claimable.sort(key=lambda i: (-queue[i].priority, i))
+            claimed = []
+            for item_id in claimable[:count]:
+                record = queue[item_id]
+                record.expire = now + lease_time
+                record.attempts += 1
+                record.token = secrets.token_hex(16)
+                claimed.append(record.stored(item_id))
+            return claimed
+
+    def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
+        with self._lock:
+            queue = self._queues.get(name, {})
+            deleted = 0
+            for item in items:
+                if self._held(queue, item):
+                    del queue[item.item_id]  # type: ignore[arg-type]
+                    deleted += 1
+            return deleted
+
+    def release_item(self, name: str, item: QueueItem) -> bool:
+        return self._set_expire(name, item, lambda now: 0.0) is not None
+
+    def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
+        return self._set_expire(name, item, lambda now: now + delay)
+
+    def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
+        return self._set_expire(name, item, lambda now: now + lease_time)
+
+    def garbage_collection(self, name: str) -> None:
+        """Nothing to collect: expired leases are claimable at claim time."""
+
+    def queue_names(self) -> dict[str, int]:
+        with self._lock:
+            return {name: len(queue) for name, queue in self._queues.items() if queue}
+
+    def peek(self, name: str, limit: int) -> list[StoredItem]:
+        with self._lock:
+            now = time.time()
+            queue = self._queues.get(name, {})
+            order = sorted(queue, key=lambda i: (queue[i].expire > now, -queue[i].priority, i))
+            return [replace(queue[i].stored(i), token="") for i in order[:limit]]
+
+    def release_all(self, name: str) -> int:
+        with self._lock:
+            now = time.time()
+            freed = 0
+            for record in self._queues.get(name, {}).values():
+                if record.expire > now:
+                    freed += 1
+                record.expire = 0.0
+            return freed
+
+    def close(self) -> None:
+        """Nothing to close; the items stay until the backend is dropped."""
+
+    def _set_expire(self, name: str, item: QueueItem, expire_at: Callable[[float], float]) -> float | None:
+        with self._lock:
+            queue = self._queues.get(name, {})
+            if not self._held(queue, item):
+                return None
+            record = queue[item.item_id]  # type: ignore[index]
+            record.expire = expire_at(time.time())
+            return record.expire
+
+    @staticmethod
+    def _held(queue: dict[int, _Record], item: QueueItem) -> bool:
+        record = queue.get(item.item_id)  # type: ignore[call-overload]
+        # An unclaimed record has no token; a peeked item's empty token matches none.
+        return record is not None and bool(item.token) and record.token == item.token
+

@@ -1,0 +1,197 @@
+"""Which backend serves which queue: Drupal's ``QueueFactory`` with settings.
+
+A queue's setting is the default's, overridden by its entry in ``queues``
+(the model of Drupal's ``queue_service_<name>`` and Marconi's
+``marconi_queue_<name>``). An entry may be a URL, or ``{"url": ..., "options":
+{...}}``; a missing ``url`` means the default's. Options inherit: the
+``codec`` option always, backend options whenever the entry's backend is the
+default's backend (they would be meaningless to another one).
+
+A reliable queue never silently gets a non-reliable backend: ``get(name,
+reliable=True)`` falls back from a non-reliable default to
+``reliable_default``, and refuses a queue explicitly set to a non-reliable
+backend.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.backends import mask_password, open_backend, scheme_of
+from bridge.codecs import get_codec
+from bridge.errors import ConfigurationError
+from bridge.queue import Backend, Queue
+from bridge.settings import DEFAULT_URL, Settings, Spec, load_settings
+
+_FACADE_OPTIONS = ("codec",)
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backend_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k not in _FACADE_OPTIONS}
+
+    @property
+    def cache_key(self) -> str:
+        return json.dumps([self.url, self.backend_options], sort_keys=True, default=repr)
+
+
+def _split(spec: Spec | None, what: str) -> tuple[str | None, dict[str, Any]]:
+    if spec is None:
+        return None, {}
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"url", "options"}
+        if unknown:
+            raise ConfigurationError(
+                f"{what} has unknown keys {sorted(unknown)}; expected 'url' and 'options'"
+            )
+        url = spec.get("url")
+        options = spec.get("options") or {}
+        if url is not None and not isinstance(url, str):
+            raise ConfigurationError(f"{what}: url must be a string, not {url!r}")
+        if not isinstance(options, Mapping):
+            raise ConfigurationError(f"{what}: options must be a mapping, not {options!r}")
+        return url, dict(options)
+    raise ConfigurationError(f"{what} must be a URL or a mapping, not {spec!r}")
+
+
+def _resolve(base: Spec, override: Spec | None, what: str) -> _Resolved:
+    base_url, base_options = _split(base, "the default queue setting")
+    url, options = _split(override, what)
+    url = url or base_url
+    if url is None:
+        raise ConfigurationError(f"{what} has no url and the default has none either")
+    inherited = {k: v for k, v in base_options.items() if k in _FACADE_OPTIONS}
+    if base_url is not None and scheme_of(url) == scheme_of(base_url):
+        inherited = base_options
+    return _Resolved(url, {**inherited, **options})
+
+
+class QueueFactory:
+    """Builds and caches one :class:`Queue` per name from the settings."""
+
+    def __init__(
+        self,
+        default: Spec = DEFAULT_URL,
+        reliable_default: Spec | None = None,
+        queues: Mapping[str, Spec] | None = None,
+    ) -> None:
+        self.default = default
+        self.reliable_default = reliable_default
+        self.queues: Mapping[str, Spec] = queues if queues is not None else {}
+        self._backends: dict[str, Backend] = {}
+        self._cache: dict[tuple[str, bool], Queue] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> QueueFactory:
+        settings = settings or load_settings()
+        return cls(settings.default, settings.reliable_default, settings.queues)
+
+    def get(self, name: str, reliable: bool = False) -> Queue:
+        """The queue called ``name``; with ``reliable``, never a non-reliable backend."""
+        with self._lock:
+            queue = self._cache.get((name, reliable))
+            if queue is None:
+                queue = self._build(name, reliable)
+                self._cache[(name, reliable)] = queue
+            return queue
+
+    def backends(self) -> list[Backend]:
+        """The default's backend and every configured queue's, opened on demand."""
+        specs = [(self.default, None)] + [(self.default, self.queues[n]) for n in self.queues]
+        with self._lock:
+            found: dict[str, Backend] = {}
+            for base, override in specs:
+                resolved = _resolve(base, override, "a queue setting")
+                found[resolved.cache_key] = self._backend(resolved)
+            return list(found.values())
+
+    def close(self) -> None:
+        """Close every backend this factory opened; later calls reopen them."""
+        with self._lock:
+            for backend in self._backends.values():
+                backend.close()
+            self._backends.clear()
+            self._cache.clear()
+
+    def _build(self, name: str, reliable: bool) -> Queue:
+        what = f"the setting of queue {name!r}"
+        override = self.queues.get(name)
+        resolved = _resolve(self.default, override, what)
+        backend = self._backend(resolved)
+        if reliable and not backend.capabilities.reliable:
+            explicit_url = _split(override, what)[0]
+            if explicit_url is not None or self.reliable_default is None:
+                raise ConfigurationError(
+                    f"queue {name!r} must be reliable but {backend.url} is not; set "
+                    "reliable_default (BRIDGE_QUEUE_DEFAULT_RELIABLE) or give the queue "
+                    "a reliable backend"
+                )
+            resolved = _resolve(self.reliable_default, override, what)
+            backend = self._backend(resolved)
+            if not backend.capabilities.reliable:
+                raise ConfigurationError(
+                    f"reliable_default {backend.url} is not a reliable backend"
+                )
+        codec = get_codec(str(resolved.options.get("codec", "json")))
+        return Queue(name, backend, codec)
+
+    def _backend(self, resolved: _Resolved) -> Backend:
+        backend = self._backends.get(resolved.cache_key)
+        if backend is None:
+            backend = open_backend(resolved.url, resolved.backend_options)
+            self._backends[resolved.cache_key] = backend
+        return backend
+
+    def __repr__(self) -> str:
+        default = _split(self.default, "default")[0] or ""
+        return f"<QueueFactory default={mask_password(default)} queues={list(self.queues)}>"
+
+
+_factory: QueueFactory | None = None
+_factory_lock = threading.Lock()
+
+
+def configure(
+    default: Spec | None = None,
+    reliable_default: Spec | None = None,
+    queues: Mapping[str, Spec] | None = None,
+) -> QueueFactory:
+    """Set what :func:`get_queue` uses; unset arguments come from the settings."""
+    global _factory
+    settings = load_settings()
+    factory = QueueFactory(
+        default if default is not None else settings.default,
+        reliable_default if reliable_default is not None else settings.reliable_default,
+        queues if queues is not None else settings.queues,
+    )
+    with _factory_lock:
+        previous, _factory = _factory, factory
+    if previous is not None:
+        previous.close()
+    return factory
+
+
+def get_factory() -> QueueFactory:
+    """The factory :func:`get_queue` uses, built from the settings on first use."""
+    global _factory
+    with _factory_lock:
+        if _factory is None:
+            _factory = QueueFactory.from_settings()
+        return _factory
+
+
+def get_queue(name: str, reliable: bool = False) -> Queue:
+    """The queue ``name`` from the configured factory (Drupal's ``\\Drupal::queue``)."""
+    return get_factory().get(name, reliable)

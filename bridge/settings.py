@@ -1,0 +1,126 @@
+"""Where bridge's settings come from when the application does not pass them.
+
+Highest first:
+
+1. ``bridge.configure(...)`` in the application.
+2. The environment:
+
+   ``BRIDGE_QUEUE_DEFAULT``
+       the URL every queue uses unless overridden (default
+       ``sqlite:///bridge.sqlite``, relative to the working directory).
+   ``BRIDGE_QUEUE_DEFAULT_RELIABLE``
+       the URL used for ``get(name, reliable=True)`` when the default backend
+       is not reliable (Drupal 7's ``queue_default_reliable_class``).
+   ``BRIDGE_QUEUE__<NAME>``
+       one queue's URL: ``<NAME>`` is the queue name upper-cased with every
+       character other than a letter or digit turned into ``_``, so
+       ``BRIDGE_QUEUE__EMAILS`` serves queue ``emails``.
+   ``BRIDGE_QUEUES``
+       a JSON object shaped like ``QueueFactory(queues=...)``, for overrides
+       that carry options or names an environment variable cannot spell.
+   ``BRIDGE_IMPORTS``
+       comma-separated modules that register queue workers.
+
+3. The Celery configuration module (``celeryconfig`` or the module named by
+   ``CELERY_CONFIG_MODULE``), if importable: its ``bridge_queue_default``,
+   ``bridge_queue_default_reliable``, ``bridge_queues`` and ``bridge_imports``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from bridge.errors import ConfigurationError
+
+DEFAULT_URL = "sqlite:///bridge.sqlite"
+QUEUE_ENV_PREFIX = "BRIDGE_QUEUE__"
+
+Spec = str | Mapping[str, Any]
+"""A backend URL, or ``{"url": ..., "options": {...}}``; either part may be left out."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    default: Spec = DEFAULT_URL
+    reliable_default: Spec | None = None
+    queues: Mapping[str, Spec] = field(default_factory=dict)
+    imports: tuple[str, ...] = ()
+
+
+def queue_env_name(queue: str) -> str:
+    """The environment variable that overrides one queue's URL."""
+    return QUEUE_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", queue).upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment over the Celery config module over the defaults."""
+    env = os.environ if environ is None else environ
+    config = _celery_config(env)
+    default = env.get("BRIDGE_QUEUE_DEFAULT") or getattr(config, "bridge_queue_default", None)
+    reliable = env.get("BRIDGE_QUEUE_DEFAULT_RELIABLE") or getattr(
+        config, "bridge_queue_default_reliable", None
+    )
+    queues: dict[str, Spec] = dict(getattr(config, "bridge_queues", None) or {})
+    if env.get("BRIDGE_QUEUES"):
+        queues.update(_json_queues(env["BRIDGE_QUEUES"]))
+    imports = env.get("BRIDGE_IMPORTS") or getattr(config, "bridge_imports", None) or ""
+    if not isinstance(imports, str):
+        imports = ",".join(imports)
+    return Settings(
+        default=default or DEFAULT_URL,
+        reliable_default=reliable or None,
+        queues=EnvironmentQueues(queues, env),
+        imports=tuple(module.strip() for module in imports.split(",") if module.strip()),
+    )
+
+
+class EnvironmentQueues(Mapping[str, Spec]):
+    """Per-queue settings where ``BRIDGE_QUEUE__<NAME>`` wins over the others."""
+
+    def __init__(self, queues: Mapping[str, Spec], environ: Mapping[str, str]) -> None:
+        self._queues = dict(queues)
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> Spec:
+        url = self._environ.get(queue_env_name(name))
+        if url:
+            return url
+        return self._queues[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str) and self._environ.get(queue_env_name(name)):
+            return True
+        return name in self._queues
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._queues)
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+
+def _json_queues(text: str) -> dict[str, Spec]:
+    try:
+        queues = json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"BRIDGE_QUEUES is not valid JSON: {exc}") from exc
+    if not isinstance(queues, dict):
+        raise ConfigurationError("BRIDGE_QUEUES must be a JSON object of queue name to URL")
+    return queues
+
+
+def _celery_config(env: Mapping[str, str]) -> ModuleType | None:
+    name = env.get("CELERY_CONFIG_MODULE", "celeryconfig")
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise

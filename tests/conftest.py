@@ -1,0 +1,140 @@
+"""Backends every test can run on, and the rule for service-backed ones.
+
+``backend_spec`` is parametrized over every backend: memory, SQLite (a file
+of the test's own), PostgreSQL and MariaDB. Service-backed parameters carry
+``pytest.mark.service(name)``: on a machine without the service they skip
+with a reason; with ``BRIDGE_REQUIRE_SERVICES=1`` (set by ``.ci/run``) they
+fail instead, so CI can never go green by skipping.
+
+Isolation on shared servers: each test session uses its own table
+(``bridge_test_<random>``, dropped at the end) and each test its own queue
+name.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import bridge
+
+POSTGRES_URL = os.environ.get(
+    "BRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_URL = os.environ.get("BRIDGE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+SERVICE_URLS = {"postgres": POSTGRES_URL, "mariadb": MARIADB_URL}
+REQUIRE_SERVICES = os.environ.get("BRIDGE_REQUIRE_SERVICES") == "1"
+
+SESSION_TABLE = f"bridge_test_{uuid.uuid4().hex[:10]}"
+
+_reachable: dict[str, str | None] = {}
+
+
+def service_problem(service: str) -> str | None:
+    """None when the service answers, else why it does not (checked once per session)."""
+    if service not in _reachable:
+        import sqlalchemy
+
+        try:
+            engine = sqlalchemy.create_engine(SERVICE_URLS[service])
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT 1"))
+            engine.dispose()
+            _reachable[service] = None
+        except Exception as exc:
+            _reachable[service] = f"{service} at {SERVICE_URLS[service]} unreachable: {exc}"
+    return _reachable[service]
+
+
+def require_service(service: str) -> None:
+    problem = service_problem(service)
+    if problem is None:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{problem} (BRIDGE_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(problem)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("service"):
+        require_service(marker.args[0])
+
+
+BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.service("mariadb")),
+]
+SQL_BACKENDS = BACKENDS[1:]
+SHARED_BACKENDS = BACKENDS[1:]
+"""Backends several OS processes can share (all but memory)."""
+
+
+def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
+    """The QueueFactory ``default`` setting for one backend kind."""
+    if kind == "memory":
+        return {"url": "memory://"}
+    if kind == "sqlite":
+        return {"url": f"sqlite:///{tmp_path}/queue.sqlite"}
+    return {"url": SERVICE_URLS[kind], "options": {"table": SESSION_TABLE}}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def backend_spec(backend_kind: str, tmp_path: Any) -> dict[str, Any]:
+    return spec_for(backend_kind, tmp_path)
+
+
+@pytest.fixture
+def factory(backend_spec: dict[str, Any]) -> Iterator[bridge.QueueFactory]:
+    made = bridge.QueueFactory(default=backend_spec)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"q_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_queue(factory: bridge.QueueFactory) -> Iterator[Callable[..., bridge.Queue]]:
+    """Make queues with unique names on the test's backend; deleted afterwards."""
+    made: list[bridge.Queue] = []
+
+    def make(name: str | None = None) -> bridge.Queue:
+        queue = factory.get(name or f"q_{uuid.uuid4().hex[:12]}")
+        made.append(queue)
+        return queue
+
+    yield make
+    for queue in made:
+        queue.delete_queue()
+
+
+@pytest.fixture
+def queue(make_queue: Callable[..., bridge.Queue]) -> bridge.Queue:
+    return make_queue()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the session's table on every server that had one."""
+    import sqlalchemy
+
+    for service, url in SERVICE_URLS.items():
+        if _reachable.get(service, "unchecked") is not None:
+            continue
+        engine = sqlalchemy.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"DROP TABLE IF EXISTS {SESSION_TABLE}"))
+        engine.dispose()
