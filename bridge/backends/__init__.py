@@ -8,8 +8,8 @@ importing bridge imports no database driver. A backend class is built as
 from __future__ import annotations
 
 import difflib
-import inspect
 import importlib
+import inspect
 from typing import Any
 
 from bridge.errors import ConfigurationError, MissingDependencyError, UnknownBackendError

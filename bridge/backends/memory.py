@@ -154,7 +154,9 @@ class MemoryBackend:
     def close(self) -> None:
         """Nothing to close; the items stay until the backend is dropped."""
 
-    def _set_expire(self, name: str, item: QueueItem, expire_at: Callable[[float], float]) -> float | None:
+    def _set_expire(
+        self, name: str, item: QueueItem, expire_at: Callable[[float], float]
+    ) -> float | None:
         with self._lock:
             queue = self._queues.get(name, {})
             if not self._held(queue, item):
@@ -165,7 +167,7 @@ class MemoryBackend:
 
     @staticmethod
     def _held(queue: dict[int, _Record], item: QueueItem) -> bool:
-        record = queue.get(item.item_id)  # type: ignore[call-overload]
+        record = queue.get(item.item_id)  # type: ignore[arg-type]
         # An unclaimed record has no token; a peeked item's empty token matches none.
         return record is not None and bool(item.token) and record.token == item.token
 
