@@ -52,9 +52,19 @@ def _find_lossy_value(value: Any, where: str) -> str | None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return f"float {value!r} at {where}"
+    if isinstance(value, str) and not _is_utf8(value):
+        return f"str with an unpaired surrogate at {where}"
     if isinstance(value, _JSON_SCALARS):
         return None
     return f"value of type {type(value).__name__} at {where}"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class JsonCodec:
@@ -71,7 +81,10 @@ class JsonCodec:
         # and changes them on the way; one decode tells us whether it did.
         if json.loads(text) != data:
             raise self._refusal(data)
-        return text.encode("utf-8")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise self._refusal(data) from exc
 
     def decode(self, payload: bytes) -> Any:
         try:

@@ -76,7 +76,6 @@ _DEFAULT_DRIVERS = {
     "mysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql",
 }
-_ROWS_PER_STATEMENT = 500
 _ATTEMPTS = 5
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -175,20 +174,12 @@ class SqlBackend:
     def create_items(
         self, name: str, payloads: Sequence[bytes], delay: float, priority: int
     ) -> list[ItemId]:
+        t = self.table
         expire = self._now + delay if delay else sa.literal(0.0, sa.Double())
-        rows = [
-            {"name": name, "data": payload, "created": self._now, "expire": expire,
-             "priority": priority}
-            for payload in payloads
-        ]
-
-        def insert_all(conn: Connection) -> list[ItemId]:
-            ids: list[ItemId] = []
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                ids.extend(self._insert(conn, rows[start:start + _ROWS_PER_STATEMENT]))
-            return ids
-
-        return self._run("create_items", insert_all)
+        insert = sa.insert(t).values(name=name, created=self._now, expire=expire,
+                                     priority=priority)
+        rows = [{"data": payload} for payload in payloads]
+        return self._run("create_items", lambda conn: self._insert(conn, insert, rows))
 
     def number_of_items(self, name: str) -> int:
         t = self.table
@@ -314,17 +305,20 @@ class SqlBackend:
             for item_id, data, created, attempts, priority, _ in rows
         ]
 
-    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[ItemId]:
+    def _insert(
+        self, conn: Connection, insert: sa.Insert, rows: list[dict[str, bytes]]
+    ) -> list[ItemId]:
         t = self.table
         if self.engine.dialect.insert_returning:
-            inserted = conn.execute(sa.insert(t).values(rows).returning(t.c.item_id))
-            # One multi-row INSERT numbers its rows in order on every dialect.
+            # SQLAlchemy sends these as multi-row INSERTs of a cached statement;
+            # each numbers its rows in order, and later ones get higher ids.
+            inserted = conn.execute(insert.returning(t.c.item_id), rows)
             return sorted(row[0] for row in inserted)
         # MySQL has no RETURNING and may interleave auto-increment values of
         # concurrent bulk inserts, so ids are only certain row by row.
         ids: list[ItemId] = []
         for row in rows:
-            key = conn.execute(sa.insert(t).values(row)).inserted_primary_key
+            key = conn.execute(insert, row).inserted_primary_key
             ids.append(key[0] if key else 0)
         return ids
 
