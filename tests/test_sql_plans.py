@@ -63,3 +63,40 @@ def test_claim_uses_the_claim_index_without_sorting(filled: SqlBackend) -> None:
     # PostgreSQL, MariaDB and SQLite each name a full scan or a sort this way.
     for scan_or_sort in ("Seq Scan", "Sort Key", "type=ALL", "filesort", "SCAN ", "TEMP B-TREE"):
         assert scan_or_sort not in plan, plan
+
+
+@pytest.mark.service("postgres")
+@pytest.mark.parametrize("count", [1, 100])
+def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, count: int) -> None:
+    """psycopg prepares a statement after five runs; PostgreSQL may then reuse a
+    generic plan. The claim's plan must stay an index walk even then, on a table
+    whose statistics say the queue is large."""
+    factory = bridge.QueueFactory(default=spec_for("postgres", tmp_path))
+    queue = factory.get("generic_plan_probe")
+    queue.delete_queue()
+    queue.create_items([{"n": n} for n in range(20_000)])
+    backend = queue.backend
+    assert isinstance(backend, SqlBackend)
+    claim = backend._claim_update("generic_plan_probe", count, 30.0, "t" * 32)
+    compiled = claim.compile(dialect=backend.engine.dialect,
+                             compile_kwargs={"render_postcompile": True})
+    names = list(compiled.params)
+    sql = str(compiled)
+    for number, name in enumerate(names, start=1):
+        sql = sql.replace(f"%({name})s", f"${number}")
+    values = ", ".join(sa.literal(compiled.params[n]).compile(
+        dialect=backend.engine.dialect, compile_kwargs={"literal_binds": True}).string
+        for n in names)
+    try:
+        with backend.engine.connect() as conn:
+            conn.exec_driver_sql(f"ANALYZE {backend.table.name}")
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            conn.exec_driver_sql(f"PREPARE claim_probe AS {sql}")
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(
+                f"EXPLAIN EXECUTE claim_probe({values})"))
+            conn.exec_driver_sql("DEALLOCATE claim_probe")
+    finally:
+        queue.delete_queue()
+        factory.close()
+    assert f"Index Scan using {backend.table.name}_claim" in plan, plan
+    assert "Seq Scan" not in plan, plan

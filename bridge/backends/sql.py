@@ -262,21 +262,25 @@ class SqlBackend:
     def _claim_in_one_update(
         self, conn: Connection, name: str, count: int, lease_time: float, token: str
     ) -> list[StoredItem]:
+        claim = self._claim_update(name, count, lease_time, token)
+        return [_stored(row, token) for row in conn.execute(claim)]
+
+    def _claim_update(self, name: str, count: int, lease_time: float, token: str) -> sa.Update:
+        """The one-statement claim of PostgreSQL and SQLite."""
         t = self.table
-        picked = self._claimable(name).limit(count)
+        picked = self._claimable(name).limit(_inline(count))
         if self.dialect == "postgresql":
             chosen = picked.with_for_update(skip_locked=True).cte("picked")
             which = t.c.item_id == chosen.c.item_id
         else:
             which = t.c.item_id.in_(picked.scalar_subquery())
-        claim = (
+        return (
             sa.update(t)
             .where(which, t.c.expire <= self._now)
             .values(expire=self._now + lease_time, token=token, attempts=t.c.attempts + 1)
             .returning(t.c.item_id, t.c.data, t.c.created, t.c.expire, t.c.attempts,
                        t.c.priority)
         )
-        return [_stored(row, token) for row in conn.execute(claim)]
 
     def _claim_locked_then_update(
         self, conn: Connection, name: str, count: int, lease_time: float, token: str
@@ -285,7 +289,7 @@ class SqlBackend:
         locked = (
             self._claimable(name)
             .add_columns(t.c.data, t.c.created, t.c.attempts, t.c.priority, self._now)
-            .limit(count)
+            .limit(_inline(count))
             .with_for_update(skip_locked=True)
         )
         rows = conn.execute(locked).all()
@@ -378,6 +382,18 @@ class SqlBackend:
 
 class _LostRace(Exception):
     """A conditional UPDATE matched fewer rows than it had locked: roll back, retry."""
+
+
+def _inline(count: int) -> sa.BindParameter[int]:
+    """A LIMIT written into the SQL text rather than sent as a parameter.
+
+    psycopg prepares a statement after five runs, and PostgreSQL may then
+    plan it once for any parameters. Not knowing the LIMIT, that generic plan
+    assumes a tenth of the queue and hash-joins it: measured at 2 s per claim
+    on a 1M-item queue instead of 0.3 ms. Knowing it, every plan walks the
+    claim index and stops after ``count`` rows.
+    """
+    return sa.literal(count, sa.Integer(), literal_execute=True)
 
 
 def _stored(row: Sequence[Any], token: str) -> StoredItem:
