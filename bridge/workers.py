@@ -1,36 +1,452 @@
-"""STUB: replaced by the workers helper. Names only, so the package imports."""
+"""Queue workers and the loop that runs them: Drupal's QueueWorker plugins and cron.
+
+A worker is a function registered for one queue name with
+:func:`queue_worker`; it receives each item's data. How it ends decides the
+item's fate, as in Drupal's ``Cron::processQueue``:
+
+- returns: the item is deleted (counted ``processed``, or ``lost`` when the
+  lease ran out meanwhile and another claimer holds the item now);
+- raises :class:`Requeue`: released, so it is claimed again in the same pass
+  (only the time budget bounds a worker that always requeues, as in Drupal);
+- raises :class:`DelayedRequeue`: claimable again ``delay`` s from now (on a
+  backend that cannot delay, it stays leased until its lease ends, as in
+  Drupal);
+- raises :class:`SuspendQueue`: released, and the queue stops for this run;
+- raises any other ``Exception``: logged at ERROR with its traceback; the item
+  stays leased until its lease expires, then is claimable again, and its
+  ``attempts`` tell how often it was tried.
+
+A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``,
+``SystemExit``) is not caught: the run stops and the item comes back when its
+lease expires, which is also what happens when a process is killed mid-item.
+
+:func:`process_queue` is ``drush queue:run``: one queue, optional time and
+item limits. :func:`run_cron` is Drupal 10.1+ ``Cron::processQueues``: every
+worker that has a ``cron_time`` runs for at most that many seconds (checked
+before each claim, so a slow item may overrun it) with that lease, unless
+``lease_time`` says otherwise, and a queue suspended with a short delay is
+revisited in the same run. Both share one runner, :func:`_run_pass`.
+
+Worker modules are imported from the ``BRIDGE_IMPORTS`` setting (see
+:mod:`bridge.settings`) before the registry is read, so a Celery worker or the
+CLI finds the same workers the application registered.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextvars
+import dataclasses
+import importlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from bridge.errors import ConfigurationError, InvalidArgumentError, UnknownQueueError
+from bridge.factory import QueueFactory, get_queue
+from bridge.queue import Queue, QueueItem
+from bridge.settings import load_settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEASE_TIME = 30.0
+"""The lease of ``process_queue`` when neither the call nor the worker sets one (drush's)."""
+
+StopReason = Literal["empty", "time_limit", "items_limit", "suspended", "running"]
+Callback = Callable[[Any], object]
+F = TypeVar("F", bound=Callable[[Any], Any])
 
 
-class Requeue(Exception): ...
+class Requeue(Exception):
+    """Release the item now; it is claimed again in the same pass."""
 
 
-class DelayedRequeue(Exception): ...
+class DelayedRequeue(Exception):
+    """Make the item claimable again ``delay`` seconds from now.
+
+    As in Drupal, a delay of 0 or less is stored as 0 (claimable at once).
+    """
+
+    def __init__(self, delay: float, message: str = "") -> None:
+        super().__init__(message)
+        seconds = float(delay)
+        if math.isnan(seconds) or math.isinf(seconds):
+            raise InvalidArgumentError(f"DelayedRequeue delay must be finite, not {delay!r}")
+        self.delay = seconds if seconds > 0 else 0.0
 
 
-class SuspendQueue(Exception): ...
+class SuspendQueue(Exception):
+    """Release the item and stop processing this queue for the rest of the run.
+
+    With a ``delay`` shorter than ``run_cron``'s ``max_wait``, cron comes back
+    to the queue after ``delay`` seconds, in the same run.
+    """
+
+    def __init__(self, message: str = "", delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = None if delay is None else float(delay)
 
 
-class QueueWorker: ...
+@dataclass(frozen=True)
+class QueueWorker:
+    """The worker of one queue: Drupal's QueueWorker plugin definition.
+
+    ``cron_time`` is cron's time budget for the queue (None: cron never runs
+    it); ``lease_time`` is the lease of each claimed item, when it must differ
+    from ``cron_time`` (Drupal has only ``cron.time``, used for both).
+    """
+
+    name: str
+    callback: Callback
+    cron_time: float | None = None
+    lease_time: float | None = None
+
+    @property
+    def cron_lease(self) -> float | None:
+        """The lease cron claims with: ``lease_time`` if set, else ``cron_time``."""
+        return self.lease_time if self.lease_time is not None else self.cron_time
 
 
-class Summary: ...
+@dataclass(frozen=True)
+class Summary:
+    """What one pass over one queue did.
+
+    ``processed`` items were deleted after the worker succeeded; ``lost``
+    items succeeded (or were released or delayed) after their lease had been
+    lost to another claimer, so the call found someone else's claim. ``failed``
+    counts other exceptions. ``stopped_by`` is ``"running"`` only in the
+    summaries handed to a ``progress`` callback before the pass ends.
+    """
+
+    queue: str
+    processed: int = 0
+    requeued: int = 0
+    delayed: int = 0
+    failed: int = 0
+    lost: int = 0
+    suspended: str | None = None
+    elapsed: float = 0.0
+    stopped_by: StopReason = "running"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON-ready values."""
+        return dataclasses.asdict(self)
 
 
-def queue_worker(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError
+# --- the registry -----------------------------------------------------------
+
+_registry: dict[str, QueueWorker] = {}
+_imported: set[str] = set()
+_lock = threading.Lock()
+_current: contextvars.ContextVar[QueueItem | None] = contextvars.ContextVar(
+    "bridge_current_item", default=None
+)
 
 
-def process_queue(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError
+def _positive(what: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(f"{what} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{what} must be greater than 0 seconds, not {value!r}")
+    return float(value)
 
 
-def run_cron(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError
+def _origin(callback: Callback) -> tuple[str, str]:
+    module = getattr(callback, "__module__", None) or "?"
+    return module, getattr(callback, "__qualname__", repr(callback))
 
 
-def registered_workers() -> Any:
-    raise NotImplementedError
+def queue_worker(
+    name: str, cron_time: float | None = None, lease_time: float | None = None
+) -> Callable[[F], F]:
+    """Register the decorated ``callback(data)`` as the worker of queue ``name``.
+
+    The function is returned unchanged. Registering a second function for the
+    same queue is a :class:`ConfigurationError`, unless it has the same module
+    and qualified name: that is the module being imported again, and the new
+    definition replaces the old one.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(f"a queue worker needs a queue name, not {name!r}")
+    cron = _positive("cron_time", cron_time)
+    lease = _positive("lease_time", lease_time)
+
+    def register(callback: F) -> F:
+        if not callable(callback):
+            raise InvalidArgumentError(f"queue_worker({name!r}) decorates a function, not "
+                                       f"{callback!r}")
+        worker = QueueWorker(name, callback, cron, lease)
+        with _lock:
+            existing = _registry.get(name)
+            if existing is not None and _origin(existing.callback) != _origin(callback):
+                raise ConfigurationError(
+                    f"queue {name!r} already has the worker {'.'.join(_origin(existing.callback))}"
+                    f"; cannot also register {'.'.join(_origin(callback))}"
+                )
+            _registry[name] = worker
+        return callback
+
+    return register
+
+
+def import_worker_modules(modules: Iterable[str] | None = None) -> None:
+    """Import the modules that register workers (``BRIDGE_IMPORTS``), each once."""
+    names = load_settings().imports if modules is None else tuple(modules)
+    for module in names:
+        if module in _imported:
+            continue
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"cannot import worker module {module!r} (from BRIDGE_IMPORTS): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        _imported.add(module)
+
+
+def registered_workers() -> dict[str, QueueWorker]:
+    """Every registered worker by queue name, in registration order."""
+    import_worker_modules()
+    with _lock:
+        return dict(_registry)
+
+
+def get_worker(name: str) -> QueueWorker:
+    """The worker of queue ``name``; :class:`UnknownQueueError` if there is none."""
+    workers = registered_workers()
+    try:
+        return workers[name]
+    except KeyError:
+        known = ", ".join(workers) or "(none)"
+        imports = ",".join(load_settings().imports) or "(unset)"
+        raise UnknownQueueError(
+            f"no worker registered for queue {name!r}; registered: {known}; "
+            f"worker modules come from BRIDGE_IMPORTS={imports}"
+        ) from None
+
+
+def current_item() -> QueueItem | None:
+    """The item the calling worker is processing, or None outside a worker.
+
+    A worker receives only the data, as in Drupal; this gives it the rest:
+    ``attempts`` to hold poison items, the item itself to ``extend_lease``.
+    """
+    return _current.get()
+
+
+# --- the runner -------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """The running counts of one pass; frozen into a :class:`Summary`."""
+
+    queue: str
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    counts: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(
+            ("processed", "requeued", "delayed", "failed", "lost"), 0
+        )
+    )
+    suspended: str | None = None
+
+    def add(self, held: bool, outcome: str, item: QueueItem) -> None:
+        if not held:
+            # The worker outlived its lease and the item was claimed again:
+            # the other claimer's outcome stands, ours is dropped.
+            logger.warning(
+                "Lost the lease on item %s of queue %s before it could be %s; "
+                "it is held by another claimer.", item.item_id, self.queue, outcome,
+            )
+            outcome = "lost"
+        self.counts[outcome] += 1
+
+    def stop_reason(self, time_limit: float | None, items_limit: int | None) -> StopReason | None:
+        if time_limit is not None and time.monotonic() - self.started >= time_limit:
+            return "time_limit"
+        if items_limit is not None and self.counts["processed"] >= items_limit:
+            return "items_limit"
+        return None
+
+    def summary(self, stopped_by: StopReason) -> Summary:
+        return Summary(
+            queue=self.queue, suspended=self.suspended,
+            elapsed=time.monotonic() - self.started, stopped_by=stopped_by, **self.counts,
+        )
+
+
+def _call(worker: QueueWorker, item: QueueItem) -> Exception | None:
+    """Run the worker on one item; the Exception it raised, if any."""
+    token = _current.set(item)
+    try:
+        worker.callback(item.data)
+    except Exception as exc:
+        return exc
+    finally:
+        _current.reset(token)
+    return None
+
+
+def _settle(
+    queue: Queue, item: QueueItem, exc: Exception | None, tally: _Tally
+) -> SuspendQueue | None:
+    """Act on the worker's outcome; the SuspendQueue if it suspended the queue."""
+    if exc is None:
+        tally.add(queue.delete_item(item), "processed", item)
+    elif isinstance(exc, SuspendQueue):
+        queue.release_item(item)
+        logger.debug(
+            "A worker for %s queue suspended further processing of the queue.", queue.name
+        )
+        tally.suspended = str(exc)
+        return exc
+    elif isinstance(exc, DelayedRequeue):
+        # Drupal leaves the item leased when the queue cannot delay; so do we,
+        # which delays it until its lease ends.
+        held = queue.delay_item(item, exc.delay) if queue.capabilities.delay else True
+        tally.add(held, "delayed", item)
+    elif isinstance(exc, Requeue):
+        tally.add(queue.release_item(item), "requeued", item)
+    else:
+        logger.error(
+            "Worker for queue %s failed on item %s (attempt %d); it stays leased until "
+            "its lease expires: %s: %s", queue.name, item.item_id, item.attempts,
+            type(exc).__name__, exc, exc_info=exc,
+        )
+        tally.counts["failed"] += 1
+    return None
+
+
+def _run_pass(
+    queue: Queue,
+    worker: QueueWorker,
+    lease_time: float,
+    time_limit: float | None,
+    items_limit: int | None,
+    progress: Callable[[Summary], object] | None,
+) -> tuple[Summary, SuspendQueue | None]:
+    """Claim and process items until the queue is empty, a limit is hit or it suspends.
+
+    The limits are checked before each claim, never during an item: stopping a
+    worker midway would leave its item leased for nothing.
+    """
+    tally = _Tally(queue.name)
+    suspension: SuspendQueue | None = None
+    stop = tally.stop_reason(time_limit, items_limit)
+    while stop is None:
+        item = queue.claim_item(lease_time)
+        if item is None:
+            stop = "empty"
+            continue
+        suspension = _settle(queue, item, _call(worker, item), tally)
+        if progress is not None:
+            progress(tally.summary("running"))
+        stop = "suspended" if suspension is not None else tally.stop_reason(time_limit, items_limit)
+    summary = tally.summary(stop)
+    logger.info(
+        "Processed %d items from the %s queue in %.2f sec (stopped by %s).",
+        summary.processed, queue.name, summary.elapsed, stop,
+    )
+    return summary, suspension
+
+
+def _limit(what: str, value: float | None) -> float | None:
+    """None or 0 mean no limit, as in drush; negative values are refused."""
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return None
+    return _positive(what, value)
+
+
+def _items_limit(value: int | None) -> int | None:
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"items_limit must be an int of 0 or more, not {value!r}")
+    return value
+
+
+def _queue(name: str, factory: QueueFactory | None) -> Queue:
+    return factory.get(name) if factory is not None else get_queue(name)
+
+
+def process_queue(
+    name: str,
+    time_limit: float | None = None,
+    items_limit: int | None = None,
+    lease_time: float | None = None,
+    *,
+    factory: QueueFactory | None = None,
+    progress: Callable[[Summary], object] | None = None,
+) -> Summary:
+    """Run the worker of queue ``name`` over its items: ``drush queue:run``.
+
+    ``time_limit`` (seconds) and ``items_limit`` (successful items) bound the
+    run; None or 0 means no limit. The lease is ``lease_time``, else the
+    worker's ``lease_time``, else its ``cron_time``, else 30 s. A worker that
+    suspends the queue ends the run; the summary says so (nothing is raised).
+    ``progress`` receives the running summary after each item.
+    """
+    worker = get_worker(name)
+    budget = _limit("time_limit", time_limit)
+    max_items = _items_limit(items_limit)
+    lease = _positive("lease_time", lease_time) or worker.cron_lease or DEFAULT_LEASE_TIME
+    queue = _queue(name, factory)
+    # As drush does, so expired leases and delays are reset first on backends
+    # whose housekeeping does more than claims need.
+    queue.garbage_collection()
+    summary, _ = _run_pass(queue, worker, lease, budget, max_items, progress)
+    return summary
+
+
+@dataclass
+class _CronEntry:
+    worker: QueueWorker
+    queue: Queue
+    budget: float
+    lease: float
+    process_from: float = 0.0
+
+
+def run_cron(*, factory: QueueFactory | None = None, max_wait: float = 30.0) -> list[Summary]:
+    """Run every cron worker once, in registration order: ``Cron::processQueues``.
+
+    Each queue gets ``cron_time`` seconds (a fresh budget each visit) and
+    claims with the worker's cron lease. A queue suspended with a delay below
+    ``max_wait`` seconds is revisited after that delay in this same call;
+    queues wait in order of when they may run next. Returns one summary per
+    pass, so a revisited queue appears more than once.
+    """
+    if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or max_wait < 0:
+        raise InvalidArgumentError(f"max_wait must be 0 or more seconds, not {max_wait!r}")
+    entries = [
+        _CronEntry(worker, _queue(worker.name, factory), worker.cron_time, worker.cron_lease)
+        for worker in registered_workers().values()
+        if worker.cron_time is not None and worker.cron_lease is not None
+    ]
+    for entry in entries:
+        entry.queue.create_queue()
+        entry.queue.garbage_collection()
+    summaries: list[Summary] = []
+    while entries:
+        entry = entries.pop(0)
+        wait = entry.process_from - time.monotonic()
+        if wait > 0:
+            # Drupal truncates this sleep to whole seconds; a 0.3 s delay means 0.3 s here.
+            time.sleep(wait)
+        summary, suspension = _run_pass(
+            entry.queue, entry.worker, entry.lease, entry.budget, None, None
+        )
+        summaries.append(summary)
+        delay = suspension.delay if suspension is not None else None
+        if delay is not None and delay < max_wait:
+            entry.process_from = time.monotonic() + delay
+            entries.append(entry)
+        # Stable, so queues due at the same time keep registration order.
+        entries.sort(key=lambda e: e.process_from)
+    return summaries

@@ -127,6 +127,22 @@ def queue(make_queue: Callable[..., bridge.Queue]) -> bridge.Queue:
     return make_queue()
 
 
+@pytest.fixture
+def empty_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An empty worker registry and no worker modules from settings; restored after."""
+    from bridge import workers
+
+    monkeypatch.delenv("BRIDGE_IMPORTS", raising=False)
+    monkeypatch.setenv("CELERY_CONFIG_MODULE", f"no_celeryconfig_{uuid.uuid4().hex}")
+    saved, imported = dict(workers._registry), set(workers._imported)
+    workers._registry.clear()
+    yield
+    workers._registry.clear()
+    workers._registry.update(saved)
+    workers._imported.clear()
+    workers._imported.update(imported)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Drop the session's table on every server that had one."""
     import sqlalchemy

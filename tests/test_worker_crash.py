@@ -1,0 +1,115 @@
+"""A worker process killed mid-item loses nothing: its lease brings the item back.
+
+A real OS process claims an item through ``process_queue`` and is SIGKILLed
+while its worker runs, as the OOM killer or a Celery hard time limit would.
+The item must stay counted, stay unclaimable until the dead worker's lease
+ends, and then be processed exactly once more, with ``attempts`` saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import bridge
+from bridge import workers
+
+from conftest import SHARED_BACKENDS, spec_for
+
+LEASE = 3.0
+"""The dead worker's lease: long enough to look at the item while it holds."""
+
+WORKER_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+
+    import bridge
+    from bridge.workers import current_item
+
+    spec, name, started = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+
+    @bridge.queue_worker(name, lease_time=float(sys.argv[4]))
+    def work(data):
+        if data == "hang":
+            started.write_text(str(current_item().attempts))
+            time.sleep(600)
+
+    bridge.process_queue(name, factory=bridge.QueueFactory(default=spec))
+""")
+
+
+pytestmark = pytest.mark.usefixtures("empty_registry")
+
+def wait_for_start(proc: subprocess.Popen[bytes], marker: Path, timeout: float = 60) -> float:
+    """When the worker process began the item (monotonic), failing if it died first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker.exists() and marker.read_text():
+            return time.monotonic()
+        if proc.poll() is not None:
+            _, stderr = proc.communicate()
+            pytest.fail(f"worker process exited {proc.returncode}: {stderr.decode()}")
+        time.sleep(0.02)
+    pytest.fail(f"worker process did not start the item within {timeout} s")
+
+
+@pytest.fixture(params=SHARED_BACKENDS)
+def shared_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[bridge.QueueFactory]:
+    made = bridge.QueueFactory(default=spec_for(request.param, tmp_path))
+    yield made
+    made.close()
+
+
+def test_a_killed_worker_loses_nothing_and_the_item_runs_once_more(
+    shared_factory: bridge.QueueFactory, tmp_path: Path
+) -> None:
+    name = f"crash_{uuid.uuid4().hex[:10]}"
+    queue = shared_factory.get(name)
+    queue.create_items(["done", "hang"])
+    script, marker = tmp_path / "worker.py", tmp_path / "started"
+    script.write_text(WORKER_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), json.dumps(shared_factory.default), name, str(marker),
+         str(LEASE)],
+        stderr=subprocess.PIPE,  # the environment is the isolated one set up above
+    )
+    try:
+        started = wait_for_start(proc, marker)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        assert marker.read_text() == "1"
+
+        # "done" was deleted before the crash; "hang" is still there, still leased.
+        assert queue.number_of_items() == 1
+        assert time.monotonic() - started < LEASE, "machine too slow to observe the lease"
+        assert queue.claim_item(lease_time=LEASE) is None
+
+        time.sleep(max(0.0, started + LEASE + 0.3 - time.monotonic()))
+        seen: list[tuple[str, int]] = []
+
+        @bridge.queue_worker(name)
+        def work(data: str) -> None:
+            item = workers.current_item()
+            assert item is not None
+            seen.append((data, item.attempts))
+
+        summary = bridge.process_queue(name, lease_time=LEASE, factory=shared_factory)
+
+        assert seen == [("hang", 2)]
+        assert (summary.processed, summary.failed, summary.lost) == (1, 0, 0)
+        assert queue.number_of_items() == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        queue.delete_queue()
