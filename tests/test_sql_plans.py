@@ -77,7 +77,7 @@ def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, count
     queue.create_items([{"n": n} for n in range(20_000)])
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
-    claim = backend._claim_update("generic_plan_probe", count, 30.0, "t" * 32)
+    claim = backend._claim_update("generic_plan_probe", count)
     compiled = claim.compile(dialect=backend.engine.dialect,
                              compile_kwargs={"render_postcompile": True})
     names = list(compiled.params)

@@ -77,6 +77,7 @@ _DEFAULT_DRIVERS = {
     "mariadb": "mariadb+pymysql",
 }
 _ATTEMPTS = 5
+_STATEMENTS_KEPT = 512
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -158,6 +159,7 @@ class SqlBackend:
         self.table = _queue_table(table)
         self._now = _database_now(self.dialect)
         self._ready = False
+        self._statements: dict[tuple[str, str, int], Any] = {}
 
     # -- queue set-up -------------------------------------------------------
 
@@ -262,10 +264,11 @@ class SqlBackend:
     def _claim_in_one_update(
         self, conn: Connection, name: str, count: int, lease_time: float, token: str
     ) -> list[StoredItem]:
-        claim = self._claim_update(name, count, lease_time, token)
-        return [_stored(row, token) for row in conn.execute(claim)]
+        claim = self._statement("claim", name, count, self._claim_update)
+        rows = conn.execute(claim, {"lease_time": lease_time, "token": token})
+        return [_stored(row, token) for row in rows]
 
-    def _claim_update(self, name: str, count: int, lease_time: float, token: str) -> sa.Update:
+    def _claim_update(self, name: str, count: int) -> sa.Update:
         """The one-statement claim of PostgreSQL and SQLite."""
         t = self.table
         picked = self._claimable(name).limit(_inline(count))
@@ -277,7 +280,12 @@ class SqlBackend:
         return (
             sa.update(t)
             .where(which, t.c.expire <= self._now)
-            .values(expire=self._now + lease_time, token=token, attempts=t.c.attempts + 1)
+            .values(
+                # Placeholders: every claim passes its own lease and token.
+                expire=self._now + sa.bindparam("lease_time", 0.0, type_=sa.Double()),
+                token=sa.bindparam("token", "", type_=sa.String()),
+                attempts=t.c.attempts + 1,
+            )
             .returning(t.c.item_id, t.c.data, t.c.created, t.c.expire, t.c.attempts,
                        t.c.priority)
         )
@@ -286,13 +294,7 @@ class SqlBackend:
         self, conn: Connection, name: str, count: int, lease_time: float, token: str
     ) -> list[StoredItem]:
         t = self.table
-        locked = (
-            self._claimable(name)
-            .add_columns(t.c.data, t.c.created, t.c.attempts, t.c.priority, self._now)
-            .limit(_inline(count))
-            .with_for_update(skip_locked=True)
-        )
-        rows = conn.execute(locked).all()
+        rows = conn.execute(self._statement("lock", name, count, self._lock_claimable)).all()
         if not rows:
             return []
         now = float(rows[0][-1])
@@ -308,6 +310,28 @@ class SqlBackend:
             StoredItem(item_id, data, created, now + lease_time, attempts + 1, priority, token)
             for item_id, data, created, attempts, priority, _ in rows
         ]
+
+    def _lock_claimable(self, name: str, count: int) -> sa.Select[Any]:
+        """MariaDB/MySQL's first step: lock the next claimable rows, and read the clock."""
+        t = self.table
+        return (
+            self._claimable(name)
+            .add_columns(t.c.data, t.c.created, t.c.attempts, t.c.priority, self._now)
+            .limit(_inline(count))
+            .with_for_update(skip_locked=True)
+        )
+
+    def _statement(
+        self, kind: str, name: str, count: int, build: Callable[[str, int], Any]
+    ) -> Any:
+        """The claim statements, built once per queue and batch size: claims are the hot path."""
+        key = (kind, name, count)
+        statement = self._statements.get(key)
+        if statement is None:
+            if len(self._statements) >= _STATEMENTS_KEPT:
+                self._statements.clear()
+            statement = self._statements[key] = build(name, count)
+        return statement
 
     def _insert(
         self, conn: Connection, insert: sa.Insert, rows: list[dict[str, bytes]]
