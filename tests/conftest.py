@@ -26,7 +26,14 @@ POSTGRES_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 MARIADB_URL = os.environ.get("BRIDGE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-SERVICE_URLS = {"postgres": POSTGRES_URL, "mariadb": MARIADB_URL}
+REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+SERVICE_URLS = {
+    "postgres": POSTGRES_URL,
+    "mariadb": MARIADB_URL,
+    "redis": REDIS_URL,
+    "rabbitmq": AMQP_URL,
+}
 REQUIRE_SERVICES = os.environ.get("BRIDGE_REQUIRE_SERVICES") == "1"
 
 SESSION_TABLE = f"bridge_test_{uuid.uuid4().hex[:10]}"
@@ -37,17 +44,32 @@ _reachable: dict[str, str | None] = {}
 def service_problem(service: str) -> str | None:
     """None when the service answers, else why it does not (checked once per session)."""
     if service not in _reachable:
-        import sqlalchemy
-
         try:
-            engine = sqlalchemy.create_engine(SERVICE_URLS[service])
-            with engine.connect() as conn:
-                conn.execute(sqlalchemy.text("SELECT 1"))
-            engine.dispose()
+            _ping(service)
             _reachable[service] = None
         except Exception as exc:
             _reachable[service] = f"{service} at {SERVICE_URLS[service]} unreachable: {exc}"
     return _reachable[service]
+
+
+def _ping(service: str) -> None:
+    url = SERVICE_URLS[service]
+    if service == "redis":
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    elif service == "rabbitmq":
+        import kombu
+
+        with kombu.Connection(url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    else:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+        engine.dispose()
 
 
 def require_service(service: str) -> None:
@@ -70,7 +92,7 @@ BACKENDS = [
     pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.service("mariadb")),
 ]
-SQL_BACKENDS = BACKENDS[1:]
+SQL_BACKENDS = BACKENDS[1:4]
 SHARED_BACKENDS = BACKENDS[1:]
 """Backends several OS processes can share (all but memory)."""
 
@@ -81,6 +103,10 @@ def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
         return {"url": "memory://"}
     if kind == "sqlite":
         return {"url": f"sqlite:///{tmp_path}/queue.sqlite"}
+    if kind == "redis":
+        return {"url": REDIS_URL, "options": {"key_prefix": SESSION_TABLE}}
+    if kind == "rabbitmq":
+        return {"url": "kombu+" + AMQP_URL}
     return {"url": SERVICE_URLS[kind], "options": {"table": SESSION_TABLE}}
 
 
@@ -148,7 +174,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import sqlalchemy
 
     for service, url in SERVICE_URLS.items():
-        if _reachable.get(service, "unchecked") is not None:
+        if service not in ("postgres", "mariadb") or _reachable.get(service, "unchecked"):
             continue
         engine = sqlalchemy.create_engine(url)
         with engine.begin() as conn:

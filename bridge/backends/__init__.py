@@ -21,6 +21,9 @@ BACKENDS: dict[str, str] = {
     "postgresql": "bridge.backends.sql:SqlBackend",
     "mysql": "bridge.backends.sql:SqlBackend",
     "mariadb": "bridge.backends.sql:SqlBackend",
+    "redis": "bridge.backends.redis:RedisBackend",
+    "rediss": "bridge.backends.redis:RedisBackend",
+    "kombu": "bridge.backends.kombu:KombuBackend",
 }
 
 # The extra that installs each driver module a backend may import.
@@ -31,6 +34,8 @@ _EXTRAS: dict[str, str] = {
     "MySQLdb": "mysql",
     "redis": "redis",
     "kombu": "kombu",
+    "boto3": "kombu",
+    "botocore": "kombu",
 }
 
 
