@@ -24,7 +24,7 @@ from bridge.errors import (
     UnsupportedOperationError,
 )
 from bridge.factory import QueueFactory, configure, get_factory, get_queue
-from bridge.queue import Backend, Capabilities, Queue, QueueItem
+from bridge.queue import Backend, Capabilities, ItemCounts, Queue, QueueItem
 from bridge.workers import (
     DelayedRequeue,
     QueueWorker,
@@ -49,6 +49,7 @@ __all__ = [
     "ConfigurationError",
     "DelayedRequeue",
     "InvalidArgumentError",
+    "ItemCounts",
     "JsonCodec",
     "MissingDependencyError",
     "PayloadError",

@@ -47,6 +47,23 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemCounts:
+    """A queue's items by state, at one instant of the backend's clock.
+
+    ``ready`` items are claimable now (expired leases included); ``leased``
+    ones are held by a claim; ``delayed`` ones wait for a delay to pass.
+    """
+
+    ready: int
+    leased: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        return self.ready + self.leased + self.delayed
+
+
+@dataclass(frozen=True, slots=True)
 class StoredItem:
     """An item as a backend returns it: the payload still encoded."""
 
@@ -102,14 +119,18 @@ class Backend(Protocol):
 
     def number_of_items(self, name: str) -> int: ...
 
+    def counts(self, name: str) -> ItemCounts: ...
+
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]: ...
 
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int: ...
 
-    def release_item(self, name: str, item: QueueItem) -> bool: ...
+    def release_item(self, name: str, item: QueueItem) -> bool:
+        """Make the item claimable now and end the claim (its token no longer matches)."""
+        ...
 
     def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
-        """Make the item claimable ``delay`` s from now; the new expire, or None if gone."""
+        """Claimable ``delay`` s from now, the claim ended; the new expire, or None if lost."""
         ...
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
@@ -190,6 +211,10 @@ class Queue:
         """Every item not deleted: ready, leased and delayed (Drupal's count)."""
         return self.backend.number_of_items(self.name)
 
+    def counts(self) -> ItemCounts:
+        """The items by state: ready, leased, delayed (for monitoring)."""
+        return self.backend.counts(self.name)
+
     def claim_item(self, lease_time: float = 30) -> QueueItem | None:
         """Lease the next claimable item for ``lease_time`` s, or None if there is none."""
         claimed = self.claim_items(1, lease_time)
@@ -217,7 +242,7 @@ class Queue:
         return self.backend.delete_items(self.name, items) if items else 0
 
     def release_item(self, item: QueueItem) -> bool:
-        """Make the item claimable now; False if it was deleted or claimed again."""
+        """Make the item claimable now, ending this claim; False if it was not held."""
         self._check_item(item)
         released = self.backend.release_item(self.name, item)
         if released:
@@ -225,7 +250,7 @@ class Queue:
         return released
 
     def delay_item(self, item: QueueItem, delay: float) -> bool:
-        """Make the item claimable ``delay`` s from now (not from its lease's end)."""
+        """Claimable ``delay`` s from now (not from the lease's end), ending this claim."""
         self._check_item(item)
         if not self.capabilities.delay:
             self._refuse("delay_item")

@@ -7,6 +7,9 @@ Features:
     items live and die with the process, and other processes never see them
     (Drupal's ``Memory`` queue). Payloads are stored encoded, so a caller
     mutating its data after ``create_item`` does not change the queue.
+    A record's token is that of its current claim; release and delay end
+    the claim and clear it, which is also how ``counts`` tells a leased
+    item from a delayed one.
 
 URL format:
     ``memory://`` (anything after the scheme is ignored). Every queue served
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from bridge.queue import Capabilities, ItemId, QueueItem, StoredItem
+from bridge.queue import Capabilities, ItemCounts, ItemId, QueueItem, StoredItem
 
 
 @dataclass(slots=True)
@@ -93,6 +96,14 @@ class MemoryBackend:
         with self._lock:
             return len(self._queues.get(name, {}))
 
+    def counts(self, name: str) -> ItemCounts:
+        with self._lock:
+            now = time.time()
+            records = self._queues.get(name, {}).values()
+            waiting = [record for record in records if record.expire > now]
+            leased = sum(1 for record in waiting if record.token)
+            return ItemCounts(len(records) - len(waiting), leased, len(waiting) - leased)
+
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         with self._lock:
             now = time.time()
@@ -119,13 +130,13 @@ class MemoryBackend:
             return deleted
 
     def release_item(self, name: str, item: QueueItem) -> bool:
-        return self._set_expire(name, item, lambda now: 0.0) is not None
+        return self._set_expire(name, item, lambda now: 0.0, end_claim=True) is not None
 
     def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
-        return self._set_expire(name, item, lambda now: now + delay)
+        return self._set_expire(name, item, lambda now: now + delay, end_claim=True)
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
-        return self._set_expire(name, item, lambda now: now + lease_time)
+        return self._set_expire(name, item, lambda now: now + lease_time, end_claim=False)
 
     def garbage_collection(self, name: str) -> None:
         """Nothing to collect: expired leases are claimable at claim time."""
@@ -155,7 +166,7 @@ class MemoryBackend:
         """Nothing to close; the items stay until the backend is dropped."""
 
     def _set_expire(
-        self, name: str, item: QueueItem, expire_at: Callable[[float], float]
+        self, name: str, item: QueueItem, expire_at: Callable[[float], float], *, end_claim: bool
     ) -> float | None:
         with self._lock:
             queue = self._queues.get(name, {})
@@ -163,6 +174,8 @@ class MemoryBackend:
                 return None
             record = queue[item.item_id]  # type: ignore[index]
             record.expire = expire_at(time.time())
+            if end_claim:
+                record.token = ""
             return record.expire
 
     @staticmethod

@@ -44,7 +44,8 @@ Storage layout:
     ``expire`` (epoch s before which the item is not claimable: the lease
     deadline when leased, the delay's end when delayed, 0 when ready),
     ``priority`` (higher first), ``attempts`` (claims so far) and ``token``
-    (the last claim's token). Index ``<table>_claim`` on ``(name, priority
+    (the current claim's token; NULL once released or delayed, which is how
+    a leased item is told from a delayed one). Index ``<table>_claim`` on ``(name, priority
     DESC, item_id)``: claim order, walked from its head. ``expire`` is kept
     out of the index so that a claim's UPDATE changes no indexed column.
 """
@@ -68,7 +69,7 @@ from sqlalchemy.engine import Connection, Engine
 from bridge.backends import mask_password, missing_driver
 from bridge.backends.sql_errors import is_transient, wrap_errors
 from bridge.errors import BackendError, ConfigurationError
-from bridge.queue import Capabilities, ItemId, QueueItem, StoredItem
+from bridge.queue import Capabilities, ItemCounts, ItemId, QueueItem, StoredItem
 
 _DEFAULT_DRIVERS = {
     "postgres": "postgresql+psycopg",
@@ -188,6 +189,19 @@ class SqlBackend:
         query = sa.select(sa.func.count()).select_from(t).where(t.c.name == name)
         return int(self._run("number_of_items", lambda c: c.execute(query).scalar_one(), read=True))
 
+    def counts(self, name: str) -> ItemCounts:
+        t = self.table
+        waiting = t.c.expire > self._now
+        query = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((waiting & t.c.token.is_not(None), 1),
+                                                 else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((waiting & t.c.token.is_(None), 1),
+                                                 else_=0)), 0),
+        ).where(t.c.name == name)
+        total, leased, delayed = self._run("counts", lambda c: c.execute(query).one(), read=True)
+        return ItemCounts(int(total) - int(leased) - int(delayed), int(leased), int(delayed))
+
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         token = secrets.token_hex(16)
         if self.dialect in ("mysql", "mariadb"):
@@ -212,13 +226,13 @@ class SqlBackend:
         return int(self._run("delete_items", lambda conn: conn.execute(query).rowcount))
 
     def release_item(self, name: str, item: QueueItem) -> bool:
-        return self._set_expire(name, item, None, "release_item") is not None
+        return self._set_expire(name, item, None, "release_item", end_claim=True) is not None
 
     def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
-        return self._set_expire(name, item, delay, "delay_item")
+        return self._set_expire(name, item, delay, "delay_item", end_claim=True)
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
-        return self._set_expire(name, item, lease_time, "extend_lease")
+        return self._set_expire(name, item, lease_time, "extend_lease", end_claim=False)
 
     def garbage_collection(self, name: str) -> None:
         """Nothing to collect: claims treat expired leases as claimable."""
@@ -351,20 +365,27 @@ class SqlBackend:
         return ids
 
     def _set_expire(
-        self, name: str, item: QueueItem, seconds: float | None, operation: str
+        self, name: str, item: QueueItem, seconds: float | None, operation: str, *,
+        end_claim: bool,
     ) -> float | None:
         """Set expire to now + seconds (0 when None) if ``item`` is still held."""
         t = self.table
         expire: Any = self._now + seconds if seconds is not None else 0.0
         held = sa.and_(t.c.name == name, t.c.item_id == item.item_id, t.c.token == item.token)
+        values: dict[str, Any] = {"expire": expire}
+        if end_claim:
+            values["token"] = None
 
         def update(conn: Connection) -> float | None:
+            query = sa.update(t).where(held).values(values)
             if self.engine.dialect.update_returning:
-                query = sa.update(t).where(held).values(expire=expire).returning(t.c.expire)
-                return conn.execute(query).scalar_one_or_none()
-            if conn.execute(sa.update(t).where(held).values(expire=expire)).rowcount != 1:
+                return conn.execute(query.returning(t.c.expire)).scalar_one_or_none()
+            # Without RETURNING: read the new expire under the row lock the
+            # UPDATE took, found by id since the token may have been cleared.
+            if conn.execute(query).rowcount != 1:
                 return None
-            return conn.execute(sa.select(t.c.expire).where(held)).scalar_one_or_none()
+            again = sa.select(t.c.expire).where(t.c.item_id == item.item_id)
+            return conn.execute(again).scalar_one_or_none()
 
         return self._run(operation, update)
 

@@ -49,6 +49,24 @@ def test_number_of_items_counts_ready_leased_and_delayed(queue: bridge.Queue) ->
     assert queue.number_of_items() == (3 if queue.capabilities.delay else 2)
 
 
+def test_counts_split_ready_leased_and_delayed(queue: bridge.Queue) -> None:
+    if not (queue.capabilities.counts_leased and queue.capabilities.delay):
+        pytest.skip("the backend cannot see every leased and delayed item (capabilities)")
+    queue.create_items(["a", "b", "c", "d"])
+    queue.create_item("later", delay=60)
+    leased = queue.claim_item(lease_time=60)
+    delayed = queue.claim_item(lease_time=60)
+    assert leased is not None
+    assert delayed is not None
+    assert queue.delay_item(delayed, 60)
+    expired = queue.claim_item(lease_time=0.2)
+    assert expired is not None
+    time.sleep(0.3)
+    counts = queue.counts()
+    assert (counts.ready, counts.leased, counts.delayed) == (2, 1, 2), counts
+    assert counts.total == queue.number_of_items() == 5
+
+
 def test_delete_queue_empties_only_its_own_queue(
     make_queue: Callable[..., bridge.Queue],
 ) -> None:
