@@ -60,7 +60,11 @@ def main() -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=[1000, 1_000_000])
     parser.add_argument("--claims", type=int, default=1000)
     args = parser.parse_args()
-    options = {} if args.url.startswith("sqlite") else {"table": args.table}
+    options: dict[str, str] = {}
+    if args.url.startswith("redis"):
+        options = {"key_prefix": args.table}
+    elif not args.url.startswith(("sqlite", "memory")):
+        options = {"table": args.table}
     factory = bridge.QueueFactory(default={"url": args.url, "options": options})
     queue = factory.get("depth_probe")
     queue.delete_queue()

@@ -91,6 +91,7 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.service("mariadb")),
+    pytest.param("redis", id="redis", marks=pytest.mark.service("redis")),
 ]
 SQL_BACKENDS = BACKENDS[1:4]
 SHARED_BACKENDS = BACKENDS[1:]
