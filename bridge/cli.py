@@ -4,6 +4,8 @@
 
     bridge [--import MODULE]... queue list|run|send|peek|release|delete ...
     bridge demo [--items N] [--queue NAME]
+    bridge celery-demo [--seconds S] [--rate N] [--concurrency N] [--flower]
+    bridge metrics [--port N] [--address HOST] [--once]
 
 Commands parse their arguments and call the facade (:mod:`bridge.factory`,
 :class:`~bridge.queue.Queue`, :func:`~bridge.workers.process_queue`); they
@@ -19,6 +21,7 @@ traceback: exit 2 for a bad argument value, 1 for anything else.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import sys
@@ -33,6 +36,7 @@ from bridge.errors import (
     BridgeError,
     ConfigurationError,
     InvalidArgumentError,
+    MissingDependencyError,
     UnknownQueueError,
 )
 from bridge.factory import QueueFactory, get_factory
@@ -326,6 +330,60 @@ def demo(factory: QueueFactory, count: int, name: str) -> None:
         f"  bridge --import bridge.demo queue run {name}\n"
         "  bridge --import myapp.workers queue run <your queue>"
     )
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=9808, show_default=True,
+              help="0 picks a free port.")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Listen address; 0.0.0.0 to be scraped from other hosts.")
+@click.option("--once", is_flag=True, help="Print the metrics once and exit.")
+@click.pass_obj
+def metrics(factory: QueueFactory, port: int, address: str, once: bool) -> None:
+    """Serve queue depths as Prometheus metrics on /metrics.
+
+    Per queue: every item, and ready, leased and delayed items, which
+    Flower's /metrics (tasks only) cannot show. Counted afresh each scrape.
+    """
+    from bridge.metrics import MetricsServer, queue_depths, render
+
+    if once:
+        click.echo(render(queue_depths(factory)), nl=False)
+        return
+    server = MetricsServer(factory, address, port)
+    click.echo(f"Serving queue metrics on http://{address}:{server.server_port}/metrics")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@cli.command("celery-demo")
+@click.option("--seconds", type=SECONDS, default=30, show_default=True,
+              help="How long to feed the queue; 0 means until Ctrl-C.")
+@click.option("--rate", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Demo items created per second.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes (prefork).")
+@click.option("--flower", is_flag=True, help="Also run Flower on port 5555.")
+@click.pass_obj
+def celery_demo(
+    factory: QueueFactory, seconds: float, rate: int, concurrency: int, flower: bool
+) -> None:
+    """Run Celery for real: a worker with beat drains the demo queue while this feeds it.
+
+    Starts `celery -A bridge worker --beat` with the demo worker on the
+    configured backends (by default SQLite queues and a server-less
+    filesystem broker under ./var), creates items each second and prints
+    what was created, drained and reported by each finished task.
+    """
+    if importlib.util.find_spec("celery") is None:
+        raise MissingDependencyError('the Celery demo needs Celery: pip install "bridge[celery]"')
+    from bridge.celery.demo import run_demo
+
+    run_demo(factory, click.echo, seconds, rate, concurrency, flower)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -32,6 +32,7 @@ import importlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -117,10 +118,23 @@ def _json_queues(text: str) -> dict[str, Spec]:
 
 
 def _celery_config(env: Mapping[str, str]) -> ModuleType | None:
+    """The Celery configuration module, looked for in the working directory too.
+
+    Celery's own commands find ``celeryconfig.py`` in the directory they run
+    in; the ``bridge`` and ``celery`` scripts do not put that directory on the
+    import path, so without this both would read different settings.
+    """
     name = env.get("CELERY_CONFIG_MODULE", "celeryconfig")
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.append(cwd)
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name == name:
             return None
         raise
+    finally:
+        if added:
+            sys.path.remove(cwd)
