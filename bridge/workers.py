@@ -55,7 +55,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_LEASE_TIME = 30.0
 """The lease of ``process_queue`` when neither the call nor the worker sets one (drush's)."""
 
-StopReason = Literal["empty", "time_limit", "items_limit", "suspended", "running"]
+StopReason = Literal["empty", "time_limit", "items_limit", "suspended", "interrupted", "running"]
+Interrupts = tuple[type[BaseException], ...]
+"""Exceptions that end a run at once, their item released (a Celery soft time limit)."""
 Callback = Callable[[Any], object]
 F = TypeVar("F", bound=Callable[[Any], Any])
 
@@ -281,11 +283,13 @@ class _Tally:
         )
 
 
-def _call(worker: QueueWorker, item: QueueItem) -> Exception | None:
-    """Run the worker on one item; the Exception it raised, if any."""
+def _call(worker: QueueWorker, item: QueueItem, interrupts: Interrupts) -> BaseException | None:
+    """Run the worker on one item; the Exception (or interrupt) it raised, if any."""
     token = _current.set(item)
     try:
         worker.callback(item.data)
+    except interrupts as exc:
+        return exc
     except Exception as exc:
         return exc
     finally:
@@ -327,27 +331,41 @@ def _run_pass(
     queue: Queue,
     worker: QueueWorker,
     lease_time: float,
-    time_limit: float | None,
-    items_limit: int | None,
+    limits: tuple[float | None, int | None],
     progress: Callable[[Summary], object] | None,
+    interrupts: Interrupts,
 ) -> tuple[Summary, SuspendQueue | None]:
     """Claim and process items until the queue is empty, a limit is hit or it suspends.
 
-    The limits are checked before each claim, never during an item: stopping a
-    worker midway would leave its item leased for nothing.
+    The limits (time, items) are checked before each claim, never during an
+    item: stopping a worker midway would leave its item leased for nothing.
+    An interrupt does stop it midway, and releases the item first.
     """
     tally = _Tally(queue.name)
     suspension: SuspendQueue | None = None
-    stop = tally.stop_reason(time_limit, items_limit)
-    while stop is None:
-        item = queue.claim_item(lease_time)
-        if item is None:
-            stop = "empty"
-            continue
-        suspension = _settle(queue, item, _call(worker, item), tally)
-        if progress is not None:
-            progress(tally.summary("running"))
-        stop = "suspended" if suspension is not None else tally.stop_reason(time_limit, items_limit)
+    stop = tally.stop_reason(*limits)
+    try:
+        while stop is None:
+            item = queue.claim_item(lease_time)
+            if item is None:
+                stop = "empty"
+                continue
+            outcome = _call(worker, item, interrupts)
+            if interrupts and isinstance(outcome, interrupts):
+                queue.release_item(item)
+                logger.warning("Interrupted on item %s of queue %s (%s); released it.",
+                               item.item_id, queue.name, type(outcome).__name__)
+                stop = "interrupted"
+                break
+            assert outcome is None or isinstance(outcome, Exception)
+            suspension = _settle(queue, item, outcome, tally)
+            if progress is not None:
+                progress(tally.summary("running"))
+            stop = "suspended" if suspension is not None else tally.stop_reason(*limits)
+    except interrupts:
+        # Raised outside the worker (in a claim or a delete): this pass holds
+        # nothing that its lease will not bring back.
+        stop = "interrupted"
     summary = tally.summary(stop)
     logger.info(
         "Processed %d items from the %s queue in %.2f sec (stopped by %s).",
@@ -383,6 +401,7 @@ def process_queue(
     *,
     factory: QueueFactory | None = None,
     progress: Callable[[Summary], object] | None = None,
+    interrupts: Interrupts = (),
 ) -> Summary:
     """Run the worker of queue ``name`` over its items: ``drush queue:run``.
 
@@ -390,7 +409,10 @@ def process_queue(
     run; None or 0 means no limit. The lease is ``lease_time``, else the
     worker's ``lease_time``, else its ``cron_time``, else 30 s. A worker that
     suspends the queue ends the run; the summary says so (nothing is raised).
-    ``progress`` receives the running summary after each item.
+    ``progress`` receives the running summary after each item. An exception
+    of a type in ``interrupts`` raised by the worker releases its item and
+    ends the run (``stopped_by="interrupted"``): Celery passes its soft time
+    limit here.
     """
     worker = get_worker(name)
     budget = _limit("time_limit", time_limit)
@@ -400,7 +422,7 @@ def process_queue(
     # As drush does, so expired leases and delays are reset first on backends
     # whose housekeeping does more than claims need.
     queue.garbage_collection()
-    summary, _ = _run_pass(queue, worker, lease, budget, max_items, progress)
+    summary, _ = _run_pass(queue, worker, lease, (budget, max_items), progress, interrupts)
     return summary
 
 
@@ -413,14 +435,17 @@ class _CronEntry:
     process_from: float = 0.0
 
 
-def run_cron(*, factory: QueueFactory | None = None, max_wait: float = 30.0) -> list[Summary]:
+def run_cron(
+    *, factory: QueueFactory | None = None, max_wait: float = 30.0, interrupts: Interrupts = ()
+) -> list[Summary]:
     """Run every cron worker once, in registration order: ``Cron::processQueues``.
 
     Each queue gets ``cron_time`` seconds (a fresh budget each visit) and
     claims with the worker's cron lease. A queue suspended with a delay below
     ``max_wait`` seconds is revisited after that delay in this same call;
     queues wait in order of when they may run next. Returns one summary per
-    pass, so a revisited queue appears more than once.
+    pass, so a revisited queue appears more than once. An interrupt (see
+    :func:`process_queue`) ends the whole run after releasing its item.
     """
     if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or max_wait < 0:
         raise InvalidArgumentError(f"max_wait must be 0 or more seconds, not {max_wait!r}")
@@ -440,9 +465,11 @@ def run_cron(*, factory: QueueFactory | None = None, max_wait: float = 30.0) -> 
             # Drupal truncates this sleep to whole seconds; a 0.3 s delay means 0.3 s here.
             time.sleep(wait)
         summary, suspension = _run_pass(
-            entry.queue, entry.worker, entry.lease, entry.budget, None, None
+            entry.queue, entry.worker, entry.lease, (entry.budget, None), None, interrupts
         )
         summaries.append(summary)
+        if summary.stopped_by == "interrupted":
+            break
         delay = suspension.delay if suspension is not None else None
         if delay is not None and delay < max_wait:
             entry.process_from = time.monotonic() + delay

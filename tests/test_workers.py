@@ -643,3 +643,53 @@ def test_requeue_exceptions_keep_drupal_values() -> None:
     assert (str(suspend), suspend.delay) == ("API down", 0.5)
     with pytest.raises(InvalidArgumentError):
         bridge.DelayedRequeue(float("inf"))
+
+
+class _Interrupt(Exception):
+    """Stands in for Celery's SoftTimeLimitExceeded, which is an Exception too."""
+
+
+def test_an_interrupt_releases_the_item_and_ends_the_run(backend_spec: dict[str, Any]) -> None:
+    factory = bridge.QueueFactory(default=backend_spec)
+    name, seen = unique("interrupted"), []
+
+    @bridge.queue_worker(name, cron_time=30)
+    def work(data: Any) -> None:
+        seen.append(data)
+        if data == "stuck":
+            raise _Interrupt()
+
+    queue = factory.get(name)
+    queue.create_items(["stuck", "next"])
+    summary = bridge.process_queue(name, factory=factory, interrupts=(_Interrupt,))
+    assert summary.stopped_by == "interrupted"
+    assert seen == ["stuck"], "nothing is claimed after an interrupt"
+    assert summary.failed == 0
+    item = queue.claim_item(lease_time=30)
+    assert item is not None
+    assert (item.data, item.attempts) == ("stuck", 2), "the item was released, not left leased"
+    queue.delete_queue()
+    factory.close()
+
+
+def test_an_interrupt_ends_run_cron_before_the_next_queue(backend_spec: dict[str, Any]) -> None:
+    factory = bridge.QueueFactory(default=backend_spec)
+    first, second, seen = unique("first"), unique("second"), []
+
+    @bridge.queue_worker(first, cron_time=30)
+    def interrupted(data: Any) -> None:
+        raise _Interrupt()
+
+    @bridge.queue_worker(second, cron_time=30)
+    def untouched(data: Any) -> None:
+        seen.append(data)
+
+    factory.get(first).create_item("a")
+    factory.get(second).create_item("b")
+    summaries = bridge.run_cron(factory=factory, interrupts=(_Interrupt,))
+    assert [s.stopped_by for s in summaries] == ["interrupted"]
+    assert seen == []
+    assert factory.get(first).counts().ready == 1
+    for name in (first, second):
+        factory.get(name).delete_queue()
+    factory.close()

@@ -29,9 +29,7 @@ claim is the only bound. The whole story is in docs/celery.md.
 
 from __future__ import annotations
 
-import functools
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -46,12 +44,9 @@ from bridge.errors import BridgeError
 from bridge.factory import get_queue
 from bridge.workers import (
     DEFAULT_LEASE_TIME,
-    QueueWorker,
     Summary,
-    SuspendQueue,
     get_worker,
     process_queue,
-    queue_worker,
     registered_workers,
     run_cron,
 )
@@ -64,7 +59,8 @@ logger = logging.getLogger(__name__)
 RUN_CRON = "bridge.run_cron"
 CLEAN_BROKER = "bridge.clean_broker"
 PROGRESS_INTERVAL = 1.0
-INTERRUPTED = "interrupted by the soft time limit"
+SOFT_LIMIT = (SoftTimeLimitExceeded,)
+"""What interrupts a runner: the item in hand is released and the task ends."""
 
 app = Celery("bridge")
 app.config_from_object(Configuration())
@@ -85,41 +81,6 @@ def _install_schedule(sender: Celery, **_: Any) -> None:
                                  "options": {"expires": 60.0}}
     # The application's own beat_schedule entries win over generated ones.
     sender.conf.beat_schedule = {**entries, **(sender.conf.beat_schedule or {})}
-
-
-class _Interruption(threading.local):
-    fired = False
-
-
-_interruption = _Interruption()
-
-
-def _guard(worker: QueueWorker) -> None:
-    """Make the worker's callback turn a soft time limit into a release of its item.
-
-    ``process_queue`` counts an ``Exception`` from a worker as a failure and
-    leaves the item leased; :class:`SuspendQueue` releases it and ends the
-    pass. Once the limit fired, later items of the same task (``run_cron``
-    moves on to the next queue) are released unprocessed. The wrapper keeps
-    the callback's module and name, so registering it replaces the original
-    the way re-importing its module would.
-    """
-    callback = worker.callback
-    if getattr(callback, "_bridge_guarded", False):
-        return
-
-    @functools.wraps(callback)
-    def guarded(data: Any) -> object:
-        if _interruption.fired:
-            raise SuspendQueue(INTERRUPTED)
-        try:
-            return callback(data)
-        except SoftTimeLimitExceeded as exc:
-            _interruption.fired = True
-            raise SuspendQueue(INTERRUPTED) from exc
-
-    guarded._bridge_guarded = True  # type: ignore[attr-defined]
-    queue_worker(worker.name, worker.cron_time, worker.lease_time)(guarded)
 
 
 def _limits_for(task: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, float]:
@@ -189,7 +150,6 @@ def process_queue_task(
 ) -> dict[str, Any]:
     """One pass over queue ``name``: the summary dict, with ``remaining`` items."""
     worker = get_worker(name)
-    _guard(worker)
     conf = self.app.conf
     sent_hard, sent_soft = self.request.timelimit or (None, None)
     soft = sent_soft or self.soft_time_limit or conf.task_soft_time_limit
@@ -199,16 +159,16 @@ def process_queue_task(
         budget = min(budget, soft)
     lease = runner_lease(lease_time or worker.cron_lease or DEFAULT_LEASE_TIME, hard)
     progress = _Progress(self)
-    _interruption.fired = False
     try:
-        result = process_queue(name, budget, items_limit, lease, progress=progress).as_dict()
+        summary = process_queue(name, budget, items_limit, lease, progress=progress,
+                                interrupts=SOFT_LIMIT)
     except SoftTimeLimitExceeded:
-        # Out of the worker (in a claim or a delete): nothing held here that a
-        # lease will not bring back.
-        _interruption.fired = True
-        result = (progress.latest or Summary(name)).as_dict()
-    if _interruption.fired:
-        result.update(stopped_by="soft_time_limit", suspended=None)
+        # Raised while reporting progress: no item is in hand then.
+        summary = progress.latest or Summary(name)
+        summary = Summary(**{**summary.as_dict(), "stopped_by": "interrupted"})
+    result = summary.as_dict()
+    if summary.stopped_by == "interrupted":
+        result["stopped_by"] = "soft_time_limit"
     result["remaining"] = get_queue(name).number_of_items()
     return result
 
@@ -216,11 +176,7 @@ def process_queue_task(
 @app.task(bind=True, base=RunnerTask, name=RUN_CRON)  # type: ignore[untyped-decorator]
 def run_cron_task(self: Task) -> list[dict[str, Any]]:
     """Every cron queue once, in order, with its cron lease: one summary dict per pass."""
-    for worker in registered_workers().values():
-        if worker.cron_time is not None:
-            _guard(worker)
-    _interruption.fired = False
-    return [summary.as_dict() for summary in run_cron()]
+    return [summary.as_dict() for summary in run_cron(interrupts=SOFT_LIMIT)]
 
 
 @app.task(name=CLEAN_BROKER, ignore_result=True)  # type: ignore[untyped-decorator]
