@@ -35,6 +35,14 @@ class Capabilities:
         ``delay``/``priority`` arguments of ``create_item``.
     counts_leased: ``number_of_items`` includes leased and delayed items, as
         Drupal's does.
+    crash_recovery: how a dead claimer's items come back: ``"lease"`` when
+        its lease ends, ``"disconnect"`` at once, when the broker sees the
+        connection drop.
+    settle_anywhere: any process may delete, release or extend a claim it
+        holds the item for; False when only the claiming connection can.
+    ordered: claims follow priority, then creation order, exactly (with one
+        consumer); False where the store promises no order.
+    cancel_delays: ``release_all`` makes delayed items claimable early.
     """
 
     reliable: bool
@@ -44,6 +52,10 @@ class Capabilities:
     delay: bool
     priority: bool
     counts_leased: bool
+    crash_recovery: Literal["lease", "disconnect"] = "lease"
+    settle_anywhere: bool = True
+    ordered: bool = True
+    cancel_delays: bool = True
 
 
 @dataclass(frozen=True, slots=True)

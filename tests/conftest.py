@@ -13,7 +13,10 @@ name.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,6 +36,7 @@ SERVICE_URLS = {
     "mariadb": MARIADB_URL,
     "redis": REDIS_URL,
     "rabbitmq": AMQP_URL,
+    "sqs": os.environ.get("BRIDGE_TEST_SQS_URL", ""),
 }
 REQUIRE_SERVICES = os.environ.get("BRIDGE_REQUIRE_SERVICES") == "1"
 
@@ -58,6 +62,10 @@ def _ping(service: str) -> None:
         import redis
 
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    elif service == "sqs":
+        factory = bridge.QueueFactory(default=spec_for("sqs", None))
+        factory.get("ping").number_of_items()
+        factory.close()
     elif service == "rabbitmq":
         import kombu
 
@@ -92,6 +100,8 @@ BACKENDS = [
     pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.service("mariadb")),
     pytest.param("redis", id="redis", marks=pytest.mark.service("redis")),
+    pytest.param("rabbitmq", id="rabbitmq", marks=pytest.mark.service("rabbitmq")),
+    pytest.param("sqs", id="sqs", marks=pytest.mark.service("sqs")),
 ]
 SQL_BACKENDS = BACKENDS[1:4]
 SHARED_BACKENDS = BACKENDS[1:]
@@ -108,7 +118,43 @@ def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
         return {"url": REDIS_URL, "options": {"key_prefix": SESSION_TABLE}}
     if kind == "rabbitmq":
         return {"url": "kombu+" + AMQP_URL}
+    if kind == "sqs":
+        return {"url": SERVICE_URLS["sqs"] or _moto_sqs_url(),
+                "options": {"region": "us-east-1", "queue_prefix": f"{SESSION_TABLE}-"}}
     return {"url": SERVICE_URLS[kind], "options": {"table": SESSION_TABLE}}
+
+
+_moto_servers: list[Any] = []
+
+
+def _moto_sqs_url() -> str:
+    """SQS for the tests without BRIDGE_TEST_SQS_URL: a moto server, started once."""
+    if not _moto_servers:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+        from moto.server import ThreadedMotoServer
+        from moto.sqs.models import SQSBackend
+
+        # moto recomputes every attribute of the queue, a pass over all its
+        # messages, for each message it hands out: minutes for a 1000-item test.
+        SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+            lambda backend, queue_name, message: message.sent_timestamp / 1000
+            + int(backend.get_queue(queue_name).message_retention_period) > time.time()
+        )
+        # moto's threaded server lets two receives hand out one message: one
+        # request at a time makes each call atomic, as SQS's are.
+        lock, serve = threading.Lock(), DomainDispatcherApplication.__call__
+
+        def one_at_a_time(app: Any, environ: Any, start_response: Any) -> Any:
+            with lock:
+                return list(serve(app, environ, start_response))
+
+        DomainDispatcherApplication.__call__ = one_at_a_time  # type: ignore[method-assign]
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        _moto_servers.append(server)
+    host, port = _moto_servers[0].get_host_and_port()
+    return f"kombu+sqs://testing:testing@{host}:{port}"
 
 
 @pytest.fixture(params=BACKENDS)

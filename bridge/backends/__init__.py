@@ -34,8 +34,8 @@ _EXTRAS: dict[str, str] = {
     "MySQLdb": "mysql",
     "redis": "redis",
     "kombu": "kombu",
-    "boto3": "kombu",
-    "botocore": "kombu",
+    "boto3": "sqs",
+    "botocore": "sqs",
 }
 
 
