@@ -34,7 +34,6 @@ import click
 
 from bridge.errors import (
     BridgeError,
-    ConfigurationError,
     InvalidArgumentError,
     MissingDependencyError,
     UnknownQueueError,
@@ -88,14 +87,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     )
 
 
-def _import_modules(modules: Sequence[str]) -> None:
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigurationError(f"cannot import worker module {module!r}: {exc}") from exc
-
-
 def _known_queue(factory: QueueFactory, name: str, fix: str = "") -> Queue:
     """The queue ``name`` if a worker, a setting or a stored item knows it (Drush's check)."""
     queue = factory.get(name)
@@ -126,7 +117,7 @@ def cli(ctx: click.Context, imports: tuple[str, ...]) -> None:
     modules in BRIDGE_IMPORTS and --import.
     """
     import_worker_modules()
-    _import_modules(imports)
+    import_worker_modules(imports)
     # An application embedding the CLI may pass its own factory as ``obj``.
     if not isinstance(ctx.obj, QueueFactory):
         ctx.obj = get_factory()

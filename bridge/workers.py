@@ -197,8 +197,9 @@ def queue_worker(
 
 
 def import_worker_modules(modules: Iterable[str] | None = None) -> None:
-    """Import the modules that register workers (``BRIDGE_IMPORTS``), each once."""
+    """Import the modules that register workers, each once: ``modules`` or ``BRIDGE_IMPORTS``."""
     names = load_settings().imports if modules is None else tuple(modules)
+    source = " (from BRIDGE_IMPORTS)" if modules is None else ""
     for module in names:
         if module in _imported:
             continue
@@ -206,8 +207,7 @@ def import_worker_modules(modules: Iterable[str] | None = None) -> None:
             importlib.import_module(module)
         except Exception as exc:
             raise ConfigurationError(
-                f"cannot import worker module {module!r} (from BRIDGE_IMPORTS): "
-                f"{type(exc).__name__}: {exc}"
+                f"cannot import worker module {module!r}{source}: {type(exc).__name__}: {exc}"
             ) from exc
         _imported.add(module)
 
