@@ -49,6 +49,9 @@ def drain(queue: bridge.Queue, child: int) -> list[Any]:
             time.sleep(0.05)
             continue
         empty_in_a_row = 0
+        # An item takes a moment of work, as a real one would; without it one
+        # child can empty a SQLite queue before the others' turn at the lock.
+        time.sleep(0.001)
         claimed.extend(item.item_id for item in batch)
         deleted = int(queue.delete_item(batch[0])) if len(batch) == 1 else queue.delete_items(batch)
         if deleted != len(batch):

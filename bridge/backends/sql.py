@@ -67,6 +67,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 
 from bridge.backends import mask_password, missing_driver
+from bridge.backends.sql_driver import Compiled, PinnedConnections, cached
 from bridge.backends.sql_errors import is_transient, wrap_errors
 from bridge.errors import BackendError, ConfigurationError
 from bridge.queue import Capabilities, ItemCounts, ItemId, QueueItem, StoredItem
@@ -79,6 +80,9 @@ _DEFAULT_DRIVERS = {
 }
 _ATTEMPTS = 5
 _STATEMENTS_KEPT = 512
+# Rows per INSERT and ids per DELETE: far below every driver's parameter
+# limit (SQLite's was 999 before 3.32), and few enough sizes to cache.
+_CHUNK = 100
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -160,7 +164,8 @@ class SqlBackend:
         self.table = _queue_table(table)
         self._now = _database_now(self.dialect)
         self._ready = False
-        self._statements: dict[tuple[str, str, int], Any] = {}
+        self._statements: dict[tuple[Any, ...], Compiled] = {}
+        self._pinned = PinnedConnections(self.engine)
 
     # -- queue set-up -------------------------------------------------------
 
@@ -177,12 +182,17 @@ class SqlBackend:
     def create_items(
         self, name: str, payloads: Sequence[bytes], delay: float, priority: int
     ) -> list[ItemId]:
-        t = self.table
-        expire = self._now + delay if delay else sa.literal(0.0, sa.Double())
-        insert = sa.insert(t).values(name=name, created=self._now, expire=expire,
-                                     priority=priority)
-        rows = [{"data": payload} for payload in payloads]
-        return self._run("create_items", lambda conn: self._insert(conn, insert, rows))
+        values = {"name": name, "delay": float(delay), "priority": priority}
+        chunks = [payloads[start:start + _CHUNK] for start in range(0, len(payloads), _CHUNK)]
+
+        def insert(cursor: Any) -> list[ItemId]:
+            ids: list[ItemId] = []
+            for chunk in chunks:
+                ids.extend(self._insert(cursor, chunk, values, bool(delay)))
+            return ids
+
+        several = len(chunks) > 1 or not self.engine.dialect.insert_returning
+        return sorted(self._run_hot("create_items", insert, several=several))
 
     def number_of_items(self, name: str) -> int:
         t = self.table
@@ -204,26 +214,34 @@ class SqlBackend:
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         token = secrets.token_hex(16)
-        if self.dialect in ("mysql", "mariadb"):
-            claim = self._claim_locked_then_update
-        else:
-            claim = self._claim_in_one_update
-        claimed = self._run("claim_items", lambda c: claim(c, name, count, lease_time, token))
+        locking = self.dialect in ("mysql", "mariadb")
+        claim = self._claim_locked_then_update if locking else self._claim_in_one_update
+        claimed = self._run_hot("claim_items", lambda c: claim(c, name, count, lease_time, token),
+                                several=locking)
         claimed.sort(key=lambda item: (-item.priority, item.item_id))
         return claimed
 
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
-        t = self.table
-        by_token: dict[str, list[ItemId]] = {}
+        held: dict[str, list[ItemId]] = {}
         for item in items:
             if item.token:
-                by_token.setdefault(item.token, []).append(item.item_id)
-        if not by_token:
+                held.setdefault(item.token, []).append(item.item_id)
+        chunks = [(token, ids[start:start + _CHUNK]) for token, ids in held.items()
+                  for start in range(0, len(ids), _CHUNK)]
+        if not chunks:
             return 0
-        held = sa.or_(*(sa.and_(t.c.token == token, t.c.item_id.in_(ids))
-                        for token, ids in by_token.items()))
-        query = sa.delete(t).where(t.c.name == name, held)
-        return int(self._run("delete_items", lambda conn: conn.execute(query).rowcount))
+
+        def delete(cursor: Any) -> int:
+            deleted = 0
+            for token, ids in chunks:
+                query = self._compiled(("delete", len(ids)), self._delete, len(ids))
+                given = {f"id{i}": item_id for i, item_id in enumerate(ids)}
+                cursor.execute(query.sql, query.parameters({**given, "name": name,
+                                                            "token": token}))
+                deleted += cursor.rowcount
+            return deleted
+
+        return self._run_hot("delete_items", delete, several=len(chunks) > 1)
 
     def release_item(self, name: str, item: QueueItem) -> bool:
         return self._set_expire(name, item, None, "release_item", end_claim=True) is not None
@@ -263,6 +281,7 @@ class SqlBackend:
         return int(self._run("release_all", lambda conn: conn.execute(query).rowcount))
 
     def close(self) -> None:
+        self._pinned.close()
         self.engine.dispose()
 
     # -- statements ---------------------------------------------------------------
@@ -276,11 +295,11 @@ class SqlBackend:
         )
 
     def _claim_in_one_update(
-        self, conn: Connection, name: str, count: int, lease_time: float, token: str
+        self, cursor: Any, name: str, count: int, lease_time: float, token: str
     ) -> list[StoredItem]:
-        claim = self._statement("claim", name, count, self._claim_update)
-        rows = conn.execute(claim, {"lease_time": lease_time, "token": token})
-        return [_stored(row, token) for row in rows]
+        claim = self._compiled(("claim", name, count), self._claim_update, name, count)
+        cursor.execute(claim.sql, claim.parameters({"lease_time": lease_time, "token": token}))
+        return [_stored(row, token) for row in cursor.fetchall()]
 
     def _claim_update(self, name: str, count: int) -> sa.Update:
         """The one-statement claim of PostgreSQL and SQLite."""
@@ -305,20 +324,20 @@ class SqlBackend:
         )
 
     def _claim_locked_then_update(
-        self, conn: Connection, name: str, count: int, lease_time: float, token: str
+        self, cursor: Any, name: str, count: int, lease_time: float, token: str
     ) -> list[StoredItem]:
-        t = self.table
-        rows = conn.execute(self._statement("lock", name, count, self._lock_claimable)).all()
+        lock = self._compiled(("lock", name, count), self._lock_claimable, name, count)
+        cursor.execute(lock.sql, lock.parameters({}))
+        rows = cursor.fetchall()
         if not rows:
             return []
         now = float(rows[0][-1])
         ids = [row[0] for row in rows]
-        claim = (
-            sa.update(t)
-            .where(t.c.item_id.in_(ids), t.c.expire <= now)
-            .values(expire=now + lease_time, token=token, attempts=t.c.attempts + 1)
-        )
-        if conn.execute(claim).rowcount != len(ids):
+        claim = self._compiled(("mark", len(ids)), self._mark_claimed, len(ids))
+        given = {f"id{i}": item_id for i, item_id in enumerate(ids)}
+        cursor.execute(claim.sql, claim.parameters(
+            {**given, "now": now, "expire": now + lease_time, "token": token}))
+        if cursor.rowcount != len(ids):
             raise _LostRace
         return [
             StoredItem(item_id, data, created, now + lease_time, attempts + 1, priority, token)
@@ -335,34 +354,66 @@ class SqlBackend:
             .with_for_update(skip_locked=True)
         )
 
-    def _statement(
-        self, kind: str, name: str, count: int, build: Callable[[str, int], Any]
-    ) -> Any:
-        """The claim statements, built once per queue and batch size: claims are the hot path."""
-        key = (kind, name, count)
-        statement = self._statements.get(key)
-        if statement is None:
-            if len(self._statements) >= _STATEMENTS_KEPT:
-                self._statements.clear()
-            statement = self._statements[key] = build(name, count)
-        return statement
+    def _mark_claimed(self, count: int) -> sa.Update:
+        """MariaDB/MySQL's second step: claim the locked rows if still claimable."""
+        t = self.table
+        return (
+            sa.update(t)
+            .where(t.c.item_id.in_(_placeholders("id", count, sa.BigInteger())),
+                   t.c.expire <= sa.bindparam("now", type_=sa.Double()))
+            .values(expire=sa.bindparam("expire", type_=sa.Double()),
+                    token=sa.bindparam("token", type_=sa.String()),
+                    attempts=t.c.attempts + 1)
+        )
+
+    def _delete(self, count: int) -> sa.Delete:
+        """Delete up to ``count`` items of one claim, if that claim still holds them."""
+        t = self.table
+        return sa.delete(t).where(
+            t.c.name == sa.bindparam("name", type_=sa.String()),
+            t.c.token == sa.bindparam("token", type_=sa.String()),
+            t.c.item_id.in_(_placeholders("id", count, sa.BigInteger())),
+        )
+
+    def _insert_rows(self, count: int, delayed: bool) -> sa.Insert:
+        """One multi-row INSERT of ``count`` payloads, all with one name, delay and priority."""
+        t = self.table
+        delay: sa.BindParameter[float] = sa.bindparam("delay", type_=sa.Double())
+        row = {
+            "name": sa.bindparam("name", type_=sa.String()),
+            "created": self._now,
+            "expire": self._now + delay if delayed else sa.literal(0.0, sa.Double()),
+            "priority": sa.bindparam("priority", type_=sa.Integer()),
+        }
+        insert = sa.insert(t).values(
+            [{**row, "data": data} for data in _placeholders("data", count, sa.LargeBinary())])
+        if self.engine.dialect.insert_returning:
+            insert = insert.returning(t.c.item_id)
+        return insert
 
     def _insert(
-        self, conn: Connection, insert: sa.Insert, rows: list[dict[str, bytes]]
+        self, cursor: Any, payloads: Sequence[bytes], values: dict[str, Any], delayed: bool
     ) -> list[ItemId]:
-        t = self.table
         if self.engine.dialect.insert_returning:
-            # SQLAlchemy sends these as multi-row INSERTs of a cached statement;
-            # each numbers its rows in order, and later ones get higher ids.
-            inserted = conn.execute(insert.returning(t.c.item_id), rows)
-            return sorted(row[0] for row in inserted)
+            insert = self._compiled(("insert", len(payloads), delayed), self._insert_rows,
+                                    len(payloads), delayed)
+            given = {f"data{i}": payload for i, payload in enumerate(payloads)}
+            cursor.execute(insert.sql, insert.parameters({**values, **given}))
+            return [row[0] for row in cursor.fetchall()]
         # MySQL has no RETURNING and may interleave auto-increment values of
         # concurrent bulk inserts, so ids are only certain row by row.
+        single = self._compiled(("insert", 1, delayed), self._insert_rows, 1, delayed)
         ids: list[ItemId] = []
-        for row in rows:
-            key = conn.execute(insert, row).inserted_primary_key
-            ids.append(key[0] if key else 0)
+        for payload in payloads:
+            cursor.execute(single.sql, single.parameters({**values, "data0": payload}))
+            ids.append(cursor.lastrowid)
         return ids
+
+    def _compiled(self, key: tuple[Any, ...], build: Callable[..., sa.ClauseElement],
+                  *arguments: Any) -> Compiled:
+        """The hot statements, each compiled once per queue, batch size or row count."""
+        return cached(self._statements, key, _STATEMENTS_KEPT,
+                      lambda: Compiled(build(*arguments), self.engine.dialect))
 
     def _set_expire(
         self, name: str, item: QueueItem, seconds: float | None, operation: str, *,
@@ -405,16 +456,33 @@ class SqlBackend:
         self._ready = True
 
     def _run(self, operation: str, work: Callable[[Connection], T], *, read: bool = False) -> T:
-        """Run ``work`` in one transaction, again after a deadlock; errors wrapped."""
+        """Run ``work`` in one SQLAlchemy transaction, again after a deadlock; errors wrapped."""
+
+        def once() -> T:
+            with self.engine.connect() as conn:
+                if read:
+                    conn.execution_options(bridge_read=True)
+                with conn.begin():
+                    return work(conn)
+
+        return self._retrying(operation, once)
+
+    def _run_hot(self, operation: str, work: Callable[[Any], T], *, several: bool) -> T:
+        """Run ``work`` on a DB-API cursor in one transaction (see sql_driver.py)."""
+
+        def once() -> T:
+            with self._pinned.transaction(several=several) as cursor:
+                return work(cursor)
+
+        return self._retrying(operation, once)
+
+    def _retrying(self, operation: str, once: Callable[[], T]) -> T:
+        """``once()``, again after a deadlock or a lost race; errors wrapped."""
         with wrap_errors(self.url, operation):
             self._prepare()
             for attempt in range(1, _ATTEMPTS + 1):
                 try:
-                    with self.engine.connect() as conn:
-                        if read:
-                            conn.execution_options(bridge_read=True)
-                        with conn.begin():
-                            return work(conn)
+                    return once()
                 except sa.exc.DBAPIError as exc:
                     if attempt == _ATTEMPTS or not is_transient(exc):
                         raise
@@ -429,7 +497,11 @@ class _LostRace(Exception):
     """A conditional UPDATE matched fewer rows than it had locked: roll back, retry."""
 
 
-def _inline(count: int) -> sa.BindParameter[int]:
+def _placeholders(prefix: str, count: int, type_: Any) -> list[sa.BindParameter[Any]]:
+    return [sa.bindparam(f"{prefix}{i}", type_=type_) for i in range(count)]
+
+
+def _inline(count: int) -> sa.ColumnElement[int]:
     """A LIMIT written into the SQL text rather than sent as a parameter.
 
     psycopg prepares a statement after five runs, and PostgreSQL may then
@@ -438,7 +510,7 @@ def _inline(count: int) -> sa.BindParameter[int]:
     on a 1M-item queue instead of 0.3 ms. Knowing it, every plan walks the
     claim index and stops after ``count`` rows.
     """
-    return sa.literal(count, sa.Integer(), literal_execute=True)
+    return sa.literal_column(str(int(count)), sa.Integer())
 
 
 def _stored(row: Sequence[Any], token: str) -> StoredItem:

@@ -1,0 +1,217 @@
+"""The SQL backend's hot path: statements compiled once, run on a pinned DB-API connection.
+
+Claims, deletes and inserts are what a worker does thousands of times a
+second, and there SQLAlchemy's execution layer cost more than the database.
+Measured on SQLite (WAL, NORMAL) on the 2-core CI machine: the statement
+itself takes 8-50 us; SQLAlchemy's ``Connection.execute`` added about 80 us
+per statement (execution context, events, result wrapping), a pool checkout
+and its reset-on-return about 16 us, and ``pool_pre_ping`` one more round
+trip. A claim + delete cycle ran at 1.1k/s through SQLAlchemy against 8.8k/s
+on the bare driver (``python -m benchmarks``; docs/benchmarks.md).
+
+So SQLAlchemy still *builds* every statement (one source for every
+dialect, in ``sql.py``), and this module only *runs* the compiled SQL:
+
+* :class:`Compiled` renders a statement once to the driver's SQL and keeps
+  its parameter names, so a call is one ``cursor.execute``.
+* :class:`PinnedConnections` keeps one DB-API connection per thread (and per
+  process: a forked child opens its own), taken from the engine's pool, so
+  there is no checkout per call. A connection idle for longer than
+  ``PING_AFTER`` seconds is pinged first, which is what ``pool_pre_ping``
+  did for every checkout; a busy worker never pays for it.
+* Driver errors become SQLAlchemy's own exception classes (with the
+  dialect's disconnect detection), so ``sql_errors`` handles both paths
+  alike, and a lost connection is dropped rather than reused.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+PING_AFTER = 1.0
+T = TypeVar("T")
+
+# Connections a forked child inherited: kept referenced and never closed
+# here, since closing one would end the parent's session on the same socket.
+_INHERITED: list[_Pinned] = []
+
+
+class Compiled:
+    """One statement rendered once for a dialect, with its parameter names."""
+
+    __slots__ = ("names", "sql", "values")
+
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        compiled: Any = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        # Values fixed when the statement was built (the queue name, literals);
+        # placeholders built with bindparam(name) are filled per call.
+        self.values = {name: bind.effective_value for name, bind in compiled.binds.items()}
+        self.names = tuple(compiled.positiontup or ()) if compiled.positional else None
+
+    def parameters(self, given: Mapping[str, Any]) -> Any:
+        values = {**self.values, **given}
+        if self.names is None:
+            return values
+        return tuple(values[name] for name in self.names)
+
+
+class _Pinned:
+    """A thread's connection, checked out of the pool for as long as the thread lives."""
+
+    def __init__(self, engine: Engine, dialect: str) -> None:
+        self.fairy = engine.raw_connection()
+        self.driver: Any = cast(Any, self.fairy.dbapi_connection)
+        self.dialect = dialect
+        self.pid = os.getpid()
+        self.used = time.monotonic()
+        if dialect == "mysql":
+            # Single statements commit on their own, like PostgreSQL's
+            # autocommit; several run in an explicit BEGIN ... COMMIT.
+            self.driver.autocommit(True)
+
+    def give_back(self) -> None:
+        try:
+            if self.dialect == "mysql":
+                self.driver.autocommit(False)
+            self.fairy.close()
+        except Exception:  # a dead connection: the pool discards it
+            if self.fairy.is_valid:
+                self.fairy.invalidate()
+
+    def __del__(self) -> None:
+        # The thread has ended: its connection goes back to the pool.
+        if self.pid == os.getpid() and self.fairy.is_valid:
+            self.give_back()
+
+
+class PinnedConnections:
+    """One connection per thread for the hot path, and transactions on it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        name = engine.dialect.name
+        self.dialect = "mysql" if name in ("mysql", "mariadb") else name
+        self._local = threading.local()
+        self._all: weakref.WeakSet[_Pinned] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def transaction(self, *, several: bool) -> Iterator[Any]:
+        """A cursor in one transaction; ``several`` if more than one statement will run.
+
+        Driver errors leave as SQLAlchemy exceptions; after a lost connection
+        the thread's next call opens a new one.
+        """
+        pinned = self._connection()
+        driver = pinned.driver
+        cursor = None
+        began = False
+        try:
+            cursor = driver.cursor()
+            if self.dialect == "sqlite":
+                # Every SQLite write takes the lock up front (see sql.py).
+                cursor.execute("BEGIN IMMEDIATE")
+                began = True
+            elif several and self.dialect == "mysql":
+                driver.begin()
+                began = True
+            elif several:
+                cursor.execute("BEGIN")
+                began = True
+            yield cursor
+            if began:
+                if self.dialect == "mysql":
+                    driver.commit()
+                else:
+                    cursor.execute("COMMIT")
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            lost = self.engine.dialect.is_disconnect(exc, driver, cursor)
+            if began and not lost:
+                self._roll_back(pinned, cursor)
+            if lost:
+                self._drop(pinned)
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, self.engine.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost, dialect=self.engine.dialect,
+            ) from exc
+        except BaseException:
+            if began:
+                self._roll_back(pinned, cursor)
+            raise
+        finally:
+            pinned.used = time.monotonic()
+            if cursor is not None:
+                cursor.close()
+
+    def close(self) -> None:
+        with self._lock:
+            pinned, self._all = list(self._all), weakref.WeakSet()
+        pid = os.getpid()
+        for each in pinned:
+            if each.pid == pid:
+                each.give_back()
+        self._local = threading.local()
+
+    def _connection(self) -> _Pinned:
+        pinned: _Pinned | None = getattr(self._local, "pinned", None)
+        if pinned is not None and pinned.pid != os.getpid():
+            _INHERITED.append(pinned)
+            pinned = None
+        idle = pinned is not None and time.monotonic() - pinned.used > PING_AFTER
+        if pinned is not None and idle and not self._alive(pinned):
+            self._drop(pinned)
+            pinned = None
+        if pinned is None:
+            pinned = _Pinned(self.engine, self.dialect)
+            self._local.pinned = pinned
+            with self._lock:
+                self._all.add(pinned)
+        return pinned
+
+    def _alive(self, pinned: _Pinned) -> bool:
+        try:
+            cursor = pinned.driver.cursor()
+            try:
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+            finally:
+                cursor.close()
+        except self.engine.dialect.loaded_dbapi.Error:
+            return False
+        return True
+
+    def _roll_back(self, pinned: _Pinned, cursor: Any) -> None:
+        try:
+            if self.dialect == "mysql":
+                pinned.driver.rollback()
+            else:
+                cursor.execute("ROLLBACK")
+        except self.engine.dialect.loaded_dbapi.Error:
+            self._drop(pinned)
+
+    def _drop(self, pinned: _Pinned) -> None:
+        if pinned.fairy.is_valid:
+            pinned.fairy.invalidate()
+        if getattr(self._local, "pinned", None) is pinned:
+            self._local.pinned = None
+
+
+def cached(cache: dict[Any, Compiled], key: Any, limit: int,
+           build: Callable[[], Compiled]) -> Compiled:
+    """``cache[key]``, built on first use; the cache is emptied when it reaches ``limit``."""
+    compiled = cache.get(key)
+    if compiled is None:
+        if len(cache) >= limit:
+            cache.clear()
+        compiled = cache[key] = build()
+    return compiled
