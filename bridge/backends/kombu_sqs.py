@@ -70,7 +70,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bridge.backends import mask_password
 from bridge.backends.kombu import KombuBackend
@@ -284,11 +284,11 @@ class SqsBackend(KombuBackend):
                     self._looks[message["MessageId"]] = self._looks.get(message["MessageId"], 0) + 1
                 for message in fresh:
                     looks = self._looks[message["MessageId"]]
-                    seen[message["MessageId"]] = replace(stored(message, 0.0, looks), token="")
+                    seen[message["MessageId"]] = stored(message, 0.0, looks)._replace(token="")
                 if not fresh:
                     break
             now = time.time()
-            leased = [replace(claim.item, token="") for claim in self._claims.values()
+            leased = [claim.item._replace(token="") for claim in self._claims.values()
                       if claim.queue == name and not claim.ended and claim.item.expire > now]
             return (list(seen.values()) + leased)[:limit]
 
@@ -327,7 +327,7 @@ class SqsBackend(KombuBackend):
             if claim is not None and claim.item.token == item.token:
                 claim.ended = ends
                 claim.delayed_until = expire if ends and seconds else 0.0
-                claim.item = replace(claim.item, expire=expire)
+                claim.item = claim.item._replace(expire=expire)
             return expire
 
     def _may_hold(self, name: str, item: QueueItem) -> bool:
@@ -354,7 +354,7 @@ class SqsBackend(KombuBackend):
             ):
                 continue
             self._client.change_visibility(queue_url, claim.item.token, 0)
-            claim.item = replace(claim.item, expire=0.0)
+            claim.item = claim.item._replace(expire=0.0)
             claim.delayed_until = 0.0
 
     def _remember(self, message_id: str, claim: _Claim) -> None:

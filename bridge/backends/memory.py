@@ -30,7 +30,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bridge.queue import Capabilities, ItemCounts, ItemId, QueueItem, StoredItem
 
@@ -150,7 +150,7 @@ class MemoryBackend:
             now = time.time()
             queue = self._queues.get(name, {})
             order = sorted(queue, key=lambda i: (queue[i].expire > now, -queue[i].priority, i))
-            return [replace(queue[i].stored(i), token="") for i in order[:limit]]
+            return [queue[i].stored(i)._replace(token="") for i in order[:limit]]
 
     def release_all(self, name: str) -> int:
         with self._lock:

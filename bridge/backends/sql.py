@@ -83,6 +83,8 @@ _STATEMENTS_KEPT = 512
 # Rows per INSERT and ids per DELETE: far below every driver's parameter
 # limit (SQLite's was 999 before 3.32), and few enough sizes to cache.
 _CHUNK = 100
+_ID_NAMES = [f"id{i}" for i in range(_CHUNK)]
+_DATA_NAMES = [f"data{i}" for i in range(_CHUNK)]
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -235,9 +237,9 @@ class SqlBackend:
             deleted = 0
             for token, ids in chunks:
                 query = self._compiled(("delete", len(ids)), self._delete, len(ids))
-                given = {f"id{i}": item_id for i, item_id in enumerate(ids)}
-                cursor.execute(query.sql, query.parameters({**given, "name": name,
-                                                            "token": token}))
+                given = dict(zip(_ID_NAMES, ids, strict=False))
+                given["token"] = token
+                cursor.execute(query.sql, query.parameters(given))
                 deleted += cursor.rowcount
             return deleted
 
@@ -334,9 +336,9 @@ class SqlBackend:
         now = float(rows[0][-1])
         ids = [row[0] for row in rows]
         claim = self._compiled(("mark", len(ids)), self._mark_claimed, len(ids))
-        given = {f"id{i}": item_id for i, item_id in enumerate(ids)}
-        cursor.execute(claim.sql, claim.parameters(
-            {**given, "now": now, "expire": now + lease_time, "token": token}))
+        given = dict(zip(_ID_NAMES, ids, strict=False))
+        given.update(now=now, expire=now + lease_time, token=token)
+        cursor.execute(claim.sql, claim.parameters(given))
         if cursor.rowcount != len(ids):
             raise _LostRace
         return [
@@ -367,12 +369,17 @@ class SqlBackend:
         )
 
     def _delete(self, count: int) -> sa.Delete:
-        """Delete up to ``count`` items of one claim, if that claim still holds them."""
+        """Delete up to ``count`` items of one claim, if that claim still holds them.
+
+        By id and token only: the token already names the claim, and a
+        ``name =`` term let PostgreSQL, on stale statistics, walk the claim
+        index for the ids instead of the primary key (95 ms per delete at 20k
+        items, against 0.3 ms).
+        """
         t = self.table
         return sa.delete(t).where(
-            t.c.name == sa.bindparam("name", type_=sa.String()),
-            t.c.token == sa.bindparam("token", type_=sa.String()),
             t.c.item_id.in_(_placeholders("id", count, sa.BigInteger())),
+            t.c.token == sa.bindparam("token", type_=sa.String()),
         )
 
     def _insert_rows(self, count: int, delayed: bool) -> sa.Insert:
@@ -397,8 +404,9 @@ class SqlBackend:
         if self.engine.dialect.insert_returning:
             insert = self._compiled(("insert", len(payloads), delayed), self._insert_rows,
                                     len(payloads), delayed)
-            given = {f"data{i}": payload for i, payload in enumerate(payloads)}
-            cursor.execute(insert.sql, insert.parameters({**values, **given}))
+            given = dict(zip(_DATA_NAMES, payloads, strict=False))
+            given.update(values)
+            cursor.execute(insert.sql, insert.parameters(given))
             return [row[0] for row in cursor.fetchall()]
         # MySQL has no RETURNING and may interleave auto-increment values of
         # concurrent bulk inserts, so ids are only certain row by row.
@@ -470,11 +478,7 @@ class SqlBackend:
     def _run_hot(self, operation: str, work: Callable[[Any], T], *, several: bool) -> T:
         """Run ``work`` on a DB-API cursor in one transaction (see sql_driver.py)."""
 
-        def once() -> T:
-            with self._pinned.transaction(several=several) as cursor:
-                return work(cursor)
-
-        return self._retrying(operation, once)
+        return self._retrying(operation, lambda: self._pinned.run(work, several=several))
 
     def _retrying(self, operation: str, once: Callable[[], T]) -> T:
         """``once()``, again after a deadlock or a lost race; errors wrapped."""
@@ -498,6 +502,7 @@ class _LostRace(Exception):
 
 
 def _placeholders(prefix: str, count: int, type_: Any) -> list[sa.BindParameter[Any]]:
+    # The names are those of _ID_NAMES and _DATA_NAMES, which fill them.
     return [sa.bindparam(f"{prefix}{i}", type_=type_) for i in range(count)]
 
 
@@ -571,6 +576,20 @@ def _install_session_settings(engine: Engine, backend: str, synchronous: str) ->
         def _sqlite_begin(conn: Connection) -> None:
             read = conn.get_execution_options().get("bridge_read", False)
             conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    elif backend == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _postgresql_connect(dbapi_conn: Any, record: Any) -> None:
+            # Every ordered bridge query has an index in its order; a sort is
+            # chosen only on stale statistics (a queue grown from empty since
+            # the last ANALYZE, autovacuum off or not yet round), and then it
+            # sorted the whole queue on every claim: 200 ms per claim at 30k
+            # items, where the index walk takes 0.3 ms. Queries that must sort
+            # (peek) still do; this only takes the sort off the table as a choice.
+            with dbapi_conn.cursor() as cursor:
+                cursor.execute("SET enable_sort = off")
+            dbapi_conn.commit()
 
     elif backend in ("mysql", "mariadb"):
 

@@ -30,8 +30,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -52,17 +51,18 @@ class Compiled:
 
     def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
         compiled: Any = statement.compile(dialect=dialect)
-        self.sql = compiled.string
+        self.sql: str = compiled.string
         # Values fixed when the statement was built (the queue name, literals);
         # placeholders built with bindparam(name) are filled per call.
         self.values = {name: bind.effective_value for name, bind in compiled.binds.items()}
-        self.names = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.names: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if compiled.positional else None)
 
-    def parameters(self, given: Mapping[str, Any]) -> Any:
-        values = {**self.values, **given}
+    def parameters(self, given: dict[str, Any]) -> Any:
+        values = self.values | given
         if self.names is None:
             return values
-        return tuple(values[name] for name in self.names)
+        return [values[name] for name in self.names]
 
 
 class _Pinned:
@@ -71,6 +71,7 @@ class _Pinned:
     def __init__(self, engine: Engine, dialect: str) -> None:
         self.fairy = engine.raw_connection()
         self.driver: Any = cast(Any, self.fairy.dbapi_connection)
+        self.cursor: Any = self.driver.cursor()
         self.dialect = dialect
         self.pid = os.getpid()
         self.used = time.monotonic()
@@ -81,6 +82,7 @@ class _Pinned:
 
     def give_back(self) -> None:
         try:
+            self.cursor.close()
             if self.dialect == "mysql":
                 self.driver.autocommit(False)
             self.fairy.close()
@@ -104,54 +106,52 @@ class PinnedConnections:
         self._local = threading.local()
         self._all: weakref.WeakSet[_Pinned] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
-    @contextmanager
-    def transaction(self, *, several: bool) -> Iterator[Any]:
-        """A cursor in one transaction; ``several`` if more than one statement will run.
+    def run(self, work: Callable[[Any], T], *, several: bool) -> T:
+        """``work(cursor)`` in one transaction; ``several`` if it runs more than one statement.
 
         Driver errors leave as SQLAlchemy exceptions; after a lost connection
-        the thread's next call opens a new one.
+        the thread's next call opens a new one. (A plain method rather than a
+        context manager: this runs twice per item, and the generator cost.)
         """
         pinned = self._connection()
-        driver = pinned.driver
-        cursor = None
+        cursor = pinned.cursor
         began = False
         try:
-            cursor = driver.cursor()
             if self.dialect == "sqlite":
                 # Every SQLite write takes the lock up front (see sql.py).
                 cursor.execute("BEGIN IMMEDIATE")
                 began = True
-            elif several and self.dialect == "mysql":
-                driver.begin()
-                began = True
             elif several:
-                cursor.execute("BEGIN")
+                if self.dialect == "mysql":
+                    pinned.driver.begin()
+                else:
+                    cursor.execute("BEGIN")
                 began = True
-            yield cursor
+            result = work(cursor)
             if began:
                 if self.dialect == "mysql":
-                    driver.commit()
+                    pinned.driver.commit()
                 else:
                     cursor.execute("COMMIT")
-        except self.engine.dialect.loaded_dbapi.Error as exc:
-            lost = self.engine.dialect.is_disconnect(exc, driver, cursor)
+            return result
+        except self._driver_error as exc:
+            lost = self.engine.dialect.is_disconnect(cast(Any, exc), pinned.driver, cursor)
             if began and not lost:
-                self._roll_back(pinned, cursor)
+                self._roll_back(pinned)
             if lost:
                 self._drop(pinned)
             raise sa.exc.DBAPIError.instance(
-                None, None, exc, self.engine.dialect.loaded_dbapi.Error,
+                None, None, exc, self._driver_error,
                 connection_invalidated=lost, dialect=self.engine.dialect,
             ) from exc
         except BaseException:
             if began:
-                self._roll_back(pinned, cursor)
+                self._roll_back(pinned)
             raise
         finally:
             pinned.used = time.monotonic()
-            if cursor is not None:
-                cursor.close()
 
     def close(self) -> None:
         with self._lock:
@@ -180,23 +180,19 @@ class PinnedConnections:
 
     def _alive(self, pinned: _Pinned) -> bool:
         try:
-            cursor = pinned.driver.cursor()
-            try:
-                cursor.execute("SELECT 1")
-                cursor.fetchall()
-            finally:
-                cursor.close()
-        except self.engine.dialect.loaded_dbapi.Error:
+            pinned.cursor.execute("SELECT 1")
+            pinned.cursor.fetchall()
+        except self._driver_error:
             return False
         return True
 
-    def _roll_back(self, pinned: _Pinned, cursor: Any) -> None:
+    def _roll_back(self, pinned: _Pinned) -> None:
         try:
             if self.dialect == "mysql":
                 pinned.driver.rollback()
             else:
-                cursor.execute("ROLLBACK")
-        except self.engine.dialect.loaded_dbapi.Error:
+                pinned.cursor.execute("ROLLBACK")
+        except self._driver_error:
             self._drop(pinned)
 
     def _drop(self, pinned: _Pinned) -> None:
