@@ -64,6 +64,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from bridge.backends import mask_password, missing_driver
@@ -83,8 +84,7 @@ _STATEMENTS_KEPT = 512
 # Rows per INSERT and ids per DELETE: far below every driver's parameter
 # limit (SQLite's was 999 before 3.32), and few enough sizes to cache.
 _CHUNK = 100
-_ID_NAMES = [f"id{i}" for i in range(_CHUNK)]
-_DATA_NAMES = [f"data{i}" for i in range(_CHUNK)]
+_NAMES = {prefix: [f"{prefix}{i}" for i in range(_CHUNK)] for prefix in ("id", "data")}
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -236,8 +236,14 @@ class SqlBackend:
         def delete(cursor: Any) -> int:
             deleted = 0
             for token, ids in chunks:
-                query = self._compiled(("delete", len(ids)), self._delete, len(ids))
-                given = dict(zip(_ID_NAMES, ids, strict=False))
+                if self.dialect == "postgresql":
+                    # One array parameter: one statement for any count, and
+                    # no hundred named parameters for the driver to map.
+                    query = self._compiled(("delete", 0), self._delete, 0)
+                    given: dict[str, Any] = {"ids": ids}
+                else:
+                    query = self._compiled(("delete", len(ids)), self._delete, len(ids))
+                    given = _numbered("id", ids)
                 given["token"] = token
                 cursor.execute(query.sql, query.parameters(given))
                 deleted += cursor.rowcount
@@ -336,7 +342,7 @@ class SqlBackend:
         now = float(rows[0][-1])
         ids = [row[0] for row in rows]
         claim = self._compiled(("mark", len(ids)), self._mark_claimed, len(ids))
-        given = dict(zip(_ID_NAMES, ids, strict=False))
+        given = _numbered("id", ids)
         given.update(now=now, expire=now + lease_time, token=token)
         cursor.execute(claim.sql, claim.parameters(given))
         if cursor.rowcount != len(ids):
@@ -369,7 +375,7 @@ class SqlBackend:
         )
 
     def _delete(self, count: int) -> sa.Delete:
-        """Delete up to ``count`` items of one claim, if that claim still holds them.
+        """Delete up to ``count`` items (0: any number) of one claim, if it still holds them.
 
         By id and token only: the token already names the claim, and a
         ``name =`` term let PostgreSQL, on stale statistics, walk the claim
@@ -377,10 +383,12 @@ class SqlBackend:
         items, against 0.3 ms).
         """
         t = self.table
-        return sa.delete(t).where(
-            t.c.item_id.in_(_placeholders("id", count, sa.BigInteger())),
-            t.c.token == sa.bindparam("token", type_=sa.String()),
-        )
+        if count:
+            ids: sa.ColumnElement[bool] = t.c.item_id.in_(
+                _placeholders("id", count, sa.BigInteger()))
+        else:  # PostgreSQL: the ids as one array
+            ids = t.c.item_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.BigInteger())))
+        return sa.delete(t).where(ids, t.c.token == sa.bindparam("token", type_=sa.String()))
 
     def _insert_rows(self, count: int, delayed: bool) -> sa.Insert:
         """One multi-row INSERT of ``count`` payloads, all with one name, delay and priority."""
@@ -404,7 +412,7 @@ class SqlBackend:
         if self.engine.dialect.insert_returning:
             insert = self._compiled(("insert", len(payloads), delayed), self._insert_rows,
                                     len(payloads), delayed)
-            given = dict(zip(_DATA_NAMES, payloads, strict=False))
+            given = _numbered("data", payloads)
             given.update(values)
             cursor.execute(insert.sql, insert.parameters(given))
             return [row[0] for row in cursor.fetchall()]
@@ -502,8 +510,15 @@ class _LostRace(Exception):
 
 
 def _placeholders(prefix: str, count: int, type_: Any) -> list[sa.BindParameter[Any]]:
-    # The names are those of _ID_NAMES and _DATA_NAMES, which fill them.
+    """``count`` parameters named ``<prefix>0``, ``<prefix>1``...; ``_numbered`` fills them."""
     return [sa.bindparam(f"{prefix}{i}", type_=type_) for i in range(count)]
+
+
+def _numbered(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
+    names = _NAMES[prefix]
+    if len(values) > len(names):  # a claim of more than _CHUNK items on MariaDB
+        names = [f"{prefix}{i}" for i in range(len(values))]
+    return dict(zip(names, values, strict=False))
 
 
 def _inline(count: int) -> sa.ColumnElement[int]:
