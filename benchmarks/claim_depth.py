@@ -7,11 +7,15 @@ the deepest to the shallowest.
 
     python -m benchmarks.claim_depth --url postgresql://postgres@127.0.0.1/test \\
         --depths 1000 1000000 --claims 1000
+
+``python -m benchmarks`` runs it in a process of its own with ``--json``, for
+PostgreSQL and Redis.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -36,7 +40,8 @@ def analyze(queue: bridge.Queue) -> None:
     engine = getattr(backend, "engine", None)
     if engine is None:
         return
-    keyword = "ANALYZE TABLE" if engine.dialect.name == "mysql" else "ANALYZE"
+    name = engine.dialect.name
+    keyword = {"mysql": "ANALYZE TABLE", "postgresql": "VACUUM ANALYZE"}.get(name, "ANALYZE")
     with engine.begin() as conn:
         conn.exec_driver_sql(f"{keyword} {backend.table.name}")  # type: ignore[attr-defined]
 
@@ -59,6 +64,7 @@ def main() -> None:
     parser.add_argument("--table", default="bridge_bench_depth")
     parser.add_argument("--depths", type=int, nargs="+", default=[1000, 1_000_000])
     parser.add_argument("--claims", type=int, default=1000)
+    parser.add_argument("--json", action="store_true", help="print one JSON line instead")
     args = parser.parse_args()
     options: dict[str, str] = {}
     if args.url.startswith("redis"):
@@ -68,8 +74,9 @@ def main() -> None:
     factory = bridge.QueueFactory(default={"url": args.url, "options": options})
     queue = factory.get("depth_probe")
     queue.delete_queue()
-    medians = {}
-    print(f"{'depth':>10} {'median ms':>10} {'p95 ms':>8} {'mean ms':>8}  (fill s)")
+    medians, rows = {}, []
+    if not args.json:
+        print(f"{'depth':>10} {'median ms':>10} {'p95 ms':>8} {'mean ms':>8}  (fill s)")
     for depth in sorted(args.depths):
         filled = fill(queue, depth)
         analyze(queue)
@@ -79,10 +86,15 @@ def main() -> None:
         p95 = timings[int(len(timings) * 0.95)] * 1000
         mean = statistics.fmean(timings) * 1000
         medians[depth] = median
-        print(f"{depth:>10} {median:>10.3f} {p95:>8.3f} {mean:>8.3f}  ({filled:.1f})")
+        rows.append({"depth": depth, "median_ms": median, "p95_ms": p95, "mean_ms": mean})
+        if not args.json:
+            print(f"{depth:>10} {median:>10.3f} {p95:>8.3f} {mean:>8.3f}  ({filled:.1f})")
     deepest, shallowest = max(medians), min(medians)
-    print(f"median at {deepest} / median at {shallowest}: "
-          f"{medians[deepest] / medians[shallowest]:.2f}x")
+    if args.json:
+        print(json.dumps({"rows": rows}))
+    else:
+        print(f"median at {deepest} / median at {shallowest}: "
+              f"{medians[deepest] / medians[shallowest]:.2f}x")
     queue.delete_queue()
     factory.close()
 
