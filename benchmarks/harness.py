@@ -137,8 +137,13 @@ def drain_once(key: str, url: str, control: Control, logs: Logs, *, consumers: i
     """
     control.call(timeout, "reset")
     filled = control.call(timeout, "enqueue", count=jobs, batch=100)["elapsed"]
-    if control.call(timeout, "remaining")["remaining"] != jobs:
-        raise CellFailed(f"{key}: the queue does not hold the {jobs} jobs just enqueued")
+    # A broker's count may trail publishes it has not processed yet (RabbitMQ
+    # without publisher confirms): give it a moment, untimed.
+    deadline = time.monotonic() + 10
+    while (held := control.call(timeout, "remaining")["remaining"]) != jobs:
+        if time.monotonic() > deadline:
+            raise CellFailed(f"{key}: the queue holds {held} of the {jobs} jobs just enqueued")
+        time.sleep(0.1)
     settle()
     procs, handles = [], []
     try:

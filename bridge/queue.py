@@ -244,7 +244,11 @@ class Queue:
         if count == 0:
             return []
         stored = self.backend.claim_items(self.name, count, lease_time)
-        return [self._item(row) for row in stored]
+        # _item inlined: this runs once per claimed item, a hundred per batch.
+        decode, name = self.codec.decode, self.name
+        return [QueueItem(item_id, decode(payload), created, expire, attempts, priority, name,
+                          token)
+                for item_id, payload, created, expire, attempts, priority, token in stored]
 
     def delete_item(self, item: QueueItem) -> bool:
         """Delete a claimed item; False if its claim was lost to another claimer."""
@@ -253,8 +257,10 @@ class Queue:
 
     def delete_items(self, items: Sequence[QueueItem]) -> int:
         """Delete claimed items in one round trip; returns how many were still held."""
+        name = self.name
         for item in items:
-            self._check_item(item)
+            if type(item) is not QueueItem or item.queue != name:
+                self._check_item(item)  # says what is wrong (or accepts a subclass)
         return self.backend.delete_items(self.name, items) if items else 0
 
     def release_item(self, item: QueueItem) -> bool:
