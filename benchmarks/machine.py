@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from benchmarks.services import Services
 
-PACKAGES = ("bridge", "sqlalchemy", "psycopg", "pymysql", "redis", "kombu", "celery",
+PACKAGES = ("bridge", "sqlalchemy", "psycopg", "pymysql", "redis", "hiredis", "kombu", "celery",
             "pgqueuer", "asyncpg", "procrastinate", "rq", "dramatiq", "huey")
 
 
