@@ -38,7 +38,7 @@ class Plan:
         self.quick_jobs = 200
 
     def jobs_for(self, rate: float) -> int:
-        return int(min(100_000, max(1000, rate * self.cell_seconds)))
+        return int(min(100_000, max(500, rate * self.cell_seconds)))
 
 
 def run_system(key: str, family: str, url: str, plan: Plan, logs: Logs, cells: list[Cell],
