@@ -68,7 +68,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from bridge.backends import mask_password, missing_driver
-from bridge.backends.sql_driver import Compiled, PinnedConnections, cached
+from bridge.backends.sql_driver import Compiled, PinnedConnections
 from bridge.backends.sql_errors import is_transient, wrap_errors
 from bridge.errors import BackendError, ConfigurationError
 from bridge.queue import Capabilities, ItemCounts, ItemId, QueueItem, StoredItem
@@ -228,8 +228,11 @@ class SqlBackend:
         for item in items:
             if item.token:
                 held.setdefault(item.token, []).append(item.item_id)
-        chunks = [(token, ids[start:start + _CHUNK]) for token, ids in held.items()
-                  for start in range(0, len(ids), _CHUNK)]
+        # PostgreSQL takes any number of ids as one array parameter; elsewhere
+        # each id is a placeholder, so large deletes go in chunks.
+        size = len(items) if self.dialect == "postgresql" else _CHUNK
+        chunks = [(token, ids[start:start + size]) for token, ids in held.items()
+                  for start in range(0, len(ids), size)]
         if not chunks:
             return 0
 
@@ -428,8 +431,12 @@ class SqlBackend:
     def _compiled(self, key: tuple[Any, ...], build: Callable[..., sa.ClauseElement],
                   *arguments: Any) -> Compiled:
         """The hot statements, each compiled once per queue, batch size or row count."""
-        return cached(self._statements, key, _STATEMENTS_KEPT,
-                      lambda: Compiled(build(*arguments), self.engine.dialect))
+        compiled = self._statements.get(key)
+        if compiled is None:
+            if len(self._statements) >= _STATEMENTS_KEPT:
+                self._statements.clear()
+            compiled = self._statements[key] = Compiled(build(*arguments), self.engine.dialect)
+        return compiled
 
     def _set_expire(
         self, name: str, item: QueueItem, seconds: float | None, operation: str, *,

@@ -201,13 +201,3 @@ class PinnedConnections:
         if getattr(self._local, "pinned", None) is pinned:
             self._local.pinned = None
 
-
-def cached(cache: dict[Any, Compiled], key: Any, limit: int,
-           build: Callable[[], Compiled]) -> Compiled:
-    """``cache[key]``, built on first use; the cache is emptied when it reaches ``limit``."""
-    compiled = cache.get(key)
-    if compiled is None:
-        if len(cache) >= limit:
-            cache.clear()
-        compiled = cache[key] = build()
-    return compiled
