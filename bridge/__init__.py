@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 from bridge.codecs import Codec, JsonCodec
+from bridge.contract import Backend, Capabilities
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
@@ -24,7 +25,8 @@ from bridge.errors import (
     UnsupportedOperationError,
 )
 from bridge.factory import QueueFactory, configure, get_factory, get_queue
-from bridge.queue import Backend, Capabilities, ItemCounts, Queue, QueueItem
+from bridge.items import ItemCounts, QueueItem
+from bridge.queue import Queue
 from bridge.workers import (
     DelayedRequeue,
     QueueWorker,

@@ -39,7 +39,8 @@ from bridge.errors import (
     UnknownQueueError,
 )
 from bridge.factory import QueueFactory, get_factory
-from bridge.queue import Queue, QueueItem
+from bridge.items import QueueItem
+from bridge.queue import Queue
 from bridge.workers import (
     Summary,
     import_worker_modules,

@@ -21,11 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.backends import mask_password, open_backend, scheme_of
+from bridge.backends import open_backend
 from bridge.codecs import get_codec
+from bridge.contract import Backend
 from bridge.errors import ConfigurationError
-from bridge.queue import Backend, Queue
+from bridge.queue import Queue
 from bridge.settings import DEFAULT_URL, Settings, Spec, load_settings
+from bridge.urls import mask_password, scheme_of
 
 _FACADE_OPTIONS = ("codec",)
 

@@ -21,9 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from bridge.contract import Backend
 from bridge.errors import BridgeError, UnsupportedOperationError
 from bridge.factory import QueueFactory
-from bridge.queue import Backend, ItemCounts
+from bridge.items import ItemCounts
 from bridge.workers import registered_workers
 
 logger = logging.getLogger(__name__)

@@ -47,7 +47,8 @@ from typing import Any, Literal, TypeVar
 
 from bridge.errors import ConfigurationError, InvalidArgumentError, UnknownQueueError
 from bridge.factory import QueueFactory, get_queue
-from bridge.queue import Queue, QueueItem
+from bridge.items import QueueItem
+from bridge.queue import Queue
 from bridge.settings import load_settings
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import pytest
 from celery_processes import http_get
 
 import bridge
+from bridge.items import ItemCounts
 from bridge.metrics import QueueDepth, queue_depths, render
-from bridge.queue import ItemCounts
 
 from conftest import SHARED_BACKENDS, spec_for
 

@@ -12,8 +12,9 @@ import importlib
 import inspect
 from typing import Any
 
+from bridge.contract import Backend
 from bridge.errors import ConfigurationError, MissingDependencyError, UnknownBackendError
-from bridge.queue import Backend
+from bridge.urls import mask_password, scheme_of
 
 BACKENDS: dict[str, str] = {
     "memory": "bridge.backends.memory:MemoryBackend",
@@ -37,17 +38,6 @@ _EXTRAS: dict[str, str] = {
     "boto3": "sqs",
     "botocore": "sqs",
 }
-
-
-def scheme_of(url: str) -> str:
-    """The backend part of a URL's scheme: ``postgresql+psycopg://`` gives ``postgresql``."""
-    scheme, sep, _ = url.partition("://")
-    if not sep or not scheme:
-        raise UnknownBackendError(
-            f"{url!r} is not a backend URL; expected SCHEME://..., such as "
-            "sqlite:///bridge.sqlite or memory://"
-        )
-    return scheme.split("+", 1)[0].lower()
 
 
 def backend_class(url: str) -> type[Backend]:
@@ -78,19 +68,6 @@ def missing_driver(exc: ImportError, url: str) -> MissingDependencyError:
     )
 
 
-def mask_password(url: str) -> str:
-    """The URL with any password replaced by ``***``, for messages and listings."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}"
-    return f"{scheme}://{netloc}{slash}{path}"
-
-
 def open_backend(url: str, options: dict[str, Any]) -> Backend:
     """A new backend for ``url`` with the backend-specific ``options``."""
     cls = backend_class(url)
@@ -98,4 +75,4 @@ def open_backend(url: str, options: dict[str, Any]) -> Backend:
         inspect.signature(cls).bind(url, **options)
     except TypeError as exc:
         raise ConfigurationError(f"bad options for {mask_password(url)}: {exc}") from None
-    return cls(url, **options)  # type: ignore[call-arg]
+    return cls(url, **options)

@@ -80,10 +80,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from bridge.backends import mask_password
 from bridge.backends.kombu_transports import split_url
+from bridge.contract import Capabilities
 from bridge.errors import ConfigurationError
-from bridge.queue import Capabilities
+from bridge.urls import mask_password
 
 
 class KombuBackend:

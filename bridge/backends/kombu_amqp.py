@@ -60,7 +60,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from bridge.backends import mask_password, missing_driver
+from bridge.backends import missing_driver
 from bridge.backends.kombu import KombuBackend
 from bridge.backends.kombu_amqp_session import (
     AmqpSession,
@@ -84,7 +84,8 @@ from bridge.errors import (
     InvalidArgumentError,
     UnsupportedOperationError,
 )
-from bridge.queue import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.urls import mask_password
 
 _backends: weakref.WeakSet[AmqpBackend] = weakref.WeakSet()
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from bridge.backends.kombu_transports import CREATED_HEADER
 from bridge.errors import BackendError, ConfigurationError, InvalidArgumentError
-from bridge.queue import StoredItem
+from bridge.items import StoredItem
 
 CONTENT_TYPE = "application/octet-stream"
 _MAX_CHANNELS = 256

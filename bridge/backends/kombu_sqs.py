@@ -72,7 +72,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bridge.backends import mask_password
 from bridge.backends.kombu import KombuBackend
 from bridge.backends.kombu_sqs_client import NO_QUEUE, SqsClient, client_args, code, stored
 from bridge.backends.kombu_transports import capabilities_for, split_url
@@ -84,7 +83,8 @@ from bridge.errors import (
     InvalidArgumentError,
     MissingDependencyError,
 )
-from bridge.queue import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.urls import mask_password
 
 MAX_CREATE_DELAY = 900
 """SQS's longest DelaySeconds."""

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from bridge.errors import BackendError
-from bridge.queue import StoredItem
+from bridge.items import StoredItem
 
 BATCH = 10
 _BATCH_BYTES = 256 * 1024

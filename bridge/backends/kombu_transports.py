@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import secrets
 
-from bridge.backends import mask_password
+from bridge.contract import Capabilities
 from bridge.errors import ConfigurationError
-from bridge.queue import Capabilities
+from bridge.urls import mask_password
 
 SCHEME_PREFIX = "kombu+"
 

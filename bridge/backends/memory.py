@@ -7,9 +7,10 @@ Features:
     items live and die with the process, and other processes never see them
     (Drupal's ``Memory`` queue). Payloads are stored encoded, so a caller
     mutating its data after ``create_item`` does not change the queue.
-    A record's token is that of its current claim; release and delay end
-    the claim and clear it, which is also how ``counts`` tells a leased
-    item from a delayed one.
+    A record's token is that of its latest claim: the holder's own release
+    or delay keeps it (Drupal lets the holder go on settling), a new claim
+    replaces it and ``release_all`` clears it. ``delayed`` tells a delayed
+    item from a leased one for ``counts``.
 
 URL format:
     ``memory://`` (anything after the scheme is ignored). Every queue served
@@ -31,8 +32,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import final
 
-from bridge.queue import Capabilities, ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.contract import Backend, Capabilities
+from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
 
 
 @dataclass(slots=True)
@@ -43,6 +46,7 @@ class _Record:
     attempts: int
     priority: int
     token: str
+    delayed: bool = False
 
     def stored(self, item_id: int) -> StoredItem:
         return StoredItem(
@@ -51,7 +55,8 @@ class _Record:
         )
 
 
-class MemoryBackend:
+@final
+class MemoryBackend(Backend):
     """Queues in a dict of this process; see the module docstring."""
 
     capabilities = Capabilities(
@@ -65,7 +70,7 @@ class MemoryBackend:
     )
 
     def __init__(self, url: str = "memory://") -> None:
-        self.url = url
+        super().__init__(url)
         self._queues: dict[str, dict[int, _Record]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -88,20 +93,16 @@ class MemoryBackend:
             for payload in payloads:
                 item_id = next(self._ids)
                 queue[item_id] = _Record(payload, now, now + delay if delay else 0.0, 0,
-                                         priority, "")
+                                         priority, "", bool(delay))
                 ids.append(item_id)
             return ids
-
-    def number_of_items(self, name: str) -> int:
-        with self._lock:
-            return len(self._queues.get(name, {}))
 
     def counts(self, name: str) -> ItemCounts:
         with self._lock:
             now = time.time()
             records = self._queues.get(name, {}).values()
             waiting = [record for record in records if record.expire > now]
-            leased = sum(1 for record in waiting if record.token)
+            leased = sum(1 for record in waiting if not record.delayed)
             return ItemCounts(len(records) - len(waiting), leased, len(waiting) - leased)
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
@@ -116,6 +117,7 @@ class MemoryBackend:
                 record.expire = now + lease_time
                 record.attempts += 1
                 record.token = secrets.token_hex(16)
+                record.delayed = False
                 claimed.append(record.stored(item_id))
             return claimed
 
@@ -130,16 +132,13 @@ class MemoryBackend:
             return deleted
 
     def release_item(self, name: str, item: QueueItem) -> bool:
-        return self._set_expire(name, item, lambda now: 0.0, end_claim=True) is not None
+        return self._set_expire(name, item, lambda now: 0.0, delayed=False) is not None
 
     def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
-        return self._set_expire(name, item, lambda now: now + delay, end_claim=True)
+        return self._set_expire(name, item, lambda now: now + delay, delayed=True)
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
-        return self._set_expire(name, item, lambda now: now + lease_time, end_claim=False)
-
-    def garbage_collection(self, name: str) -> None:
-        """Nothing to collect: expired leases are claimable at claim time."""
+        return self._set_expire(name, item, lambda now: now + lease_time, delayed=False)
 
     def queue_names(self) -> dict[str, int]:
         with self._lock:
@@ -160,13 +159,12 @@ class MemoryBackend:
                 if record.expire > now:
                     freed += 1
                 record.expire = 0.0
+                record.token = ""
+                record.delayed = False
             return freed
 
-    def close(self) -> None:
-        """Nothing to close; the items stay until the backend is dropped."""
-
     def _set_expire(
-        self, name: str, item: QueueItem, expire_at: Callable[[float], float], *, end_claim: bool
+        self, name: str, item: QueueItem, expire_at: Callable[[float], float], *, delayed: bool
     ) -> float | None:
         with self._lock:
             queue = self._queues.get(name, {})
@@ -174,8 +172,7 @@ class MemoryBackend:
                 return None
             record = queue[item.item_id]  # type: ignore[index]
             record.expire = expire_at(time.time())
-            if end_claim:
-                record.token = ""
+            record.delayed = delayed
             return record.expire
 
     @staticmethod

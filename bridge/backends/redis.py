@@ -81,15 +81,17 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bridge.backends import mask_password, missing_driver
+from bridge.backends import missing_driver
 from bridge.backends import redis_scripts as lua
+from bridge.contract import Capabilities
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
     InvalidArgumentError,
 )
-from bridge.queue import Capabilities, ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.urls import mask_password
 
 try:
     import redis

@@ -67,11 +67,13 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
-from bridge.backends import mask_password, missing_driver
+from bridge.backends import missing_driver
 from bridge.backends.sql_driver import Compiled, PinnedConnections
 from bridge.backends.sql_errors import is_transient, wrap_errors
+from bridge.contract import Capabilities
 from bridge.errors import BackendError, ConfigurationError
-from bridge.queue import Capabilities, ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.urls import mask_password
 
 _DEFAULT_DRIVERS = {
     "postgres": "postgresql+psycopg",

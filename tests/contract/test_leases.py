@@ -276,28 +276,3 @@ def test_times_have_sub_second_precision(queue: bridge.Queue) -> None:
     assert c is not None
     assert d is not None
     assert 0.45 <= d.expire - c.expire <= 0.55 + between
-
-
-def test_release_ends_the_claim(queue: bridge.Queue) -> None:
-    queue.create_item("x")
-    item = queue.claim_item(lease_time=60)
-    assert item is not None
-    assert queue.release_item(item)
-    assert queue.delete_item(item) is False, "a released item is no longer held"
-    assert queue.release_item(item) is False
-    again = queue.claim_item(lease_time=60)
-    assert again is not None
-    assert again.item_id == item.item_id
-
-
-def test_delay_ends_the_claim(queue: bridge.Queue) -> None:
-    if not queue.capabilities.delay:
-        pytest.skip("the backend cannot delay items (capabilities.delay)")
-    queue.create_item("x")
-    item = queue.claim_item(lease_time=60)
-    assert item is not None
-    assert queue.delay_item(item, 60)
-    assert queue.delete_item(item) is False, "a delayed item is no longer held"
-    if queue.capabilities.extend_lease:
-        assert queue.extend_lease(item, 60) is False
-    assert queue.number_of_items() == 1

@@ -1,0 +1,215 @@
+"""The backend contract, split by role, and the limits every backend shares.
+
+Three abstract classes, one per role, so that code depends on only what it
+uses::
+
+    QueueStore        create, claim, settle (delete, release, delay), extend
+    Introspection     read-only: queue names, counts by state, peek
+    Administration    release every lease, delete a queue
+    Backend           all three: what a URL scheme's class implements
+
+The CLI, metrics and the web UI read through :class:`Introspection`; the
+runner works through :class:`QueueStore`. A backend class subclasses
+:class:`Backend` and is marked ``@typing.final``: mypy then fails on a
+method that is missing or renamed ("final class has abstract attributes")
+and on one whose signature drifts ("incompatible with supertype"), which
+``tests/test_contract_typing.py`` proves. A later capability (holding failed
+items) is one more abstract method here and one more flag in
+:class:`Capabilities`.
+
+Derived operations have one implementation, here: ``number_of_items`` is
+``counts().total``, ``garbage_collection`` does nothing (claims never need
+it), ``close`` does nothing, and a forked child calls every live backend's
+``forget_connections`` so that it never writes to its parent's sockets.
+
+Every method that takes a claimed item compares its token and does nothing
+(returning False or None) when the item has been claimed again since, or
+freed by :meth:`Administration.release_all`. A holder's own release or
+delay does not end its claim: as in Drupal, the same holder may still
+delete, release, delay or extend the item until someone else claims it.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+
+# -- limits ------------------------------------------------------------------------
+
+MAX_SECONDS = 2**31 - 1
+"""The longest lease or delay, in seconds (about 68 years).
+
+Large enough for any real lease, small enough that every backend stores the
+deadline exactly: Redis keeps microseconds in a Lua double (exact to 2**53),
+and a 32-bit epoch holds it on the SQL side.
+"""
+MIN_PRIORITY = -(2**31)
+MAX_PRIORITY = 2**31 - 1
+"""Priorities are 32-bit signed integers, PostgreSQL's and MariaDB's INTEGER."""
+MAX_NAME_BYTES = 255
+"""The longest queue name, in UTF-8 bytes (RabbitMQ's limit for a queue name)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend really does; the facade refuses the rest up front.
+
+    reliable: items survive the process that created them and a crash of the
+        one that claimed them (Drupal's ``ReliableQueueInterface``).
+    shared: several processes see the same queue.
+    lease: ``"exact"`` when the backend holds every claim for exactly its
+        ``lease_time``; ``"emulated"`` when it approximates it.
+    extend_lease, delay, priority: the operations of those names, and the
+        ``delay``/``priority`` arguments of ``create_item``.
+    counts_leased: ``number_of_items`` includes leased and delayed items, as
+        Drupal's does.
+    crash_recovery: how a dead claimer's items come back: ``"lease"`` when
+        its lease ends, ``"disconnect"`` at once, when the broker sees the
+        connection drop.
+    settle_anywhere: any process may delete, release or extend a claim it
+        holds the item for; False when only the claiming connection can.
+    ordered: claims follow priority, then creation order, exactly (with one
+        consumer); False where the store promises no order.
+    cancel_delays: ``release_all`` makes delayed items claimable early.
+    settle_after_release: the holder may still delete, delay or extend an
+        item it released or delayed, until another claimer takes it (as in
+        Drupal); False where a release hands the item back for good.
+    max_delay, max_lease: the longest delay and lease the store keeps, in
+        seconds, when it has a limit below :data:`MAX_SECONDS` (SQS: 900 s
+        delays at creation, 12 h visibility); None when it has none.
+    max_priority: the highest priority the store orders by, when below
+        :data:`MAX_PRIORITY` (RabbitMQ's ``x-max-priority``).
+    """
+
+    reliable: bool
+    shared: bool
+    lease: Literal["exact", "emulated"]
+    extend_lease: bool
+    delay: bool
+    priority: bool
+    counts_leased: bool
+    crash_recovery: Literal["lease", "disconnect"] = "lease"
+    settle_anywhere: bool = True
+    ordered: bool = True
+    cancel_delays: bool = True
+    settle_after_release: bool = True
+    max_delay: float | None = None
+    max_lease: float | None = None
+    max_priority: int | None = None
+
+
+# -- the contract ------------------------------------------------------------------
+
+_live: weakref.WeakSet[QueueStore] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    for backend in list(_live):
+        backend.forget_connections()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+class QueueStore(ABC):
+    """The core: create, claim and settle items. One round trip a call where possible.
+
+    One backend object serves every queue stored behind its URL, so each
+    method takes the queue name. Times are the store's own clock.
+    """
+
+    capabilities: ClassVar[Capabilities]
+    url: str
+    """The backend's URL with any password masked, for messages and listings."""
+
+    def __init__(self, url: str) -> None:
+        from bridge.urls import mask_password
+
+        self.url = mask_password(url)
+        _live.add(self)
+
+    @abstractmethod
+    def create_items(
+        self, name: str, payloads: Sequence[bytes], delay: float, priority: int
+    ) -> list[ItemId]:
+        """Store every payload, all or none; claimable ``delay`` s from now."""
+
+    @abstractmethod
+    def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
+        """Lease up to ``count`` claimable items, in claim order, each with a new token."""
+
+    @abstractmethod
+    def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
+        """Delete the items whose claim the caller still holds; how many that was."""
+
+    @abstractmethod
+    def release_item(self, name: str, item: QueueItem) -> bool:
+        """Make the item claimable now; False if the caller no longer holds it."""
+
+    @abstractmethod
+    def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
+        """Claimable ``delay`` s from now; the new expire, or None if not held."""
+
+    @abstractmethod
+    def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
+        """Lease the item ``lease_time`` s from now; the new expire, or None if not held."""
+
+    def create_queue(self, name: str) -> None:  # noqa: B027 - optional by design
+        """Set up storage ahead of use; creating items works without it."""
+
+    def garbage_collection(self, name: str) -> None:  # noqa: B027 - optional by design
+        """Housekeeping. Claims never depend on it: expired leases are claimable."""
+
+    def close(self) -> None:  # noqa: B027 - optional by design
+        """Let go of connections; the next call opens new ones."""
+
+    def forget_connections(self) -> None:  # noqa: B027 - optional by design
+        """In a forked child: drop the parent's connections unused (never close them)."""
+
+
+class Introspection(ABC):
+    """Read-only views of a store, for the CLI, metrics and the web UI."""
+
+    url: str
+
+    @abstractmethod
+    def counts(self, name: str) -> ItemCounts:
+        """The queue's items by state."""
+
+    def number_of_items(self, name: str) -> int:
+        """Every item not deleted (Drupal's count)."""
+        return self.counts(name).total
+
+    @abstractmethod
+    def queue_names(self) -> dict[str, int]:
+        """Every queue with items in this store, with its item count."""
+
+    @abstractmethod
+    def peek(self, name: str, limit: int) -> list[StoredItem]:
+        """The next items in claim order, not claimed; their tokens are empty."""
+
+
+class Administration(ABC):
+    """Operations on a whole queue, for operators."""
+
+    @abstractmethod
+    def release_all(self, name: str) -> int:
+        """Drop every lease (and delay, where ``cancel_delays``); ends those claims.
+
+        Returns how many items it freed. A holder whose lease was dropped
+        here can no longer settle or extend its item.
+        """
+
+    @abstractmethod
+    def delete_queue(self, name: str) -> None:
+        """Delete the queue's items, leased ones included; other queues are untouched."""
+
+
+class Backend(QueueStore, Introspection, Administration):
+    """Everything a backend class implements; the registry builds these."""
