@@ -36,7 +36,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
 
@@ -124,7 +124,7 @@ class QueueStore(ABC):
     method takes the queue name. Times are the store's own clock.
     """
 
-    capabilities: ClassVar[Capabilities]
+    capabilities: Capabilities
     url: str
     """The backend's URL with any password masked, for messages and listings."""
 

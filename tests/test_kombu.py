@@ -26,7 +26,8 @@ import pytest
 
 import bridge
 from bridge.backends import open_backend
-from bridge.backends.kombu_transports import capabilities_for
+from bridge.backends.amqp import amqp_capabilities
+from bridge.backends.sqs import SQS_CAPABILITIES
 
 from conftest import AMQP_URL, spec_for
 
@@ -102,7 +103,7 @@ def test_kombu_redis_is_refused_for_bridge_s_own_redis_backend() -> None:
 
 
 def test_transports_bridge_has_not_checked_are_refused() -> None:
-    with pytest.raises(bridge.ConfigurationError, match="amqp, amqps, pyamqp, sqs"):
+    with pytest.raises(bridge.ConfigurationError, match=r"kombu\+amqp, kombu\+amqps, kombu\+pyamqp, kombu\+sqs"):
         open_backend("kombu+zookeeper://localhost:2181", {})
 
 
@@ -287,7 +288,7 @@ def test_a_queue_declared_without_priorities_cannot_gain_them(connect: Connect) 
 def test_the_capabilities_match_what_rabbitmq_does(connect: Connect) -> None:
     name = unique()
     queue, other = connect(name), connect(name)
-    assert queue.capabilities == capabilities_for("amqp")
+    assert queue.capabilities == amqp_capabilities()
     assert queue.capabilities.lease == "emulated"
     for refused in (lambda: queue.create_item("x", delay=5),
                     lambda: queue.create_item("x", priority=1)):
@@ -408,7 +409,7 @@ def test_sqs_a_killed_claimer_s_item_comes_back_when_its_lease_ends(connect: Con
 @sqs
 def test_sqs_limits_and_capabilities(connect: Connect) -> None:
     queue = connect(unique(), "sqs")
-    assert queue.capabilities == capabilities_for("sqs")
+    assert queue.capabilities == SQS_CAPABILITIES
     with pytest.raises(bridge.UnsupportedOperationError):
         queue.create_item("x", priority=1)
     with pytest.raises(bridge.InvalidArgumentError, match="900"):

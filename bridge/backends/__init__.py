@@ -12,6 +12,7 @@ import importlib
 import inspect
 from typing import Any
 
+from bridge.backends.aliases import resolve
 from bridge.contract import Backend
 from bridge.errors import ConfigurationError, MissingDependencyError, UnknownBackendError
 from bridge.urls import mask_password, scheme_of
@@ -24,7 +25,9 @@ BACKENDS: dict[str, str] = {
     "mariadb": "bridge.backends.sql:SqlBackend",
     "redis": "bridge.backends.redis:RedisBackend",
     "rediss": "bridge.backends.redis:RedisBackend",
-    "kombu": "bridge.backends.kombu:KombuBackend",
+    "amqp": "bridge.backends.amqp:AmqpBackend",
+    "amqps": "bridge.backends.amqp:AmqpBackend",
+    "sqs": "bridge.backends.sqs:SqsBackend",
 }
 
 # The extra that installs each driver module a backend may import.
@@ -41,8 +44,8 @@ _EXTRAS: dict[str, str] = {
 
 
 def backend_class(url: str) -> type[Backend]:
-    """The class serving ``url``, imported on first use."""
-    scheme = scheme_of(url)
+    """The class serving ``url``, imported on first use (``kombu+`` aliases resolved)."""
+    scheme = scheme_of(resolve(url))
     try:
         target = BACKENDS[scheme]
     except KeyError:
@@ -70,6 +73,7 @@ def missing_driver(exc: ImportError, url: str) -> MissingDependencyError:
 
 def open_backend(url: str, options: dict[str, Any]) -> Backend:
     """A new backend for ``url`` with the backend-specific ``options``."""
+    url = resolve(url)
     cls = backend_class(url)
     try:
         inspect.signature(cls).bind(url, **options)

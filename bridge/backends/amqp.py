@@ -61,8 +61,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bridge.backends import missing_driver
-from bridge.backends.kombu import KombuBackend
-from bridge.backends.kombu_amqp_session import (
+from bridge.backends.amqp_session import (
     AmqpSession,
     Fetched,
     Held,
@@ -70,13 +69,8 @@ from bridge.backends.kombu_amqp_session import (
     check_max_lease,
     declare_arguments,
 )
-from bridge.backends.kombu_transports import (
-    CREATED_HEADER,
-    capabilities_for,
-    new_token,
-    split_url,
-    token_owner,
-)
+from bridge.backends.tokens import CREATED_HEADER, new_token, token_owner
+from bridge.contract import Capabilities
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
@@ -100,7 +94,21 @@ def _forget_parent_connections() -> None:
 os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
-class AmqpBackend(KombuBackend):
+def amqp_capabilities(*, priority: bool = False) -> Capabilities:
+    """Reliable (durable queues, persistent messages, committed publishes; a dead
+    claimer's messages are redelivered at once) and shared, but the lease is
+    emulated by the claiming connection, which is also why ``extend_lease`` is
+    local. Counts see ready messages and this backend's own claims only.
+    ``priority`` for queues declared with ``x-max-priority``.
+    """
+    return Capabilities(
+        reliable=True, shared=True, lease="emulated", extend_lease=True,
+        delay=False, priority=priority, counts_leased=False,
+        crash_recovery="disconnect", settle_anywhere=False,
+    )
+
+
+class AmqpBackend:
     """Queues on RabbitMQ through Kombu's py-amqp transport; see the module docstring."""
 
     def __init__(
@@ -115,7 +123,7 @@ class AmqpBackend(KombuBackend):
         transport_options: dict[str, Any] | None = None,
     ) -> None:
         self.url = mask_password(url)
-        _, broker_url = split_url(url)
+        broker_url = url
         try:
             import kombu
             import kombu.transport.pyamqp
@@ -127,7 +135,7 @@ class AmqpBackend(KombuBackend):
         self._session = AmqpSession(kombu, broker_url, self.url, options, arguments)
         self._max_priority = max_priority or 0
         self._max_lease = check_max_lease(max_lease)
-        self.capabilities = capabilities_for("amqp", priority=bool(max_priority))
+        self.capabilities = amqp_capabilities(priority=bool(max_priority))
         self._ledger = Ledger()
         self._known: set[str] = set()
         self._forget_connection()

@@ -72,9 +72,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bridge.backends.kombu import KombuBackend
-from bridge.backends.kombu_sqs_client import NO_QUEUE, SqsClient, client_args, code, stored
-from bridge.backends.kombu_transports import capabilities_for, split_url
+from bridge.backends.sqs_client import NO_QUEUE, SqsClient, client_args, code, stored
+from bridge.contract import Capabilities
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
@@ -93,6 +92,17 @@ MAX_VISIBILITY = 43_200
 _BATCH = 10
 _REMEMBERED = 100_000
 """Message ids whose latest claim (and peeks) a backend remembers."""
+
+
+SQS_CAPABILITIES = Capabilities(
+    reliable=True, shared=True, lease="exact", extend_lease=True,
+    delay=True, priority=False, counts_leased=True,
+    ordered=False, cancel_delays=False,
+)
+"""The lease is SQS's visibility timeout, set at every receive, so it holds
+exactly (to the whole second SQS counts in) even if the claimer dies; delay
+is DelaySeconds; counts include in-flight and delayed messages, approximately
+(SQS's own counters). No priority, no order."""
 
 
 @dataclass(slots=True)
@@ -119,7 +129,7 @@ def _forget_parent_clients() -> None:
 os.register_at_fork(after_in_child=_forget_parent_clients)
 
 
-class SqsBackend(KombuBackend):
+class SqsBackend:
     """Queues on SQS through boto3; see the module docstring."""
 
     def __init__(
@@ -135,7 +145,7 @@ class SqsBackend(KombuBackend):
         read_timeout: float = 30.0,
     ) -> None:
         self.url = mask_password(url)
-        _, broker_url = split_url(url)
+        broker_url = url
         try:
             import boto3
             import botocore.config
@@ -156,7 +166,7 @@ class SqsBackend(KombuBackend):
         )
         self._client = SqsClient(boto3, botocore.exceptions, arguments, self.url,
                                  queue_prefix, wait_time)
-        self.capabilities = capabilities_for("sqs")
+        self.capabilities = SQS_CAPABILITIES
         self._lock = threading.RLock()
         self._claims: OrderedDict[str, _Claim] = OrderedDict()
         self._looks: OrderedDict[str, int] = OrderedDict()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bridge.backends.kombu_transports import CREATED_HEADER
+from bridge.backends.tokens import CREATED_HEADER
 from bridge.errors import BackendError, ConfigurationError, InvalidArgumentError
 from bridge.items import StoredItem
 
