@@ -103,7 +103,8 @@ def test_kombu_redis_is_refused_for_bridge_s_own_redis_backend() -> None:
 
 
 def test_transports_bridge_has_not_checked_are_refused() -> None:
-    with pytest.raises(bridge.ConfigurationError, match=r"kombu\+amqp, kombu\+amqps, kombu\+pyamqp, kombu\+sqs"):
+    known = r"kombu\+amqp, kombu\+amqps, kombu\+pyamqp, kombu\+sqs"
+    with pytest.raises(bridge.ConfigurationError, match=known):
         open_backend("kombu+zookeeper://localhost:2181", {})
 
 
