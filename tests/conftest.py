@@ -117,7 +117,7 @@ def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
     if kind == "redis":
         return {"url": REDIS_URL, "options": {"key_prefix": SESSION_TABLE}}
     if kind == "rabbitmq":
-        return {"url": "kombu+" + AMQP_URL}
+        return {"url": AMQP_URL}
     if kind == "sqs":
         return {"url": SERVICE_URLS["sqs"] or _moto_sqs_url(),
                 "options": {"region": "us-east-1", "queue_prefix": f"{SESSION_TABLE}-"}}
@@ -154,7 +154,7 @@ def _moto_sqs_url() -> str:
         server.start()
         _moto_servers.append(server)
     host, port = _moto_servers[0].get_host_and_port()
-    return f"kombu+sqs://testing:testing@{host}:{port}"
+    return f"sqs://testing:testing@{host}:{port}"
 
 
 @pytest.fixture(params=BACKENDS)
