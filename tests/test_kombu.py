@@ -4,8 +4,8 @@ The contract suite runs on both through conftest's ``rabbitmq`` and ``sqs``
 kinds; this file checks what only a broker shows: refused transports, one
 message per fetch, the emulated lease of RabbitMQ (alive, expired, killed),
 priorities, claims that only their own connection can settle, a killed
-connection, and SQS's server-side leases. Every queue has a unique name and
-is deleted afterwards.
+connection. SQS's own tests are in ``test_sqs.py``. Every queue has a unique
+name and is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -27,13 +27,11 @@ import pytest
 import bridge
 from bridge.backends import open_backend
 from bridge.backends.amqp import amqp_capabilities
-from bridge.backends.sqs import SQS_CAPABILITIES
 
 from conftest import AMQP_URL, spec_for
 
 RABBIT_URL = "kombu+" + AMQP_URL
 rabbitmq = pytest.mark.service("rabbitmq")
-sqs = pytest.mark.service("sqs")
 
 Connect = Callable[..., bridge.Queue]
 
@@ -362,83 +360,6 @@ def test_a_lost_connection_raises_backend_unavailable_then_reconnects(
     again = queue.claim_item(lease_time=60)
     assert again is not None
     assert (again.item_id, again.attempts) == (held.item_id, 2)
-
-
-# -- SQS (a local moto server unless BRIDGE_TEST_SQS_URL is set) -------------------
-
-
-@sqs
-def test_sqs_leases_are_held_by_the_server(connect: Connect) -> None:
-    """The lease holds across connections and ends on its own, with nobody calling."""
-    name = unique()
-    holder, other = connect(name, "sqs"), connect(name, "sqs")
-    holder.create_item("job")
-    first = holder.claim_item(lease_time=1)
-    assert first is not None
-    assert other.claim_item(lease_time=30) is None
-    second = claim_within(other, 10, lease=30)
-    assert (second.item_id, second.attempts) == (first.item_id, 2)
-    assert other.delete_item(second)
-
-
-@sqs
-def test_sqs_claims_settle_from_any_connection(connect: Connect) -> None:
-    name = unique()
-    holder, other = connect(name, "sqs"), connect(name, "sqs")
-    holder.create_items(["a", "b"])
-    a, b = holder.claim_items(2, lease_time=60)
-    assert other.release_item(b), "a receipt handle works from any connection"
-    assert other.delete_item(a)
-    again = other.claim_item(lease_time=60)
-    assert again is not None
-    assert (again.data, again.attempts) == ("b", 2)
-
-
-@sqs
-def test_sqs_a_killed_claimer_s_item_comes_back_when_its_lease_ends(connect: Connect) -> None:
-    name = unique()
-    queue = connect(name, "sqs")
-    item_id = queue.create_item("survives a crash")
-    assert claim_in_a_process_and_kill_it(spec_for("sqs", None), name, lease=2) == item_id
-    started = time.monotonic()
-    assert queue.claim_item(lease_time=30) is None, "the dead claimer's lease still holds"
-    item = claim_within(queue, 10)
-    assert time.monotonic() - started > 0.5
-    assert (item.item_id, item.attempts) == (item_id, 2)
-
-
-@sqs
-def test_sqs_limits_and_capabilities(connect: Connect) -> None:
-    queue = connect(unique(), "sqs")
-    assert queue.capabilities == SQS_CAPABILITIES
-    with pytest.raises(bridge.UnsupportedOperationError):
-        queue.create_item("x", priority=1)
-    with pytest.raises(bridge.InvalidArgumentError, match="900"):
-        queue.create_item("x", delay=901)
-    with pytest.raises(bridge.InvalidArgumentError, match="43200"):
-        queue.claim_item(lease_time=43_201)
-    assert queue.number_of_items() == 0
-
-
-@sqs
-def test_sqs_names_and_bytes_sqs_would_refuse_are_mapped(connect: Connect) -> None:
-    name = unique("émail.漢字 with spaces")
-    queue = connect(name, "sqs")
-    backend = queue.backend
-    payloads = [b"\x00\xff raw bytes", "text \ufffe".encode(), b'{"json": true}']
-    ids = backend.create_items(name, payloads, 0, 0)
-    claimed = backend.claim_items(name, 3, 30)
-    assert [item.item_id for item in claimed] == ids
-    assert [item.payload for item in claimed] == payloads
-    assert backend.queue_names().get(name) == 3
-
-
-def test_sqs_unreachable_is_unavailable() -> None:
-    backend = open_backend("kombu+sqs://key:s3cret@127.0.0.1:1",
-                           {"region": "us-east-1", "connect_timeout": 1})
-    with pytest.raises(bridge.BackendUnavailableError) as raised:
-        backend.claim_items("anything", 1, 30)
-    assert "s3cret" not in str(raised.value)
 
 
 @rabbitmq
