@@ -89,7 +89,7 @@ def _measure(url: str, jobs: int, log_path: str) -> dict[str, float]:
     import bridge
     from benchmarks import noop_worker
     from bridge.celery import app
-    from bridge.workers import process_queue
+    from bridge.runner import process_queue
 
     queue = bridge.get_queue(noop_worker.QUEUE)
     queue.delete_queue()

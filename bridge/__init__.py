@@ -27,18 +27,16 @@ from bridge.errors import (
 from bridge.factory import QueueFactory, configure, get_factory, get_queue
 from bridge.items import ItemCounts, QueueItem
 from bridge.queue import Queue
+from bridge.runner import Summary, process_queue, run_cron
 from bridge.workers import (
     DelayedRequeue,
     QueueWorker,
     Requeue,
-    Summary,
     SuspendQueue,
     current_item,
     get_worker,
-    process_queue,
     queue_worker,
     registered_workers,
-    run_cron,
 )
 
 __all__ = [

@@ -8,7 +8,7 @@
     bridge metrics [--port N] [--address HOST] [--once]
 
 Commands parse their arguments and call the facade (:mod:`bridge.factory`,
-:class:`~bridge.queue.Queue`, :func:`~bridge.workers.process_queue`); they
+:class:`~bridge.queue.Queue`, :func:`~bridge.runner.process_queue`); they
 hold no queue logic. Worker modules come from ``BRIDGE_IMPORTS`` and from
 ``--import``, imported before the factory is first used so that a module
 calling :func:`bridge.configure` decides which backends serve its queues.
@@ -41,12 +41,8 @@ from bridge.errors import (
 from bridge.factory import QueueFactory, get_factory
 from bridge.items import QueueItem
 from bridge.queue import Queue
-from bridge.workers import (
-    Summary,
-    import_worker_modules,
-    process_queue,
-    registered_workers,
-)
+from bridge.runner import Summary, process_queue
+from bridge.workers import import_worker_modules, registered_workers
 
 
 class BridgeGroup(click.Group):

@@ -122,7 +122,7 @@ def test_cron_suspend_releases_the_item_and_stops_only_that_queue(
 
     bridge.queue_worker(fine.name, cron_time=5)(calls.append)
 
-    with caplog.at_level(logging.DEBUG, logger="bridge.workers"):
+    with caplog.at_level(logging.DEBUG, logger="bridge.runner"):
         summaries = bridge.run_cron(factory=factory)
 
     assert calls == ["d1", "f1"]
@@ -229,13 +229,13 @@ def test_cron_other_exception_is_logged_and_the_item_stays_leased_until_its_leas
         raise RuntimeError("the disk is full")
 
     started = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="bridge.workers"):
+    with caplog.at_level(logging.INFO, logger="bridge.runner"):
         [summary] = bridge.run_cron(factory=factory)
     finished = time.monotonic()
 
     assert (summary.failed, summary.processed, summary.stopped_by) == (1, 0, "empty")
     [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert error.name == "bridge.workers"
+    assert error.name == "bridge.runner"
     assert error.exc_info is not None
     assert isinstance(error.exc_info[1], RuntimeError)
     assert "the disk is full" in caplog.text

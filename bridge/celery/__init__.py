@@ -42,14 +42,8 @@ from bridge.celery.filesystem import clean_filesystem_broker
 from bridge.celery.schedules import PROCESS_QUEUE, queue_schedules, runner_lease, runner_limits
 from bridge.errors import BridgeError
 from bridge.factory import get_queue
-from bridge.workers import (
-    DEFAULT_LEASE_TIME,
-    Summary,
-    get_worker,
-    process_queue,
-    registered_workers,
-    run_cron,
-)
+from bridge.runner import DEFAULT_LEASE_TIME, Summary, process_queue, run_cron
+from bridge.workers import get_worker, registered_workers
 
 __all__ = ["CLEAN_BROKER", "PROCESS_QUEUE", "RUN_CRON", "app", "clean_broker_task",
            "process_queue_task", "run_cron_task"]

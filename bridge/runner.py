@@ -1,0 +1,349 @@
+"""The runner: claims items, calls their queue's worker, settles each outcome.
+
+:func:`process_queue` is ``drush queue:run``: one queue, optional time and
+item limits. :func:`run_cron` is Drupal 10.1+ ``Cron::processQueues``: every
+worker that has a ``cron_time`` runs for at most that many seconds (checked
+before each claim, so a slow item may overrun it) with that lease, unless
+``lease_time`` says otherwise, and a queue suspended with a short delay is
+revisited in the same run. Both share one pass loop, :func:`_run_pass`.
+
+How a worker's outcome becomes a queue call, as in Drupal's
+``Cron::processQueue``:
+
+- returns: the item is deleted (counted ``processed``, or ``lost`` when the
+  lease ran out meanwhile and another claimer holds the item now);
+- raises :class:`~bridge.workers.Requeue`: released, so it is claimed again
+  in the same pass (only the time budget bounds a worker that always
+  requeues, as in Drupal);
+- raises :class:`~bridge.workers.DelayedRequeue`: claimable again ``delay``
+  s from now (on a backend that cannot delay, it stays leased until its
+  lease ends, as in Drupal);
+- raises :class:`~bridge.workers.SuspendQueue`: released, and the queue
+  stops for this run;
+- raises an interrupt (``interrupts=``, Celery's soft time limit): released,
+  and the run ends;
+- raises any other ``Exception``: logged at ERROR with its traceback; the item
+  stays leased until its lease expires, then is claimable again, and its
+  ``attempts`` tell how often it was tried.
+
+:func:`_settle` is the one place that turns an outcome into a queue call, so
+a new outcome is one branch there. The runner uses only the core queue
+operations of the :class:`~bridge.queue.Queue` facade (claim, delete,
+release, delay, garbage collection).
+
+A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``,
+``SystemExit``) is not caught: the run stops and the item comes back when its
+lease expires, which is also what happens when a process is killed mid-item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bridge.errors import InvalidArgumentError
+from bridge.factory import QueueFactory, get_queue
+from bridge.items import QueueItem
+from bridge.queue import Queue
+from bridge.workers import (
+    DelayedRequeue,
+    QueueWorker,
+    Requeue,
+    SuspendQueue,
+    current_item_var,
+    get_worker,
+    positive_seconds,
+    registered_workers,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEASE_TIME = 30.0
+"""The lease of ``process_queue`` when neither the call nor the worker sets one (drush's)."""
+
+StopReason = Literal["empty", "time_limit", "items_limit", "suspended", "interrupted", "running"]
+Interrupts = tuple[type[BaseException], ...]
+"""Exceptions that end a run at once, their item released (a Celery soft time limit)."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What one pass over one queue did.
+
+    ``processed`` items were deleted after the worker succeeded; ``lost``
+    items succeeded (or were released or delayed) after their lease had been
+    lost to another claimer, so the call found someone else's claim. ``failed``
+    counts other exceptions. ``stopped_by`` is ``"running"`` only in the
+    summaries handed to a ``progress`` callback before the pass ends.
+    """
+
+    queue: str
+    processed: int = 0
+    requeued: int = 0
+    delayed: int = 0
+    failed: int = 0
+    lost: int = 0
+    suspended: str | None = None
+    elapsed: float = 0.0
+    stopped_by: StopReason = "running"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON-ready values."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Tally:
+    """The running counts of one pass; frozen into a :class:`Summary`."""
+
+    queue: str
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    counts: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(
+            ("processed", "requeued", "delayed", "failed", "lost"), 0
+        )
+    )
+    suspension: SuspendQueue | None = None
+
+    def add(self, held: bool, outcome: str, item: QueueItem) -> None:
+        if not held:
+            # The worker outlived its lease and the item was claimed again:
+            # the other claimer's outcome stands, ours is dropped.
+            logger.warning(
+                "Lost the lease on item %s of queue %s before it could be %s; "
+                "it is held by another claimer.",
+                item.item_id,
+                self.queue,
+                outcome,
+            )
+            outcome = "lost"
+        self.counts[outcome] += 1
+
+    def stop_reason(self, time_limit: float | None, items_limit: int | None) -> StopReason | None:
+        if time_limit is not None and time.monotonic() - self.started >= time_limit:
+            return "time_limit"
+        if items_limit is not None and self.counts["processed"] >= items_limit:
+            return "items_limit"
+        return None
+
+    def summary(self, stopped_by: StopReason) -> Summary:
+        suspended = str(self.suspension) if self.suspension is not None else None
+        return Summary(
+            queue=self.queue,
+            suspended=suspended,
+            elapsed=time.monotonic() - self.started,
+            stopped_by=stopped_by,
+            **self.counts,
+        )
+
+
+def _call(worker: QueueWorker, item: QueueItem, interrupts: Interrupts) -> BaseException | None:
+    """Run the worker on one item; the Exception (or interrupt) it raised, if any."""
+    token = current_item_var.set(item)
+    try:
+        worker.callback(item.data)
+    except interrupts as exc:
+        return exc
+    except Exception as exc:
+        return exc
+    finally:
+        current_item_var.reset(token)
+    return None
+
+
+def _settle(
+    queue: Queue,
+    item: QueueItem,
+    outcome: BaseException | None,
+    tally: _Tally,
+    interrupts: Interrupts,
+) -> StopReason | None:
+    """Turn the worker's outcome into a queue call; why the pass must stop, if it must."""
+    if outcome is None:
+        tally.add(queue.delete_item(item), "processed", item)
+    elif isinstance(outcome, interrupts):
+        queue.release_item(item)
+        logger.warning(
+            "Interrupted on item %s of queue %s (%s); released it.",
+            item.item_id,
+            queue.name,
+            type(outcome).__name__,
+        )
+        return "interrupted"
+    elif isinstance(outcome, SuspendQueue):
+        queue.release_item(item)
+        logger.debug("A worker for %s queue suspended further processing of the queue.", queue.name)
+        tally.suspension = outcome
+        return "suspended"
+    elif isinstance(outcome, DelayedRequeue):
+        # Drupal leaves the item leased when the queue cannot delay; so do we,
+        # which delays it until its lease ends.
+        held = queue.delay_item(item, outcome.delay) if queue.capabilities.delay else True
+        tally.add(held, "delayed", item)
+    elif isinstance(outcome, Requeue):
+        tally.add(queue.release_item(item), "requeued", item)
+    else:
+        logger.error(
+            "Worker for queue %s failed on item %s (attempt %d); it stays leased until "
+            "its lease expires: %s: %s",
+            queue.name,
+            item.item_id,
+            item.attempts,
+            type(outcome).__name__,
+            outcome,
+            exc_info=outcome,
+        )
+        tally.counts["failed"] += 1
+    return None
+
+
+def _run_pass(
+    queue: Queue,
+    worker: QueueWorker,
+    lease_time: float,
+    limits: tuple[float | None, int | None],
+    progress: Callable[[Summary], object] | None,
+    interrupts: Interrupts,
+) -> tuple[Summary, SuspendQueue | None]:
+    """Claim and process items until the queue is empty, a limit is hit or it suspends.
+
+    The limits (time, items) are checked before each claim, never during an
+    item: stopping a worker midway would leave its item leased for nothing.
+    An interrupt does stop it midway, and releases the item first.
+    """
+    tally = _Tally(queue.name)
+    stop = tally.stop_reason(*limits)
+    try:
+        while stop is None:
+            item = queue.claim_item(lease_time)
+            if item is None:
+                stop = "empty"
+                continue
+            outcome = _call(worker, item, interrupts)
+            stop = _settle(queue, item, outcome, tally, interrupts)
+            if progress is not None and stop != "interrupted":
+                progress(tally.summary("running"))
+            if stop is None:
+                stop = tally.stop_reason(*limits)
+    except interrupts:
+        # Raised outside the worker (in a claim or a delete): this pass holds
+        # nothing that its lease will not bring back.
+        stop = "interrupted"
+    summary = tally.summary(stop)
+    logger.info(
+        "Processed %d items from the %s queue in %.2f sec (stopped by %s).",
+        summary.processed,
+        queue.name,
+        summary.elapsed,
+        stop,
+    )
+    return summary, tally.suspension
+
+
+def _limit(what: str, value: float | None) -> float | None:
+    """None or 0 mean no limit, as in drush; negative values are refused."""
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return None
+    return positive_seconds(what, value)
+
+
+def _items_limit(value: int | None) -> int | None:
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"items_limit must be an int of 0 or more, not {value!r}")
+    return value
+
+
+def _queue(name: str, factory: QueueFactory | None) -> Queue:
+    return factory.get(name) if factory is not None else get_queue(name)
+
+
+def process_queue(
+    name: str,
+    time_limit: float | None = None,
+    items_limit: int | None = None,
+    lease_time: float | None = None,
+    *,
+    factory: QueueFactory | None = None,
+    progress: Callable[[Summary], object] | None = None,
+    interrupts: Interrupts = (),
+) -> Summary:
+    """Run the worker of queue ``name`` over its items: ``drush queue:run``.
+
+    ``time_limit`` (seconds) and ``items_limit`` (successful items) bound the
+    run; None or 0 means no limit. The lease is ``lease_time``, else the
+    worker's ``lease_time``, else its ``cron_time``, else 30 s. A worker that
+    suspends the queue ends the run; the summary says so (nothing is raised).
+    ``progress`` receives the running summary after each item. An exception
+    of a type in ``interrupts`` raised by the worker releases its item and
+    ends the run (``stopped_by="interrupted"``): Celery passes its soft time
+    limit here.
+    """
+    worker = get_worker(name)
+    budget = _limit("time_limit", time_limit)
+    max_items = _items_limit(items_limit)
+    lease = positive_seconds("lease_time", lease_time) or worker.cron_lease or DEFAULT_LEASE_TIME
+    queue = _queue(name, factory)
+    # As drush does, so expired leases and delays are reset first on backends
+    # whose housekeeping does more than claims need.
+    queue.garbage_collection()
+    summary, _ = _run_pass(queue, worker, lease, (budget, max_items), progress, interrupts)
+    return summary
+
+
+@dataclass
+class _CronEntry:
+    worker: QueueWorker
+    queue: Queue
+    budget: float
+    lease: float
+    process_from: float = 0.0
+
+
+def run_cron(
+    *, factory: QueueFactory | None = None, max_wait: float = 30.0, interrupts: Interrupts = ()
+) -> list[Summary]:
+    """Run every cron worker once, in registration order: ``Cron::processQueues``.
+
+    Each queue gets ``cron_time`` seconds (a fresh budget each visit) and
+    claims with the worker's cron lease. A queue suspended with a delay below
+    ``max_wait`` seconds is revisited after that delay in this same call;
+    queues wait in order of when they may run next. Returns one summary per
+    pass, so a revisited queue appears more than once. An interrupt (see
+    :func:`process_queue`) ends the whole run after releasing its item.
+    """
+    if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or max_wait < 0:
+        raise InvalidArgumentError(f"max_wait must be 0 or more seconds, not {max_wait!r}")
+    entries = [
+        _CronEntry(worker, _queue(worker.name, factory), worker.cron_time, worker.cron_lease)
+        for worker in registered_workers().values()
+        if worker.cron_time is not None and worker.cron_lease is not None
+    ]
+    for entry in entries:
+        entry.queue.create_queue()
+        entry.queue.garbage_collection()
+    summaries: list[Summary] = []
+    while entries:
+        entry = entries.pop(0)
+        wait = entry.process_from - time.monotonic()
+        if wait > 0:
+            # Drupal truncates this sleep to whole seconds; a 0.3 s delay means 0.3 s here.
+            time.sleep(wait)
+        summary, suspension = _run_pass(
+            entry.queue, entry.worker, entry.lease, (entry.budget, None), None, interrupts
+        )
+        summaries.append(summary)
+        if summary.stopped_by == "interrupted":
+            break
+        delay = suspension.delay if suspension is not None else None
+        if delay is not None and delay < max_wait:
+            entry.process_from = time.monotonic() + delay
+            entries.append(entry)
+        # Stable, so queues due at the same time keep registration order.
+        entries.sort(key=lambda e: e.process_from)
+    return summaries
