@@ -16,8 +16,10 @@ How a worker's outcome becomes a queue call, as in Drupal's
   in the same pass (only the time budget bounds a worker that always
   requeues, as in Drupal);
 - raises :class:`~bridge.workers.DelayedRequeue`: claimable again ``delay``
-  s from now (on a backend that cannot delay, it stays leased until its
-  lease ends, as in Drupal);
+  s from now; a delay past the backend's longest is clamped to it, and on a
+  backend that cannot delay the item stays leased until its lease ends, as in
+  Drupal (counted ``kept_leased``, never ``delayed``): an outcome the backend
+  cannot honour never ends the pass;
 - raises :class:`~bridge.workers.SuspendQueue`: released, and the queue
   stops for this run;
 - raises an interrupt (``interrupts=``, Celery's soft time limit): released,
@@ -45,7 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge.errors import InvalidArgumentError
+from bridge.contract import MAX_SECONDS
+from bridge.errors import InvalidArgumentError, UnsupportedOperationError
 from bridge.factory import QueueFactory, get_queue
 from bridge.items import QueueItem
 from bridge.queue import Queue
@@ -76,8 +79,11 @@ class Summary:
 
     ``processed`` items were deleted after the worker succeeded; ``lost``
     items succeeded (or were released or delayed) after their lease had been
-    lost to another claimer, so the call found someone else's claim. ``failed``
-    counts other exceptions. ``stopped_by`` is ``"running"`` only in the
+    lost to another claimer, so the call found someone else's claim.
+    ``delayed`` counts only delays the backend made; ``kept_leased`` counts
+    items whose worker asked for a delay the backend cannot make at all,
+    left leased until their lease ends instead. ``failed`` counts other
+    exceptions. ``stopped_by`` is ``"running"`` only in the
     summaries handed to a ``progress`` callback before the pass ends.
     """
 
@@ -85,6 +91,7 @@ class Summary:
     processed: int = 0
     requeued: int = 0
     delayed: int = 0
+    kept_leased: int = 0
     failed: int = 0
     lost: int = 0
     suspended: str | None = None
@@ -104,7 +111,7 @@ class _Tally:
     started: float = dataclasses.field(default_factory=time.monotonic)
     counts: dict[str, int] = dataclasses.field(
         default_factory=lambda: dict.fromkeys(
-            ("processed", "requeued", "delayed", "failed", "lost"), 0
+            ("processed", "requeued", "delayed", "kept_leased", "failed", "lost"), 0
         )
     )
     suspension: SuspendQueue | None = None
@@ -180,10 +187,30 @@ def _settle(
         tally.suspension = outcome
         return "suspended"
     elif isinstance(outcome, DelayedRequeue):
-        # Drupal leaves the item leased when the queue cannot delay; so do we,
-        # which delays it until its lease ends.
-        held = queue.delay_item(item, outcome.delay) if queue.capabilities.delay else True
-        tally.add(held, "delayed", item)
+        delay = _feasible_delay(queue, item, outcome.delay)
+        if delay is None:
+            tally.counts["kept_leased"] += 1
+        elif not queue.capabilities.delay:
+            # A delay of 0 is a release, which every backend can do.
+            tally.add(queue.release_item(item), "requeued", item)
+        else:
+            try:
+                held = queue.delay_item(item, delay)
+            except (InvalidArgumentError, UnsupportedOperationError) as exc:
+                # A limit the backend enforces without declaring it in its
+                # capabilities: refused before anything changed, so the item
+                # is still leased to us, and one item must not end the pass.
+                logger.warning(
+                    "Queue %s refused to delay item %s by %g s (%s); it stays leased "
+                    "until its lease ends.",
+                    queue.name,
+                    item.item_id,
+                    delay,
+                    exc,
+                )
+                tally.counts["kept_leased"] += 1
+            else:
+                tally.add(held, "delayed", item)
     elif isinstance(outcome, Requeue):
         tally.add(queue.release_item(item), "requeued", item)
     else:
@@ -199,6 +226,44 @@ def _settle(
         )
         tally.counts["failed"] += 1
     return None
+
+
+def _feasible_delay(queue: Queue, item: QueueItem, seconds: float) -> float | None:
+    """The delay to ask of the backend for ``seconds``; None when it can make none.
+
+    A delay past the backend's longest is clamped to that longest, so the item
+    still waits as long as the store allows. A backend without delays leaves
+    the item leased until its lease ends, as Drupal does; a delay of 0 needs
+    no delay support and comes back as 0.
+    """
+    capabilities = queue.capabilities
+    if not capabilities.delay:
+        if seconds == 0:
+            return 0.0
+        logger.warning(
+            "Queue %s on %s cannot delay items; item %s stays leased until its lease "
+            "ends instead of being delayed %g s.",
+            queue.name,
+            queue.backend.url,
+            item.item_id,
+            seconds,
+        )
+        return None
+    most = (
+        MAX_SECONDS if capabilities.max_delay is None else min(capabilities.max_delay, MAX_SECONDS)
+    )
+    if seconds > most:
+        logger.warning(
+            "Queue %s on %s delays items at most %g s; item %s is delayed that long "
+            "instead of the %g s its worker asked for.",
+            queue.name,
+            queue.backend.url,
+            most,
+            item.item_id,
+            seconds,
+        )
+        return float(most)
+    return seconds
 
 
 def _run_pass(

@@ -7,6 +7,7 @@ queue afterwards, not by what the runner says it did.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -21,12 +22,17 @@ import pytest
 
 import bridge
 from bridge import workers
+from bridge.backends.memory import MemoryBackend
+from bridge.codecs import JsonCodec
 from bridge.errors import ConfigurationError, InvalidArgumentError, UnknownQueueError
+
+from conftest import spec_for
 
 MakeQueue = Callable[..., bridge.Queue]
 
 
 pytestmark = pytest.mark.usefixtures("empty_registry")
+
 
 def unique(prefix: str = "w") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
@@ -53,9 +59,7 @@ def test_cron_success_deletes_every_item_in_order(
 
     assert seen == ["a", "b", "c"]
     assert queue.number_of_items() == 0
-    assert [(s.queue, s.processed, s.stopped_by) for s in summaries] == [
-        (queue.name, 3, "empty")
-    ]
+    assert [(s.queue, s.processed, s.stopped_by) for s in summaries] == [(queue.name, 3, "empty")]
 
 
 def test_cron_requeue_reprocesses_the_item_in_the_same_pass(
@@ -136,10 +140,9 @@ def test_cron_suspend_releases_the_item_and_stops_only_that_queue(
     assert item is not None
     assert (item.data, item.attempts) == ("d1", 2)
     assert down.number_of_items() == 2
-    assert (
-        f"A worker for {down.name} queue suspended further processing of the queue."
-        in [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
-    )
+    assert f"A worker for {down.name} queue suspended further processing of the queue." in [
+        r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG
+    ]
 
 
 def test_cron_suspend_with_a_short_delay_revisits_the_queue_in_the_same_run(
@@ -157,9 +160,7 @@ def test_cron_suspend_with_a_short_delay_revisits_the_queue_in_the_same_run(
         if len(calls) == 1:
             raise bridge.SuspendQueue("back soon", delay=delay)
 
-    bridge.queue_worker(fine.name, cron_time=5)(
-        lambda data: calls.append((data, time.monotonic()))
-    )
+    bridge.queue_worker(fine.name, cron_time=5)(lambda data: calls.append((data, time.monotonic())))
 
     summaries = bridge.run_cron(factory=factory)
 
@@ -327,7 +328,9 @@ def test_items_limit_counts_only_successful_items(
     summary = bridge.process_queue(queue.name, items_limit=2, factory=factory)
 
     assert done == [2, 4]
-    assert (summary.processed, summary.delayed, summary.stopped_by) == (2, 2, "items_limit")
+    # Where the backend cannot delay, the odd ones stay leased and are counted so.
+    set_aside = summary.delayed if queue.capabilities.delay else summary.kept_leased
+    assert (summary.processed, set_aside, summary.stopped_by) == (2, 2, "items_limit")
     # 1 and 3 delayed, 5 never claimed.
     assert queue.number_of_items() == 3
     item = queue.claim_item(lease_time=1)
@@ -420,7 +423,9 @@ def test_process_queue_suspend_returns_a_summary_and_releases_the_item(
     summary = bridge.process_queue(queue.name, factory=factory)
 
     assert (summary.stopped_by, summary.suspended, summary.processed) == (
-        "suspended", "maintenance window", 0,
+        "suspended",
+        "maintenance window",
+        0,
     )
     item = queue.claim_item(lease_time=1)
     assert item is not None
@@ -465,7 +470,9 @@ def test_process_queue_reports_progress_after_each_item(
     final = bridge.process_queue(queue.name, factory=factory, progress=seen.append)
 
     assert [(s.processed, s.stopped_by) for s in seen] == [
-        (1, "running"), (2, "running"), (3, "running")
+        (1, "running"),
+        (2, "running"),
+        (3, "running"),
     ]
     assert (final.processed, final.stopped_by) == (3, "empty")
     assert json.loads(json.dumps(final.as_dict()))["processed"] == 3
@@ -541,8 +548,13 @@ def test_queue_worker_returns_the_function_and_registers_it_in_order() -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("cron_time", 0), ("cron_time", -3), ("lease_time", 0), ("lease_time", float("nan")),
-     ("cron_time", "60")],
+    [
+        ("cron_time", 0),
+        ("cron_time", -3),
+        ("lease_time", 0),
+        ("lease_time", float("nan")),
+        ("cron_time", "60"),
+    ],
 )
 def test_queue_worker_refuses_times_that_are_not_positive(option: str, value: Any) -> None:
     with pytest.raises(InvalidArgumentError, match=option) as raised:
@@ -569,25 +581,33 @@ def test_reimporting_a_worker_module_replaces_its_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = unique("mod")
-    write_module(tmp_path, module, """
+    write_module(
+        tmp_path,
+        module,
+        """
         import bridge
 
         @bridge.queue_worker("q_reimport", cron_time=1)
         def work(data):
             return "first"
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("BRIDGE_IMPORTS", f" {module} ")
 
     first = bridge.registered_workers()["q_reimport"]
     del sys.modules[module]
-    write_module(tmp_path, module, """
+    write_module(
+        tmp_path,
+        module,
+        """
         import bridge
 
         @bridge.queue_worker("q_reimport", cron_time=2)
         def work(data):
             return "second"
-    """)
+    """,
+    )
     __import__(module)
 
     second = bridge.registered_workers()["q_reimport"]
@@ -619,11 +639,15 @@ def test_unknown_queue_error_names_the_worker_modules(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = unique("mod")
-    write_module(tmp_path, module, """
+    write_module(
+        tmp_path,
+        module,
+        """
         import bridge
 
         bridge.queue_worker("q_from_module")(print)
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("BRIDGE_IMPORTS", module)
 
@@ -695,3 +719,165 @@ def test_an_interrupt_ends_run_cron_before_the_next_queue(backend_spec: dict[str
     for name in (first, second):
         factory.get(name).delete_queue()
     factory.close()
+
+
+# --- outcomes the backend cannot honour never end a pass ----------------------
+
+
+def _memory_queue(prefix: str, **capabilities: Any) -> bridge.Queue:
+    """A queue on a memory backend of its own that declares other ``capabilities``."""
+    backend = MemoryBackend()
+    backend.capabilities = dataclasses.replace(MemoryBackend.capabilities, **capabilities)
+    return bridge.Queue(unique(prefix), backend, JsonCodec())
+
+
+class _OneQueue(bridge.QueueFactory):
+    """A factory that hands out one ready-made queue."""
+
+    def __init__(self, queue: bridge.Queue) -> None:
+        super().__init__(default="memory://")
+        self.queue = queue
+
+    def get(self, name: str, reliable: bool = False) -> bridge.Queue:
+        assert name == self.queue.name
+        return self.queue
+
+
+def _delay_first_then_succeed(name: str, delay: float) -> list[str]:
+    """Register a worker that asks to delay item "first" and succeeds on the rest."""
+    seen: list[str] = []
+
+    @bridge.queue_worker(name, cron_time=30)
+    def work(data: str) -> None:
+        seen.append(data)
+        if data == "first":
+            raise bridge.DelayedRequeue(delay)
+
+    return seen
+
+
+def test_a_delay_past_the_backends_longest_is_clamped_and_the_pass_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Delays of at most a second, as SQS's are at most 12 h.
+    queue = _memory_queue("short", max_delay=1.0)
+    queue.create_items(["first", "second", "third"])
+    seen = _delay_first_then_succeed(queue.name, 86400)
+
+    with caplog.at_level(logging.WARNING, logger="bridge.runner"):
+        summary = bridge.process_queue(queue.name, factory=_OneQueue(queue))
+
+    assert seen == ["first", "second", "third"]
+    assert (summary.delayed, summary.processed, summary.kept_leased) == (1, 2, 0)
+    assert summary.stopped_by == "empty"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert queue.name in warning
+    assert "at most 1 s" in warning
+    assert "86400 s" in warning
+    assert queue.claim_item(lease_time=30) is None, "delayed, not released"
+    time.sleep(1.2)
+    item = queue.claim_item(lease_time=30)
+    assert item is not None
+    assert item.data == "first"
+
+
+def test_a_delay_past_the_largest_of_all_is_clamped_on_every_backend(
+    backend_spec: dict[str, Any],
+) -> None:
+    factory = bridge.QueueFactory(default=backend_spec)
+    name = unique("huge_delay")
+    seen = _delay_first_then_succeed(name, 1e15)
+    queue = factory.get(name)
+    queue.create_items(["first", "second"])
+    try:
+        summary = bridge.process_queue(name, factory=factory, lease_time=5)
+        assert sorted(seen) == ["first", "second"]
+        assert summary.processed == 1
+        # Delayed as long as the store allows, or left leased where it cannot
+        # delay (or refuses a limit its capabilities do not declare: SQS, 12 h).
+        assert summary.delayed + summary.kept_leased == 1
+        if not queue.capabilities.delay:
+            assert summary.kept_leased == 1
+        assert queue.claim_item(lease_time=1) is None
+    finally:
+        queue.delete_queue()
+        factory.close()
+
+
+def test_a_delay_on_a_backend_without_delays_keeps_the_item_leased(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue = _memory_queue("nodelay", delay=False)
+    queue.create_items(["first", "second"])
+    seen = _delay_first_then_succeed(queue.name, 60)
+
+    with caplog.at_level(logging.WARNING, logger="bridge.runner"):
+        summary = bridge.process_queue(queue.name, factory=_OneQueue(queue), lease_time=1)
+
+    assert seen == ["first", "second"]
+    # Counted for what happened: no delay was made.
+    assert (summary.delayed, summary.kept_leased, summary.processed) == (0, 1, 1)
+    assert "cannot delay items" in caplog.text
+    assert queue.name in caplog.text
+    assert queue.counts().leased == 1
+    time.sleep(1.1)
+    item = queue.claim_item(lease_time=30)
+    assert item is not None
+    assert (item.data, item.attempts) == ("first", 2)
+
+
+def test_a_delay_of_zero_without_delays_is_a_release() -> None:
+    queue = _memory_queue("nodelay0", delay=False)
+    queue.create_item("again")
+    attempts: list[int] = []
+
+    @bridge.queue_worker(queue.name)
+    def work(data: str) -> None:
+        attempts.append(attempts_of_current())
+        if len(attempts) == 1:
+            raise bridge.DelayedRequeue(0)
+
+    summary = bridge.process_queue(queue.name, factory=_OneQueue(queue))
+
+    assert attempts == [1, 2], "released and claimed again in the same pass"
+    assert (summary.requeued, summary.delayed, summary.processed) == (1, 0, 1)
+
+
+def test_a_delay_the_backend_refuses_keeps_the_item_leased_and_the_pass_goes_on(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = _memory_queue("refuses")
+
+    def refuse(name: str, item: bridge.QueueItem, delay: float) -> float | None:
+        raise InvalidArgumentError(f"this store delays at most 10 s, not {delay:g}")
+
+    # A limit the backend enforces but never declared in its capabilities.
+    monkeypatch.setattr(queue.backend, "delay_item", refuse)
+    queue.create_items(["first", "second", "third"])
+    seen = _delay_first_then_succeed(queue.name, 3600)
+
+    with caplog.at_level(logging.WARNING, logger="bridge.runner"):
+        summary = bridge.process_queue(queue.name, factory=_OneQueue(queue))
+
+    assert seen == ["first", "second", "third"]
+    assert (summary.delayed, summary.kept_leased, summary.processed) == (0, 1, 2)
+    assert "at most 10 s" in caplog.text
+    assert queue.counts().leased == 1
+
+
+@pytest.mark.service("sqs")
+def test_a_day_long_delay_on_sqs_does_not_end_the_run(tmp_path: Path) -> None:
+    factory = bridge.QueueFactory(default=spec_for("sqs", tmp_path))
+    name = unique("sqs_day")
+    seen = _delay_first_then_succeed(name, 86400)
+    queue = factory.get(name)
+    queue.create_items(["first", "second", "third"])
+    try:
+        summary = bridge.process_queue(name, factory=factory, lease_time=5)
+        assert sorted(seen) == ["first", "second", "third"]
+        assert summary.processed == 2
+        assert summary.delayed + summary.kept_leased == 1
+        assert queue.claim_item(lease_time=1) is None
+    finally:
+        queue.delete_queue()
+        factory.close()
