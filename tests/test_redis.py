@@ -1,7 +1,10 @@
 """What the Redis backend promises beyond the contract suite.
 
-The server's clock, one hash slot per queue, key-prefix isolation, one round
-trip per call, counts, and what a connection killed mid-call does: the
+The server's clock, one hash slot per queue, key-prefix isolation, the
+stored state behind a holder's calls (one zset per item, tokens kept and
+cleared), the longest lease and delay stored exactly and anything longer
+refused by the scripts themselves, one round trip per call, counts, and
+what a connection killed mid-call does: the
 connection is killed for real (``CLIENT KILL`` from a second connection),
 either before the request reaches the server or after the server ran it and
 before its reply is read, and then the call is repeated.
@@ -19,14 +22,16 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
 from redis.crc import key_slot
 
 import bridge
+from bridge.backends import redis_scripts
 from bridge.backends.redis import RedisBackend
+from bridge.contract import MAX_SECONDS
 
 from conftest import REDIS_URL
 
@@ -57,8 +62,7 @@ def prefixes(admin: redis.Redis) -> Iterator[Callable[[], str]]:
 
 @pytest.fixture
 def factory(prefixes: Callable[[], str]) -> Iterator[bridge.QueueFactory]:
-    made = bridge.QueueFactory(default={"url": REDIS_URL,
-                                        "options": {"key_prefix": prefixes()}})
+    made = bridge.QueueFactory(default={"url": REDIS_URL, "options": {"key_prefix": prefixes()}})
     yield made
     made.close()
 
@@ -214,6 +218,7 @@ def test_batches_larger_than_luas_unpack_limit(queue: bridge.Queue) -> None:
     claimed = queue.claim_items(12_000, lease_time=60)
     assert [item.item_id for item in claimed] == ids
     assert queue.release_all() == 12_000
+    assert tokens(queue) == {}, "release_all clears tokens in slices too"
     claimed = queue.claim_items(12_000, lease_time=60)
     assert queue.delete_items(claimed) == 12_000
     assert queue.number_of_items() == 0
@@ -246,6 +251,140 @@ def test_a_prefix_with_glob_characters_lists_only_its_own_queues(
         two.close()
 
 
+# -- a holder's calls, as stored ----------------------------------------------------------
+
+
+def script_keys(queue: bridge.Queue) -> redis_scripts.QueueKeys:
+    return redis_scripts.queue_keys(backend_of(queue).key_prefix, queue.name)[0]
+
+
+def state(queue: bridge.Queue, item_id: int) -> list[str]:
+    """The zsets holding the item: exactly one while it exists."""
+    keys = script_keys(queue)
+    client = backend_of(queue).client
+    member = f"{item_id:016d}"
+    return [key.rsplit(":", 1)[1] for key in keys[:3] if client.zscore(key, member) is not None]
+
+
+def tokens(queue: bridge.Queue) -> dict[int, bytes]:
+    """Every item's stored token, by id."""
+    items_key = script_keys(queue)[3]
+    fields = cast("dict[bytes, bytes]", backend_of(queue).client.hgetall(items_key))
+    return {int(field[:-2]): value for field, value in fields.items() if field.endswith(b":t")}
+
+
+def test_a_holder_moves_its_item_between_states_and_keeps_its_token(
+    queue: bridge.Queue,
+) -> None:
+    queue.create_item("x")
+    item = queue.claim_item(lease_time=60)
+    assert item is not None
+    steps: list[tuple[Callable[[], bool], str, bridge.ItemCounts]] = [
+        (lambda: queue.delay_item(item, 60), "delayed", bridge.ItemCounts(0, 0, 1)),
+        (lambda: queue.release_item(item), "ready", bridge.ItemCounts(1, 0, 0)),
+        (lambda: queue.extend_lease(item, 60), "leased", bridge.ItemCounts(0, 1, 0)),
+        (lambda: queue.release_item(item), "ready", bridge.ItemCounts(1, 0, 0)),
+        (lambda: queue.delay_item(item, 60), "delayed", bridge.ItemCounts(0, 0, 1)),
+        (lambda: queue.extend_lease(item, 60), "leased", bridge.ItemCounts(0, 1, 0)),
+        (lambda: queue.delay_item(item, 60), "delayed", bridge.ItemCounts(0, 0, 1)),
+    ]
+    for call, where, counts in steps:
+        assert call()
+        assert state(queue, int(item.item_id)) == [where]
+        assert queue.counts() == counts, where
+        assert tokens(queue) == {item.item_id: item.token.encode()}
+    assert queue.delete_item(item), "a delayed item is deleted from the delayed zset"
+    assert queue.number_of_items() == 0
+    assert not backend_of(queue).client.exists(*script_keys(queue))
+
+
+def test_a_new_claim_takes_the_token_and_release_all_clears_every_one(
+    queue: bridge.Queue,
+) -> None:
+    queue.create_items(["released", "leased", "delayed", "new"])
+    released, leased, delayed = queue.claim_items(3, lease_time=60)
+    assert queue.release_item(released)
+    assert queue.delay_item(delayed, 60)
+    again = queue.claim_item(lease_time=60)
+    assert again is not None
+    assert again.item_id == released.item_id
+    assert tokens(queue)[int(again.item_id)] == again.token.encode() != released.token.encode()
+    assert queue.release_item(again)
+    assert queue.release_all() == 2, "the lease and the delay; the released item was free"
+    assert tokens(queue) == {}
+    for item in (again, leased, delayed):
+        assert not queue.extend_lease(item, 60)
+    assert queue.counts() == bridge.ItemCounts(4, 0, 0)
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", [MAX_SECONDS, MAX_SECONDS - 0.000001, 1_999_999_999.5])
+def test_the_longest_leases_and_delays_are_stored_exactly(
+    queue: bridge.Queue, admin: redis.Redis, seconds: float
+) -> None:
+    backend, name = backend_of(queue), queue.name
+    _, leased, delayed, items = script_keys(queue)
+    micros = round(seconds * 1_000_000)
+    assert micros < 2**53 - 2**51, "now + the longest deadline stays an exact double"
+
+    def score(key: str, item_id: int) -> int:
+        raw = admin.zscore(key, f"{item_id:016d}")
+        assert raw is not None, key
+        assert raw == int(raw), "whole microseconds"
+        return int(raw)  # exact: a double holds every integer below 2**53
+
+    # A delay at creation: the same script writes created and the deadline.
+    waiting = backend.create_items(name, [b"1"], seconds, 0)[0]
+    created = int(admin.hget(items, f"{waiting:016d}:c") or 0)
+    assert score(delayed, int(waiting)) - created == micros
+
+    backend.create_items(name, [b"2"], 0, 0)
+    before = int(server_time(admin) * 1e6)
+    (held,) = backend.claim_items(name, 5, seconds)
+    after = int(server_time(admin) * 1e6)
+    end = score(leased, int(held.item_id))
+    assert before + micros <= end <= after + micros
+    assert round(held.expire * 1e6) == end
+    assert backend.claim_items(name, 5, 60) == [], "neither item is claimable"
+
+    claim = bridge.QueueItem(held.item_id, "2", held.created, held.expire, 1, 0, name, held.token)
+    for settle, key in ((backend.extend_lease, leased), (backend.delay_item, delayed)):
+        before = int(server_time(admin) * 1e6)
+        until = settle(name, claim, seconds)
+        after = int(server_time(admin) * 1e6)
+        assert until is not None
+        assert before + micros <= score(key, int(held.item_id)) <= after + micros
+        assert round(until * 1e6) == score(key, int(held.item_id))
+    assert backend.counts(name) == bridge.ItemCounts(0, 0, 2)
+    assert backend.claim_items(name, 5, 60) == []
+
+
+@pytest.mark.parametrize("seconds", [MAX_SECONDS + 1, 9.3e12, 2**64])
+def test_the_scripts_refuse_a_longer_lease_or_delay_before_writing(
+    queue: bridge.Queue, admin: redis.Redis, seconds: float
+) -> None:
+    # Past the facade's check, as another client of the scripts could be.
+    backend, name = backend_of(queue), queue.name
+    backend.create_items(name, [b"x"], 0, 0)
+    (held,) = backend.claim_items(name, 1, 60)
+    claim = bridge.QueueItem(held.item_id, "x", held.created, held.expire, 1, 0, name, held.token)
+    before = {key: admin.dump(key) for key in keys_under(admin, backend.key_prefix)}
+    calls: list[Callable[[], Any]] = [
+        lambda: backend.create_items(name, [b"y"], seconds, 0),
+        lambda: backend.claim_items(name, 1, seconds),
+        lambda: backend.extend_lease(name, claim, seconds),
+        lambda: backend.delay_item(name, claim, seconds),
+    ]
+    for call in calls:
+        with pytest.raises(bridge.BackendError, match="lease or delay"):
+            call()
+    after = {key: admin.dump(key) for key in keys_under(admin, backend.key_prefix)}
+    assert after == before, "nothing written"
+    assert backend.delete_items(name, [claim]) == 1
+
+
 # -- round trips ------------------------------------------------------------------------
 
 
@@ -265,9 +404,7 @@ def count_round_trips(backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) ->
     return sent
 
 
-def test_every_call_is_one_round_trip(
-    queue: bridge.Queue, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_call_is_one_round_trip(queue: bridge.Queue, monkeypatch: pytest.MonkeyPatch) -> None:
     def every_call() -> None:
         queue.create_queue()
         queue.create_items(list(range(50)), delay=0, priority=1)
@@ -300,7 +437,9 @@ def test_every_call_is_one_round_trip(
 
 
 def kill_on_next_calls(
-    backend: RedisBackend, admin: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+    backend: RedisBackend,
+    admin: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
     *plan: str,
 ) -> list[str]:
     """Kill the backend's connection from the server side on its next requests.
@@ -405,11 +544,13 @@ def test_a_create_killed_once_is_repeated_by_bridge_and_written_once(
     assert [item.item_id for item in claimed[1:]] == ids
 
 
-@pytest.mark.parametrize(("plan", "written"), [(("after", "before"), 3),
-                                                (("before", "before"), 0)])
+@pytest.mark.parametrize(("plan", "written"), [(("after", "before"), 3), (("before", "before"), 0)])
 def test_a_create_that_fails_twice_raises_and_the_callers_repeat_writes_once(
-    queue: bridge.Queue, admin: redis.Redis, monkeypatch: pytest.MonkeyPatch,
-    plan: tuple[str, str], written: int,
+    queue: bridge.Queue,
+    admin: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    plan: tuple[str, str],
+    written: int,
 ) -> None:
     backend = backend_of(queue)
     queue.create_item("first")
@@ -470,16 +611,6 @@ def test_a_refused_login_is_an_error_but_not_unavailability() -> None:
         backend.close()
 
 
-def test_a_priority_beyond_what_a_score_holds_exactly_is_refused(queue: bridge.Queue) -> None:
-    queue.create_item("edge", priority=2**53 - 1)
-    with pytest.raises(bridge.InvalidArgumentError, match="priority"):
-        queue.create_item("x", priority=2**53)
-    item = queue.claim_item(lease_time=30)
-    assert item is not None
-    assert item.priority == 2**53 - 1
-    assert queue.number_of_items() == 1
-
-
 def test_a_missing_driver_names_the_extra() -> None:
     script = textwrap.dedent("""
         import sys
@@ -490,7 +621,8 @@ def test_a_missing_driver_names_the_extra() -> None:
         except bridge.MissingDependencyError as exc:
             print(exc)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
     assert 'pip install "bridge[redis]"' in done.stdout
     assert "redis://:***@localhost/0" in done.stdout

@@ -17,6 +17,13 @@ Features:
     than 1000 leases or delays end between two claims; the surplus then
     joins the order over the next claims.
 
+    Claims: as in Drupal, the holder's own ``release_item``, ``delay_item``
+    and ``extend_lease`` keep its claim, so it may go on to delete,
+    release, delay or extend the item until another claim takes it (a new
+    token) or ``release_all`` ends every claim of the queue. Leases and
+    delays are at most 2**31-1 s, which the facade checks and the scripts
+    check again before any write; every deadline is then an exact integer.
+
 URL format:
     ``redis://[[user]:password@]host[:port][/db]`` and ``rediss://...``
     (TLS), as redis-py reads them, query arguments included
@@ -36,16 +43,18 @@ Storage layout:
         P:{N}:leased    zset  id -> lease end (us)   claimed
         P:{N}:delayed   zset  id -> delay end (us)   created with or given a delay
         P:{N}:items     hash  id -> payload; id:c created (us); id:p -priority;
-                              id:a attempts; id:t the current claim's token
+                              id:a attempts; id:t the latest claim's token
         P:{N}:ids       string  the queue's id counter
         P:{N}:producer:<id>  string  a producer's last batch (10 minutes)
 
-    Ids are 16-digit zero-padded decimals inside Redis (so that one
-    priority's ids sort by number) and ints outside; they are unique within
-    their queue. The ``{N}`` hash tag puts every key of a queue in one
-    Redis Cluster slot, so each script touches one slot. There is no
-    registry of queue names to keep in step: ``queue_names`` scans for
-    ``P:{*}:items`` hashes, which exist exactly while a queue has items.
+    Every item is in exactly one of the three zsets, which is its state
+    (``counts`` reads them); ``id:t`` says who holds it. Ids are 16-digit
+    zero-padded decimals inside Redis (so that one priority's ids sort by
+    number) and ints outside; they are unique within their queue. The
+    ``{N}`` hash tag puts every key of a queue in one Redis Cluster slot, so
+    each script touches one slot. There is no registry of queue names to
+    keep in step: ``queue_names`` scans for ``P:{*}:items`` hashes, which
+    exist exactly while a queue has items.
 
 Persistence:
     ``reliable`` holds as far as the server keeps its data: a server
@@ -66,11 +75,18 @@ Retries after a lost connection:
     * ``claim_items`` is not retried. A claim whose reply was lost leaves
       its items leased to a token nobody has: they come back when the lease
       ends, with that claim in ``attempts``. Nothing is lost or doubled.
-    * ``delete_items``, ``release_item``, ``delay_item``: the claim token
-      makes a repeat harmless; it answers False (or a lower count) for what
-      the lost call already did. ``extend_lease`` repeated extends again.
+    * ``delete_items``: the claim token makes a repeat harmless; it answers
+      a lower count for what the lost call already deleted.
+    * ``release_item``, ``delay_item``, ``extend_lease``: the holder keeps
+      its claim, so a repeat does the same again from the new now and
+      answers True, unless another claim took the item in between.
     * Reads, ``release_all``, ``delete_queue`` and ``garbage_collection``
       may simply run again.
+
+Processes:
+    redis-py's pool notices a fork by its process id and opens new
+    connections in the child without touching the parent's, so this
+    backend needs no ``forget_connections`` of its own.
 """
 
 from __future__ import annotations
@@ -79,19 +95,14 @@ import os
 import secrets
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 from bridge.backends import missing_driver
 from bridge.backends import redis_scripts as lua
-from bridge.contract import Capabilities
-from bridge.errors import (
-    BackendError,
-    BackendUnavailableError,
-    ConfigurationError,
-    InvalidArgumentError,
-)
+from bridge.backends.redis_scripts import QueueKeys
+from bridge.contract import Backend, Capabilities
+from bridge.errors import BackendError, BackendUnavailableError, ConfigurationError
 from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
-from bridge.urls import mask_password
 
 try:
     import redis
@@ -106,16 +117,13 @@ if TYPE_CHECKING:
     from redis.commands.core import Script
 
 _KEYS_KEPT = 1024
-_PRIORITY_LIMIT = 2**53  # priorities are zset scores: doubles, exact up to here
 _MIN_VERSION = (6, 2)  # ZRANGE ... BYSCORE
 # URL query arguments override these (redis-py's own rule).
 _CONNECTION_DEFAULTS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 30.0}
 
-QueueKeys = tuple[str, str, str, str]
-"""ready, leased, delayed, items: every script's first four keys."""
 
-
-class RedisBackend:
+@final
+class RedisBackend(Backend):
     """Queues in Redis, one Lua script a call; see the module docstring."""
 
     capabilities = Capabilities(
@@ -129,7 +137,7 @@ class RedisBackend:
     )
 
     def __init__(self, url: str, *, key_prefix: str = "bridge") -> None:
-        self.url = mask_password(url)
+        super().__init__(url)
         if _DRIVER_MISSING is not None:
             raise missing_driver(_DRIVER_MISSING, url) from None
         if not isinstance(key_prefix, str) or not key_prefix or {"{", "}"} & set(key_prefix):
@@ -146,14 +154,13 @@ class RedisBackend:
         except ValueError as exc:
             raise ConfigurationError(f"{self.url} is not a Redis URL: {exc}") from None
         self._items_pattern = _glob_escape(key_prefix) + ":{*}:items"
-        script = self.client.register_script
-        self._create, self._claim, self._delete = (
-            script(lua.CREATE), script(lua.CLAIM), script(lua.DELETE))
-        self._release, self._extend = script(lua.RELEASE), script(lua.EXTEND)
-        self._counts, self._total, self._peek = (
-            script(lua.COUNTS), script(lua.TOTAL), script(lua.PEEK))
-        self._release_all, self._delete_queue, self._collect = (
-            script(lua.RELEASE_ALL), script(lua.DELETE_QUEUE), script(lua.COLLECT))
+        register = self.client.register_script
+        self._create, self._claim, self._delete = map(register, (lua.CREATE, lua.CLAIM, lua.DELETE))
+        self._release, self._extend = register(lua.RELEASE), register(lua.EXTEND)
+        self._counts, self._peek = register(lua.COUNTS), register(lua.PEEK)
+        self._release_all, self._delete_queue, self._collect = map(
+            register, (lua.RELEASE_ALL, lua.DELETE_QUEUE, lua.COLLECT)
+        )
         self._keys: dict[str, tuple[QueueKeys, str]] = {}
         self._nonce = secrets.token_hex(4)
         self._local = threading.local()
@@ -184,8 +191,6 @@ class RedisBackend:
     def create_items(
         self, name: str, payloads: Sequence[bytes], delay: float, priority: int
     ) -> list[ItemId]:
-        if not -_PRIORITY_LIMIT < priority < _PRIORITY_LIMIT:
-            raise InvalidArgumentError(f"priority must be within ±2**53, not {priority!r}")
         keys, base = self._queue_keys(name)
         pid = os.getpid()
         producer = f"{base}:producer:{self._nonce}.{pid}.{threading.get_ident()}"
@@ -208,23 +213,31 @@ class RedisBackend:
             raise self._error("create_items", exc) from exc
         return list(range(int(first), int(first) + len(payloads)))
 
-    def number_of_items(self, name: str) -> int:
-        return int(self._run("number_of_items", self._total, self._queue_keys(name)[0], ()))
-
     def counts(self, name: str) -> ItemCounts:
         ready, leased, delayed = self._run("counts", self._counts, self._queue_keys(name)[0], ())
         return ItemCounts(int(ready), int(leased), int(delayed))
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         token = secrets.token_hex(8)
-        out = self._run("claim_items", self._claim, self._queue_keys(name)[0],
-                        (count, _micros(lease_time), token))
+        out = self._run(
+            "claim_items",
+            self._claim,
+            self._queue_keys(name)[0],
+            (count, _micros(lease_time), token),
+        )
         if not out:
             return []
         expire = int(out[0]) / 1e6
         return [
-            StoredItem(int(out[i]), out[i + 1], int(out[i + 2]) / 1e6, expire, out[i + 3],
-                       out[i + 4], token)
+            StoredItem(
+                int(out[i]),
+                out[i + 1],
+                int(out[i + 2]) / 1e6,
+                expire,
+                out[i + 3],
+                out[i + 4],
+                token,
+            )
             for i in range(1, len(out), 5)
         ]
 
@@ -239,18 +252,13 @@ class RedisBackend:
         return int(self._run("delete_items", self._delete, self._queue_keys(name)[0], args))
 
     def release_item(self, name: str, item: QueueItem) -> bool:
-        return self._end_claim("release_item", name, item, 0.0) is not None
+        return self._settle("release_item", self._release, name, item, 0.0) is not None
 
     def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
-        return self._end_claim("delay_item", name, item, delay)
+        return self._settle("delay_item", self._release, name, item, delay)
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
-        member = _member(item.item_id)
-        if member is None or not item.token:
-            return None
-        expire = self._run("extend_lease", self._extend, self._queue_keys(name)[0],
-                           (member, item.token, _micros(lease_time)))
-        return None if expire is None else int(expire) / 1e6
+        return self._settle("extend_lease", self._extend, name, item, lease_time)
 
     def garbage_collection(self, name: str) -> None:
         """Move ended leases and delays to ready.
@@ -266,7 +274,9 @@ class RedisBackend:
         start = len(self.key_prefix) + 2
         try:
             found = self.client.scan_iter(match=self._items_pattern, count=1000)
-            names = sorted(_unescape(key.decode()[start:-len("}:items")]) for key in found)
+            names = sorted(
+                lua.unescape_name(key.decode()[start : -len("}:items")]) for key in found
+            )
             pipe = self.client.pipeline(transaction=False)
             for name in names:
                 for key in self._queue_keys(name)[0][:3]:
@@ -274,7 +284,7 @@ class RedisBackend:
             cards = pipe.execute()
         except redis.RedisError as exc:
             raise self._error("queue_names", exc) from exc
-        totals = {name: sum(cards[3 * i:3 * i + 3]) for i, name in enumerate(names)}
+        totals = {name: sum(cards[3 * i : 3 * i + 3]) for i, name in enumerate(names)}
         return {name: total for name, total in totals.items() if total}
 
     def peek(self, name: str, limit: int) -> list[StoredItem]:
@@ -282,12 +292,25 @@ class RedisBackend:
             return []
         out = self._run("peek", self._peek, self._queue_keys(name)[0], (limit,))
         return [
-            StoredItem(int(out[i]), out[i + 1], int(out[i + 2]) / 1e6, int(out[i + 5]) / 1e6,
-                       int(out[i + 3]), -int(out[i + 4]), "")
+            StoredItem(
+                int(out[i]),
+                out[i + 1],
+                int(out[i + 2]) / 1e6,
+                int(out[i + 5]) / 1e6,
+                int(out[i + 3]),
+                -int(out[i + 4]),
+                "",
+            )
             for i in range(0, len(out), 6)
         ]
 
     def release_all(self, name: str) -> int:
+        """Every lease and delay dropped, every claim of the queue ended.
+
+        One script over the whole queue (it clears every item's token, a
+        holder's released items' too), so it takes time in proportion to
+        the queue's size; it is an operator's call, never on a hot path.
+        """
         return int(self._run("release_all", self._release_all, self._queue_keys(name)[0], ()))
 
     def close(self) -> None:
@@ -301,10 +324,7 @@ class RedisBackend:
         if known is None:
             if len(self._keys) >= _KEYS_KEPT:
                 self._keys.clear()
-            tag = _escape(name)
-            base = f"{self.key_prefix}:{{{tag}}}"
-            keys = (f"{base}:ready", f"{base}:leased", f"{base}:delayed", f"{base}:items")
-            known = self._keys[name] = (keys, base)
+            known = self._keys[name] = lua.queue_keys(self.key_prefix, name)
         return known
 
     def _unsure_batch(
@@ -316,18 +336,21 @@ class RedisBackend:
             return str(unsure[1])
         return secrets.token_hex(8)
 
-    def _end_claim(
-        self, operation: str, name: str, item: QueueItem, delay: float
+    def _settle(
+        self, operation: str, script: Script, name: str, item: QueueItem, seconds: float
     ) -> float | None:
+        """A holder's release, delay or extend: the new deadline, or None if not held.
+
+        The claim stays the holder's whichever it is (see the module docstring).
+        """
         member = _member(item.item_id)
         if member is None or not item.token:
             return None
-        until = self._run(operation, self._release, self._queue_keys(name)[0],
-                          (member, item.token, _micros(delay)))
+        args = (member, item.token, _micros(seconds))
+        until = self._run(operation, script, self._queue_keys(name)[0], args)
         return None if until is None else int(until) / 1e6
 
-    def _run(self, operation: str, script: Script, keys: Sequence[str],
-             args: Sequence[Any]) -> Any:
+    def _run(self, operation: str, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return script(keys, args)
         except redis.RedisError as exc:
@@ -345,15 +368,6 @@ class RedisBackend:
         if isinstance(exc, redis.exceptions.ReadOnlyError):
             return BackendUnavailableError(message)
         return BackendError(message)
-
-
-def _escape(name: str) -> str:
-    """The name as its hash tag: no ``}`` may end the tag early."""
-    return name.replace("%", "%25").replace("}", "%7D")
-
-
-def _unescape(tag: str) -> str:
-    return tag.replace("%7D", "}").replace("%25", "%")
 
 
 def _glob_escape(text: str) -> str:
