@@ -81,8 +81,12 @@ class Capabilities:
         item it released or delayed, until another claimer takes it (as in
         Drupal); False where a release hands the item back for good.
     max_delay, max_lease: the longest delay and lease the store keeps, in
-        seconds, when it has a limit below :data:`MAX_SECONDS` (SQS: 900 s
-        delays at creation, 12 h visibility); None when it has none.
+        seconds, when it has a limit below :data:`MAX_SECONDS` (SQS: 12 h
+        visibility); None when it has none.
+    max_create_delay: the longest ``delay`` of ``create_items``, when the
+        store delays new items less long than claimed ones (SQS: 900 s of
+        DelaySeconds, against 12 h for ``delay_item``); None when
+        ``max_delay`` holds for both.
     max_priority: the highest priority the store orders by, when below
         :data:`MAX_PRIORITY` (RabbitMQ's ``x-max-priority``).
     """
@@ -101,6 +105,7 @@ class Capabilities:
     settle_after_release: bool = True
     max_delay: float | None = None
     max_lease: float | None = None
+    max_create_delay: float | None = None
     max_priority: int | None = None
 
 

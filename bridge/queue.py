@@ -28,8 +28,14 @@ from bridge.errors import InvalidArgumentError, UnsupportedOperationError
 from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
 
 
-def check_seconds(what: str, value: float, *, positive: bool, most: float | None = None) -> float:
-    """``value`` as float seconds, or an error naming ``what`` and the allowed range."""
+def check_seconds(
+    what: str, value: float, *, positive: bool, most: float | None = None, store: str = ""
+) -> float:
+    """``value`` as float seconds, or an error naming ``what`` and the allowed range.
+
+    ``most`` is a backend's own limit, below :data:`MAX_SECONDS`; the error
+    names ``store`` (its URL) when that is the limit crossed.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgumentError(f"{what} must be a number of seconds, not {value!r}")
     try:
@@ -41,7 +47,10 @@ def check_seconds(what: str, value: float, *, positive: bool, most: float | None
         raise InvalidArgumentError(f"{what} must be {bound} seconds, not {value!r}")
     limit = MAX_SECONDS if most is None else min(most, MAX_SECONDS)
     if seconds > limit:
-        raise InvalidArgumentError(f"{what} must be at most {limit:g} seconds, not {value!r}")
+        whose = f", the limit of {store}" if store and limit < MAX_SECONDS else ""
+        raise InvalidArgumentError(
+            f"{what} must be at most {limit:g} seconds{whose}, not {value!r}"
+        )
     return seconds
 
 
@@ -92,7 +101,9 @@ class Queue:
         self, items: Iterable[Any], delay: float = 0, priority: int = 0
     ) -> list[ItemId]:
         """Store every item in one round trip; all or none are written."""
-        delay = self._check_delay(delay)
+        caps = self.capabilities
+        most = caps.max_delay if caps.max_create_delay is None else caps.max_create_delay
+        delay = self._check_delay(delay, most)
         self._check_priority(priority)
         payloads = [self.codec.encode(data) for data in items]
         if not payloads:
@@ -160,7 +171,7 @@ class Queue:
         self._check_item(item)
         if not self.capabilities.delay:
             self._refuse("delay_item")
-        delay = self._check_delay(delay)
+        delay = self._check_delay(delay, self.capabilities.max_delay)
         expire = self.backend.delay_item(self.name, item, delay)
         if expire is None:
             return False
@@ -211,16 +222,16 @@ class Queue:
                 f"item {item.item_id!r} was claimed from queue {item.queue!r}, not {self.name!r}"
             )
 
-    def _check_delay(self, delay: float) -> float:
-        seconds = check_seconds("delay", delay, positive=False,
-                                most=self.capabilities.max_delay)
+    def _check_delay(self, delay: float, most: float | None) -> float:
+        seconds = check_seconds("delay", delay, positive=False, most=most,
+                                store=self.backend.url)
         if seconds and not self.capabilities.delay:
             self._refuse("delay")
         return seconds
 
     def _check_lease(self, lease_time: float) -> float:
         return check_seconds("lease_time", lease_time, positive=True,
-                             most=self.capabilities.max_lease)
+                             most=self.capabilities.max_lease, store=self.backend.url)
 
     def _check_priority(self, priority: int) -> None:
         if isinstance(priority, bool) or not isinstance(priority, int):
