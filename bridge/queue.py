@@ -236,14 +236,18 @@ class Queue:
     def _check_priority(self, priority: int) -> None:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidArgumentError(f"priority must be an int, not {priority!r}")
+        # The range first: a priority no backend could store is a bad argument
+        # everywhere, before it is an unsupported one here.
+        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise InvalidArgumentError(
+                f"priority must be from {MIN_PRIORITY} to {MAX_PRIORITY}, not {priority}"
+            )
         if priority and not self.capabilities.priority:
             self._refuse("priority")
         most = self.capabilities.max_priority
-        high = MAX_PRIORITY if most is None else most
-        low = MIN_PRIORITY if most is None else 0
-        if not low <= priority <= high:
+        if most is not None and not 0 <= priority <= most:
             raise InvalidArgumentError(
-                f"priority must be from {low} to {high} on {self.backend.url}, not {priority}"
+                f"priority must be from 0 to {most} on {self.backend.url}, not {priority}"
             )
 
     def _refuse(self, operation: str) -> None:
