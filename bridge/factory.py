@@ -4,8 +4,10 @@ A queue's setting is the default's, overridden by its entry in ``queues``
 (the model of Drupal's ``queue_service_<name>`` and Marconi's
 ``marconi_queue_<name>``). An entry may be a URL, or ``{"url": ..., "options":
 {...}}``; a missing ``url`` means the default's. Options inherit: the
-``codec`` option always, backend options whenever the entry's backend is the
-default's backend (they would be meaningless to another one).
+``codec`` option always, backend options whenever the same backend class
+serves the entry and the default (``postgresql://`` and ``mysql://`` are one
+SQL backend; ``amqp://`` and ``sqs://`` are two), since they would be
+meaningless to another one.
 
 A reliable queue never silently gets a non-reliable backend: ``get(name,
 reliable=True)`` falls back from a non-reliable default to
@@ -21,13 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.backends import open_backend
+from bridge.backends import backend_class, open_backend
 from bridge.codecs import get_codec
 from bridge.contract import Backend
 from bridge.errors import ConfigurationError
 from bridge.queue import Queue
 from bridge.settings import DEFAULT_URL, Settings, Spec, load_settings
-from bridge.urls import mask_password, scheme_of
+from bridge.urls import mask_password
 
 _FACADE_OPTIONS = ("codec",)
 
@@ -74,9 +76,27 @@ def _resolve(base: Spec, override: Spec | None, what: str) -> _Resolved:
     if url is None:
         raise ConfigurationError(f"{what} has no url and the default has none either")
     inherited = {k: v for k, v in base_options.items() if k in _FACADE_OPTIONS}
-    if base_url is not None and scheme_of(url) == scheme_of(base_url):
+    if base_url is not None and _same_backend(url, base_url):
         inherited = base_options
     return _Resolved(url, {**inherited, **options})
+
+
+def _same_backend(url: str, base_url: str) -> bool:
+    """Whether one backend class serves both URLs, so the base's options mean the same.
+
+    Schemes are not enough: ``postgresql://`` and ``mysql://`` are one SQL
+    backend sharing ``table``, ``kombu+amqp://`` is ``amqp://``, while
+    ``amqp://`` and ``sqs://`` are different backends whose options differ.
+    """
+    if url == base_url:
+        return True
+    try:
+        base_class = backend_class(base_url)
+    except ConfigurationError:
+        # A default naming no backend shares nothing with a queue that has its
+        # own URL; the default's error shows where a queue actually uses it.
+        return False
+    return backend_class(url) is base_class
 
 
 class QueueFactory:
@@ -110,8 +130,15 @@ class QueueFactory:
             return queue
 
     def backends(self) -> list[Backend]:
-        """The default's backend and every configured queue's, opened on demand."""
-        specs = [(self.default, None)] + [(self.default, self.queues[n]) for n in self.queues]
+        """Every backend the settings name, opened on demand: what listings scan.
+
+        The default's, the reliable default's, and every configured queue's,
+        those routed by ``BRIDGE_QUEUE__<NAME>`` included.
+        """
+        specs: list[tuple[Spec, Spec | None]] = [(self.default, None)]
+        if self.reliable_default is not None:
+            specs.append((self.reliable_default, None))
+        specs += [(self.default, self.queues[n]) for n in self.queues]
         with self._lock:
             found: dict[str, Backend] = {}
             for base, override in specs:

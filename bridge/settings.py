@@ -14,7 +14,8 @@ Highest first:
    ``BRIDGE_QUEUE__<NAME>``
        one queue's URL: ``<NAME>`` is the queue name upper-cased with every
        character other than a letter or digit turned into ``_``, so
-       ``BRIDGE_QUEUE__EMAILS`` serves queue ``emails``.
+       ``BRIDGE_QUEUE__EMAILS`` serves queue ``emails``. Listings name such a
+       queue ``<NAME>`` lower-cased (see :class:`EnvironmentQueues`).
    ``BRIDGE_QUEUES``
        a JSON object shaped like ``QueueFactory(queues=...)``, for overrides
        that carry options or names an environment variable cannot spell.
@@ -83,7 +84,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 class EnvironmentQueues(Mapping[str, Spec]):
-    """Per-queue settings where ``BRIDGE_QUEUE__<NAME>`` wins over the others."""
+    """Per-queue settings where ``BRIDGE_QUEUE__<NAME>`` wins over the others.
+
+    Iteration gives every configured queue once, so that listings and
+    metrics reach the backend of each: first the names from ``BRIDGE_QUEUES``
+    and the Celery config, then one name per ``BRIDGE_QUEUE__<NAME>`` variable
+    that none of those spells. A variable cannot say which name it was
+    encoded from (``emails``, ``Emails`` and ``EMAILS`` share one), so such a
+    queue is named ``<NAME>`` lower-cased: exact for the usual lower-case
+    names of letters, digits and ``_``. A variable that no name encodes to
+    (a lower-case letter or other character after the prefix) serves no
+    queue and is skipped.
+    """
 
     def __init__(self, queues: Mapping[str, Spec], environ: Mapping[str, str]) -> None:
         self._queues = dict(queues)
@@ -101,10 +113,23 @@ class EnvironmentQueues(Mapping[str, Spec]):
         return name in self._queues
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._queues)
+        yield from self._queues
+        yield from self._environment_only()
 
     def __len__(self) -> int:
-        return len(self._queues)
+        return len(self._queues) + len(self._environment_only())
+
+    def _environment_only(self) -> list[str]:
+        """Names recovered from the variables no configured name already covers."""
+        covered = {queue_env_name(name) for name in self._queues}
+        names = []
+        for variable, url in self._environ.items():
+            if not url or variable in covered or not variable.startswith(QUEUE_ENV_PREFIX):
+                continue
+            name = variable[len(QUEUE_ENV_PREFIX) :].lower()
+            if name and queue_env_name(name) == variable:
+                names.append(name)
+        return sorted(names)
 
 
 def _json_queues(text: str) -> dict[str, Spec]:

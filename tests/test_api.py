@@ -13,13 +13,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 import bridge
 import bridge.errors
 import bridge.factory
 from bridge.settings import load_settings, queue_env_name
 
-from conftest import POSTGRES_URL
+from conftest import MARIADB_URL, POSTGRES_URL, SESSION_TABLE
 
 NO_CELERY_CONFIG = {"CELERY_CONFIG_MODULE": "bridge_tests_no_such_celeryconfig"}
 """Keeps a celeryconfig module that happens to be importable out of the settings."""
@@ -195,6 +196,76 @@ def test_backend_options_are_inherited_by_the_same_backend_only(tmp_path: Path) 
         factory.close()
 
 
+def test_backend_options_are_inherited_by_backend_not_by_scheme() -> None:
+    """One backend class behind two schemes shares options; two classes never do.
+
+    Nothing here connects: the backends are built, and what they were given
+    is read back (port 1 has no server, and is never reached).
+    """
+    factory = bridge.QueueFactory(
+        default={"url": "postgresql://app@127.0.0.1:1/app", "options": {"table": "jobs"}},
+        queues={"maria": "mariadb://app@127.0.0.1:1/app", "mysql": "mysql://app@127.0.0.1:1/app",
+                "own": {"url": "mysql://app@127.0.0.1:1/app", "options": {"table": "mine"}},
+                "local": "memory://"},
+    )
+    rabbit = bridge.QueueFactory(
+        default={"url": "amqp://guest@127.0.0.1:1//", "options": {"max_priority": 5}},
+        queues={"kombu": "kombu+amqp://guest@127.0.0.1:1//",
+                "tls": "amqps://guest@127.0.0.1:1//",
+                "sqs": "sqs://key:secret@127.0.0.1:1"},
+    )
+    try:
+        for name, table in [("maria", "jobs"), ("mysql", "jobs"), ("own", "mine")]:
+            assert factory.get(name).backend.table.name == table  # type: ignore[attr-defined]
+        assert not factory.get("local").capabilities.shared  # memory takes no table
+        assert rabbit.get("kombu").capabilities.priority, "kombu+amqp:// is amqp://"
+        assert rabbit.get("tls").capabilities.priority, "amqps:// is the same backend"
+        assert rabbit.get("sqs").backend.url.startswith("sqs://"), "no max_priority for SQS"
+    finally:
+        factory.close()
+        rabbit.close()
+
+
+def test_a_default_naming_no_backend_passes_nothing_on() -> None:
+    factory = bridge.QueueFactory(
+        default={"url": "nope://x", "options": {"table": "jobs"}}, queues={"local": "memory://"}
+    )
+    factory.get("local").create_item(1)
+    with pytest.raises(bridge.UnknownBackendError, match="nope"):
+        factory.get("other")
+
+
+@pytest.mark.service("postgres")
+@pytest.mark.service("mariadb")
+def test_a_postgres_default_table_serves_a_mariadb_queue() -> None:
+    factory = bridge.QueueFactory(
+        default={"url": POSTGRES_URL, "options": {"table": SESSION_TABLE}},
+        queues={"on_maria": MARIADB_URL},
+    )
+    try:
+        factory.get("on_maria").create_item({"n": 1})
+        engine = sqlalchemy.create_engine(MARIADB_URL)
+        with engine.connect() as conn:
+            count = conn.execute(sqlalchemy.text(
+                f"SELECT COUNT(*) FROM {SESSION_TABLE} WHERE name = 'on_maria'"
+            )).scalar_one()
+        engine.dispose()
+        assert count == 1
+    finally:
+        factory.get("on_maria").delete_queue()
+        factory.close()
+
+
+def test_backends_lists_every_store_the_settings_name(tmp_path: Path) -> None:
+    urls = [sqlite_url(tmp_path / f"{n}.sqlite") for n in ("main", "spare", "own")]
+    factory = bridge.QueueFactory(default=urls[0], reliable_default=urls[1],
+                                  queues={"own": urls[2], "same": urls[0]})
+    try:
+        assert sorted(backend.url for backend in factory.backends()) == sorted(urls)
+    finally:
+        factory.close()
+
+
 def test_the_codec_option_is_inherited_by_every_backend(tmp_path: Path) -> None:
     factory = bridge.QueueFactory(
         default={"url": sqlite_url(tmp_path / "q.sqlite"), "options": {"codec": "yaml-ish"}},
@@ -365,6 +436,33 @@ def test_one_queue_from_its_own_variable(tmp_path: Path) -> None:
     try:
         assert not factory.get("video-thumbs.v2").capabilities.reliable
         assert factory.get("emails").capabilities.reliable
+    finally:
+        factory.close()
+
+
+def test_queues_routed_by_their_variables_are_iterated(tmp_path: Path) -> None:
+    """Listings reach a queue set by BRIDGE_QUEUE__<NAME> as one set in BRIDGE_QUEUES."""
+    spare = sqlite_url(tmp_path / "spare.sqlite")
+    settings = load_settings(environ={
+        **NO_CELERY_CONFIG,
+        "BRIDGE_QUEUE_DEFAULT": "memory://",
+        "BRIDGE_QUEUES": json.dumps({"video-thumbs.v2": "memory://", "Emails": "memory://"}),
+        "BRIDGE_QUEUE__VIDEO_THUMBS_V2": spare,  # overrides the JSON entry: one name
+        "BRIDGE_QUEUE__EMAILS": spare,  # also what "Emails" encodes to: no second name
+        "BRIDGE_QUEUE__AGGREGATOR_FEEDS": spare,  # recovered lower-cased
+        "BRIDGE_QUEUE__Lower": spare,  # no name encodes to it: serves nothing
+        "BRIDGE_QUEUE__": spare,
+        "BRIDGE_QUEUE__UNSET": "",
+    })
+    queues = settings.queues
+    assert list(queues) == ["video-thumbs.v2", "Emails", "aggregator_feeds"]
+    assert len(queues) == 3
+    assert dict(queues) == dict.fromkeys(queues, spare)
+    assert "AGGREGATOR_FEEDS" in queues, "the variable serves every name that encodes to it"
+    assert "unset" not in queues
+    factory = bridge.QueueFactory.from_settings(settings)
+    try:
+        assert sorted(b.url for b in factory.backends()) == ["memory://", spare]
     finally:
         factory.close()
 

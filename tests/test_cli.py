@@ -118,6 +118,30 @@ def test_send_then_list_shows_the_count(run_cli: RunCli, name: str, db_url: str)
     )
 
 
+@pytest.mark.parametrize("routed_by", ["variable", "BRIDGE_QUEUES"])
+def test_list_shows_a_queue_routed_to_another_backend(
+    run_cli: RunCli, tmp_path: Path, routed_by: str
+) -> None:
+    """A queue set by BRIDGE_QUEUE__<NAME> is listed as one set in BRIDGE_QUEUES is."""
+    other = f"sqlite:///{tmp_path}/other.sqlite"
+    routes = {"emails": other, "video-thumbs": other}
+    env: dict[str, str | None] = (
+        {"BRIDGE_QUEUE__EMAILS": other, "BRIDGE_QUEUE__VIDEO_THUMBS": other}
+        if routed_by == "variable"
+        else {"BRIDGE_QUEUES": json.dumps(routes)}
+    )
+    for queue_name in routes:
+        result = run_cli("queue", "send", queue_name, "{}", "--create", env=env)
+        assert result.exit_code == 0, result.output
+    result = run_cli("queue", "list", "--format", "json", env=env)
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["emails"] == {"name": "emails", "items": 1, "backend": other, "cron": None}
+    # Listed under its stored name, though its variable spells it otherwise.
+    assert rows["video-thumbs"]["items"] == 1
+    assert rows["video-thumbs"]["backend"] == other
+
+
 def test_list_shows_worker_queues_with_their_cron_time(
     run_cli: RunCli, registry: object, name: str
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -126,3 +127,25 @@ def test_bridge_metrics_once_prints_the_exposition(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout
     assert _sample(out, "bridge_queue_items", queue="q") == 1
+
+
+@pytest.mark.parametrize("routed_by", ["variable", "BRIDGE_QUEUES"])
+def test_bridge_metrics_exports_a_queue_routed_to_another_backend(
+    tmp_path: Path, routed_by: str
+) -> None:
+    """A queue set by BRIDGE_QUEUE__<NAME> is exported as one set in BRIDGE_QUEUES is."""
+    other = f"sqlite:///{tmp_path}/other.sqlite"
+    stored = bridge.QueueFactory(default=other)
+    stored.get("emails").create_items([1, 2])
+    stored.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "CELERY_"))}
+    if routed_by == "variable":
+        env["BRIDGE_QUEUE__EMAILS"] = other
+    else:
+        env["BRIDGE_QUEUES"] = json.dumps({"emails": other})
+    out = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "metrics", "--once"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    assert _sample(out, "bridge_queue_items", queue="emails", backend=other) == 2
+    assert _sample(out, "bridge_queue_up", queue="emails", backend=other) == 1
