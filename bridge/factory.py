@@ -9,17 +9,21 @@ serves the entry and the default (``postgresql://`` and ``mysql://`` are one
 SQL backend; ``amqp://`` and ``sqs://`` are two), since they would be
 meaningless to another one.
 
-A reliable queue never silently gets a non-reliable backend: ``get(name,
-reliable=True)`` falls back from a non-reliable default to
-``reliable_default``, and refuses a queue explicitly set to a non-reliable
-backend.
+One name, one store: which store serves a queue depends only on the
+settings and on what declares the queue reliable (``reliable_queues``, or a
+worker registered with ``reliable=True``), never on the arguments of one
+call, so the runner's ``get(name)`` reaches what a producer wrote. A queue
+declared reliable whose backend is not reliable is served by
+``reliable_default``; one set explicitly to a non-reliable backend is
+refused. ``get(name, reliable=True)`` only checks: it raises when the queue
+would not be reliable, and never hands out another store than ``get(name)``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +34,7 @@ from bridge.errors import ConfigurationError
 from bridge.queue import Queue
 from bridge.settings import DEFAULT_URL, Settings, Spec, load_settings
 from bridge.urls import mask_password
+from bridge.workers import declared_reliable, import_worker_modules
 
 _FACADE_OPTIONS = ("codec",)
 
@@ -107,27 +112,98 @@ class QueueFactory:
         default: Spec = DEFAULT_URL,
         reliable_default: Spec | None = None,
         queues: Mapping[str, Spec] | None = None,
+        reliable_queues: Iterable[str] = (),
     ) -> None:
         self.default = default
         self.reliable_default = reliable_default
         self.queues: Mapping[str, Spec] = queues if queues is not None else {}
+        if isinstance(reliable_queues, str):
+            raise ConfigurationError(
+                f"reliable_queues is a collection of queue names, not the string "
+                f"{reliable_queues!r}"
+            )
+        self.reliable_queues = frozenset(reliable_queues)
         self._backends: dict[str, Backend] = {}
-        self._cache: dict[tuple[str, bool], Queue] = {}
+        self._cache: dict[str, Queue] = {}
         self._lock = threading.Lock()
+        self._workers_imported = False
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> QueueFactory:
         settings = settings or load_settings()
-        return cls(settings.default, settings.reliable_default, settings.queues)
+        return cls(
+            settings.default, settings.reliable_default, settings.queues, settings.reliable_queues
+        )
 
     def get(self, name: str, reliable: bool = False) -> Queue:
-        """The queue called ``name``; with ``reliable``, never a non-reliable backend."""
+        """The queue called ``name``: the same store whoever asks, and however.
+
+        The store follows from the settings and the declarations alone (see
+        the module docstring). ``reliable=True`` states that the caller needs
+        a reliable queue: :class:`ConfigurationError`, saying how to declare
+        the queue, when it is not one.
+        """
         with self._lock:
-            queue = self._cache.get((name, reliable))
+            queue = self._cache.get(name)
+        if queue is None or not queue.capabilities.reliable:
+            queue = self._get_unsure(name)
+        if reliable and not queue.capabilities.reliable:
+            raise ConfigurationError(
+                f"queue {name!r} is not reliable: {queue.backend.url} serves it, and "
+                "get(name, reliable=True) never reaches another store than get(name). "
+                f"{self._how_to_declare(name)}"
+            )
+        return queue
+
+    def _get_unsure(self, name: str) -> Queue:
+        """Open queue ``name``, or recheck one on a non-reliable backend."""
+        with self._lock:
+            queue = self._cache.get(name)
             if queue is None:
-                queue = self._build(name, reliable)
-                self._cache[(name, reliable)] = queue
-            return queue
+                queue = self._build(name, reliable=False)
+                if queue.capabilities.reliable:
+                    self._cache[name] = queue
+                    return queue
+        # Only a queue on a non-reliable backend gets here. Whether it is
+        # declared reliable may import worker modules, which may call get():
+        # never under the lock.
+        declared = self._declared_reliable(name)
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached is None:
+                cached = self._build(name, declared)
+                self._cache[name] = cached
+            elif declared and not cached.capabilities.reliable:
+                raise ConfigurationError(
+                    f"queue {name!r} was declared reliable after it was opened on "
+                    f"{cached.backend.url}, which is not reliable; items written there would "
+                    "never reach the reliable store. Declare it before the queue is first "
+                    "used: in BRIDGE_RELIABLE_QUEUES, or with queue_worker(..., reliable=True) "
+                    "in a module listed in BRIDGE_IMPORTS"
+                )
+            return cached
+
+    def _declared_reliable(self, name: str) -> bool:
+        """Whether the settings or a registered worker declare queue ``name`` reliable."""
+        if name in self.reliable_queues:
+            return True
+        if not self._workers_imported:
+            # Once per factory: the workers a consumer will import may declare it.
+            import_worker_modules()
+            self._workers_imported = True
+        return declared_reliable(name)
+
+    def _how_to_declare(self, name: str) -> str:
+        """The advice for a queue that must be reliable and is not."""
+        if _split(self.queues.get(name), f"the setting of queue {name!r}")[0] is not None:
+            return "Its own URL in the queues setting names that backend: give it a reliable one."
+        fix = (
+            f"Declare it reliable with queue_worker({name!r}, reliable=True), "
+            f"BRIDGE_RELIABLE_QUEUES={name} or reliable_queues=[{name!r}]"
+        )
+        if self.reliable_default is None:
+            fix += ", and set reliable_default (BRIDGE_QUEUE_DEFAULT_RELIABLE) to serve it"
+        return fix + "; or make the default backend reliable."
 
     def backends(self) -> list[Backend]:
         """Every backend the settings name, opened on demand: what listings scan.
@@ -155,6 +231,7 @@ class QueueFactory:
             self._cache.clear()
 
     def _build(self, name: str, reliable: bool) -> Queue:
+        """Queue ``name`` from its setting; ``reliable``: declared reliable."""
         what = f"the setting of queue {name!r}"
         override = self.queues.get(name)
         resolved = _resolve(self.default, override, what)
@@ -163,7 +240,7 @@ class QueueFactory:
             explicit_url = _split(override, what)[0]
             if explicit_url is not None or self.reliable_default is None:
                 raise ConfigurationError(
-                    f"queue {name!r} must be reliable but {backend.url} is not; set "
+                    f"queue {name!r} is declared reliable but {backend.url} is not; set "
                     "reliable_default (BRIDGE_QUEUE_DEFAULT_RELIABLE) or give the queue "
                     "a reliable backend"
                 )
@@ -196,6 +273,7 @@ def configure(
     default: Spec | None = None,
     reliable_default: Spec | None = None,
     queues: Mapping[str, Spec] | None = None,
+    reliable_queues: Iterable[str] | None = None,
 ) -> QueueFactory:
     """Set what :func:`get_queue` uses; unset arguments come from the settings."""
     global _factory
@@ -204,6 +282,7 @@ def configure(
         default if default is not None else settings.default,
         reliable_default if reliable_default is not None else settings.reliable_default,
         queues if queues is not None else settings.queues,
+        reliable_queues if reliable_queues is not None else settings.reliable_queues,
     )
     with _factory_lock:
         previous, _factory = _factory, factory
@@ -222,5 +301,8 @@ def get_factory() -> QueueFactory:
 
 
 def get_queue(name: str, reliable: bool = False) -> Queue:
-    """The queue ``name`` from the configured factory (Drupal's ``\\Drupal::queue``)."""
+    """The queue ``name`` from the configured factory (Drupal's ``\\Drupal::queue``).
+
+    ``reliable=True`` checks that the queue is reliable; it never picks the store.
+    """
     return get_factory().get(name, reliable)

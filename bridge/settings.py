@@ -9,8 +9,11 @@ Highest first:
        the URL every queue uses unless overridden (default
        ``sqlite:///bridge.sqlite``, relative to the working directory).
    ``BRIDGE_QUEUE_DEFAULT_RELIABLE``
-       the URL used for ``get(name, reliable=True)`` when the default backend
-       is not reliable (Drupal 7's ``queue_default_reliable_class``).
+       the URL that serves the queues declared reliable when the default
+       backend is not reliable (Drupal 7's ``queue_default_reliable_class``).
+   ``BRIDGE_RELIABLE_QUEUES``
+       comma-separated queue names declared reliable (as a worker does with
+       ``queue_worker(name, reliable=True)``).
    ``BRIDGE_QUEUE__<NAME>``
        one queue's URL: ``<NAME>`` is the queue name upper-cased with every
        character other than a letter or digit turned into ``_``, so
@@ -24,7 +27,8 @@ Highest first:
 
 3. The Celery configuration module (``celeryconfig`` or the module named by
    ``CELERY_CONFIG_MODULE``), if importable: its ``bridge_queue_default``,
-   ``bridge_queue_default_reliable``, ``bridge_queues`` and ``bridge_imports``.
+   ``bridge_queue_default_reliable``, ``bridge_queues``, ``bridge_imports`` and
+   ``bridge_reliable_queues``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class Settings:
     reliable_default: Spec | None = None
     queues: Mapping[str, Spec] = field(default_factory=dict)
     imports: tuple[str, ...] = ()
+    reliable_queues: frozenset[str] = frozenset()
 
 
 def queue_env_name(queue: str) -> str:
@@ -75,11 +80,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     imports = env.get("BRIDGE_IMPORTS") or getattr(config, "bridge_imports", None) or ""
     if not isinstance(imports, str):
         imports = ",".join(imports)
+    reliable_queues = (
+        env.get("BRIDGE_RELIABLE_QUEUES") or getattr(config, "bridge_reliable_queues", None) or ""
+    )
+    if not isinstance(reliable_queues, str):
+        reliable_queues = ",".join(reliable_queues)
     return Settings(
         default=default or DEFAULT_URL,
         reliable_default=reliable or None,
         queues=EnvironmentQueues(queues, env),
         imports=tuple(module.strip() for module in imports.split(",") if module.strip()),
+        reliable_queues=frozenset(n.strip() for n in reliable_queues.split(",") if n.strip()),
     )
 
 

@@ -69,12 +69,17 @@ class QueueWorker:
     ``cron_time`` is cron's time budget for the queue (None: cron never runs
     it); ``lease_time`` is the lease of each claimed item, when it must differ
     from ``cron_time`` (Drupal has only ``cron.time``, used for both).
+    ``reliable`` declares that the queue must keep its items through crashes:
+    every ``get(name)`` of it, producers' and consumers' alike, then reaches
+    ``reliable_default`` when the default backend is not reliable (see
+    :meth:`bridge.factory.QueueFactory.get`).
     """
 
     name: str
     callback: Callback
     cron_time: float | None = None
     lease_time: float | None = None
+    reliable: bool = False
 
     @property
     def cron_lease(self) -> float | None:
@@ -103,26 +108,35 @@ def _origin(callback: Callback) -> tuple[str, str]:
 
 
 def queue_worker(
-    name: str, cron_time: float | None = None, lease_time: float | None = None
+    name: str,
+    cron_time: float | None = None,
+    lease_time: float | None = None,
+    *,
+    reliable: bool = False,
 ) -> Callable[[F], F]:
     """Register the decorated ``callback(data)`` as the worker of queue ``name``.
 
     The function is returned unchanged. Registering a second function for the
     same queue is a :class:`ConfigurationError`, unless it has the same module
     and qualified name: that is the module being imported again, and the new
-    definition replaces the old one.
+    definition replaces the old one. ``reliable=True`` declares the queue
+    reliable (see :class:`QueueWorker`); declare it in a module that every
+    process using the queue imports (``BRIDGE_IMPORTS``), or in the
+    ``BRIDGE_RELIABLE_QUEUES`` setting.
     """
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError(f"a queue worker needs a queue name, not {name!r}")
     cron = positive_seconds("cron_time", cron_time)
     lease = positive_seconds("lease_time", lease_time)
+    if not isinstance(reliable, bool):
+        raise InvalidArgumentError(f"reliable must be True or False, not {reliable!r}")
 
     def register(callback: F) -> F:
         if not callable(callback):
             raise InvalidArgumentError(
                 f"queue_worker({name!r}) decorates a function, not {callback!r}"
             )
-        worker = QueueWorker(name, callback, cron, lease)
+        worker = QueueWorker(name, callback, cron, lease, reliable)
         with _lock:
             existing = _registry.get(name)
             if existing is not None and _origin(existing.callback) != _origin(callback):
@@ -171,6 +185,16 @@ def get_worker(name: str) -> QueueWorker:
             f"no worker registered for queue {name!r}; registered: {known}; "
             f"worker modules come from BRIDGE_IMPORTS={imports}"
         ) from None
+
+
+def declared_reliable(name: str) -> bool:
+    """Whether the worker registered for ``name`` declares it reliable.
+
+    Reads the registry as it is, importing nothing: the factory asks this on
+    every ``get`` of a queue on a non-reliable backend.
+    """
+    worker = _registry.get(name)
+    return worker is not None and worker.reliable
 
 
 def current_item() -> QueueItem | None:

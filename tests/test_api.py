@@ -284,15 +284,17 @@ def test_the_codec_option_is_inherited_by_every_backend(tmp_path: Path) -> None:
 
 def test_reliable_queues_fall_back_to_reliable_default(tmp_path: Path) -> None:
     db = tmp_path / "reliable.sqlite"
-    factory = bridge.QueueFactory(default="memory://", reliable_default=sqlite_url(db))
+    factory = bridge.QueueFactory(
+        default="memory://", reliable_default=sqlite_url(db), reliable_queues=["orders"]
+    )
     try:
         reliable = factory.get("orders", reliable=True)
         plain = factory.get("orders")
+        assert reliable is plain, "one name, one store"
         assert reliable.capabilities.reliable
-        assert not plain.capabilities.reliable
         reliable.create_item({"order": 1})
-        assert plain.number_of_items() == 0
         assert list(tables_in(db).values()) == [1]
+        assert not factory.get("scratch").capabilities.reliable
     finally:
         factory.close()
 
@@ -409,12 +411,14 @@ def test_the_default_urls_come_from_the_environment(tmp_path: Path) -> None:
         **NO_CELERY_CONFIG,
         "BRIDGE_QUEUE_DEFAULT": "memory://",
         "BRIDGE_QUEUE_DEFAULT_RELIABLE": sqlite_url(spare),
+        "BRIDGE_RELIABLE_QUEUES": " jobs, ",
     })
     assert settings.default == "memory://"
     assert settings.reliable_default == sqlite_url(spare)
+    assert settings.reliable_queues == {"jobs"}
     factory = bridge.QueueFactory.from_settings(settings)
     try:
-        assert not factory.get("jobs").capabilities.reliable
+        assert not factory.get("other").capabilities.reliable
         factory.get("jobs", reliable=True).create_item("safe")
         assert list(tables_in(spare).values()) == [1]
     finally:

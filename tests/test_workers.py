@@ -25,6 +25,7 @@ from bridge import workers
 from bridge.backends.memory import MemoryBackend
 from bridge.codecs import JsonCodec
 from bridge.errors import ConfigurationError, InvalidArgumentError, UnknownQueueError
+from bridge.settings import load_settings
 
 from conftest import spec_for
 
@@ -881,3 +882,149 @@ def test_a_day_long_delay_on_sqs_does_not_end_the_run(tmp_path: Path) -> None:
     finally:
         queue.delete_queue()
         factory.close()
+
+
+# --- one name, one store: reliable queues ------------------------------------
+
+
+def _split_factory(tmp_path: Path, **settings: Any) -> bridge.QueueFactory:
+    """A non-reliable default with a reliable default beside it: where stores could split."""
+    return bridge.QueueFactory(
+        default="memory://", reliable_default=f"sqlite:///{tmp_path}/reliable.sqlite", **settings
+    )
+
+
+def test_a_worker_declared_reliable_reads_what_a_reliable_producer_wrote(
+    tmp_path: Path,
+) -> None:
+    factory = _split_factory(tmp_path)
+    name = unique("orders")
+    seen: list[str] = []
+    bridge.queue_worker(name, cron_time=5, reliable=True)(seen.append)
+    try:
+        factory.get(name, reliable=True).create_items(["a", "b"])
+        summary = bridge.process_queue(name, factory=factory)
+        assert (seen, summary.processed) == (["a", "b"], 2)
+        factory.get(name, reliable=True).create_item("c")
+        [cron] = bridge.run_cron(factory=factory)
+        assert (seen, cron.processed) == (["a", "b", "c"], 1)
+        assert factory.get(name) is factory.get(name, reliable=True)
+        assert factory.get(name).capabilities.reliable
+    finally:
+        factory.close()
+
+
+def test_a_queue_declared_reliable_by_the_settings_is_one_store(tmp_path: Path) -> None:
+    name = unique("orders")
+    seen: list[str] = []
+    factory = _split_factory(tmp_path, reliable_queues=[name])
+    bridge.queue_worker(name)(seen.append)
+    try:
+        factory.get(name, reliable=True).create_item("from the producer")
+        bridge.process_queue(name, factory=factory)
+        assert seen == ["from the producer"]
+        assert factory.get(name, reliable=True).number_of_items() == 0
+    finally:
+        factory.close()
+
+
+def test_reliable_for_an_undeclared_queue_is_refused_and_says_how_to_declare(
+    tmp_path: Path,
+) -> None:
+    factory = _split_factory(tmp_path)
+    name = unique("orders")
+    try:
+        with pytest.raises(ConfigurationError) as refused:
+            factory.get(name, reliable=True)
+        message = str(refused.value)
+        assert f"queue_worker({name!r}, reliable=True)" in message
+        assert f"BRIDGE_RELIABLE_QUEUES={name}" in message
+        assert "never reaches another store than get(name)" in message
+        # Nothing was written anywhere; get(name) is what it was.
+        assert not factory.get(name).capabilities.reliable
+    finally:
+        factory.close()
+
+
+def test_without_a_reliable_default_the_refusal_says_to_set_one() -> None:
+    factory = bridge.QueueFactory(default="memory://")
+    name = unique("orders")
+    with pytest.raises(ConfigurationError, match="set reliable_default"):
+        factory.get(name, reliable=True)
+    declared = unique("declared")
+    bridge.queue_worker(declared, reliable=True)(print)
+    with pytest.raises(ConfigurationError, match="is declared reliable but memory://"):
+        factory.get(declared)
+    with pytest.raises(ConfigurationError, match="is declared reliable but memory://"):
+        bridge.process_queue(declared, factory=factory)
+
+
+def test_a_declaration_after_the_queue_was_opened_is_an_error_not_a_second_store(
+    tmp_path: Path,
+) -> None:
+    factory = _split_factory(tmp_path)
+    name = unique("orders")
+    try:
+        factory.get(name).create_item("in memory")
+        bridge.queue_worker(name, reliable=True)(print)
+        with pytest.raises(ConfigurationError, match="declared reliable after it was opened"):
+            factory.get(name)
+    finally:
+        factory.close()
+
+
+def test_a_producer_finds_the_declaration_in_the_worker_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module, name = unique("mod"), unique("orders")
+    write_module(
+        tmp_path,
+        module,
+        f"""
+        import bridge
+
+        @bridge.queue_worker({name!r}, reliable=True)
+        def work(data):
+            pass
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("BRIDGE_IMPORTS", module)
+    factory = _split_factory(tmp_path)
+    try:
+        # The producer never imported the module; its first get() does.
+        assert factory.get(name).capabilities.reliable
+        factory.get(name).create_item("x")
+        assert bridge.process_queue(name, factory=factory).processed == 1
+    finally:
+        factory.close()
+
+
+def test_on_a_reliable_default_a_declaration_changes_nothing(tmp_path: Path) -> None:
+    factory = bridge.QueueFactory(
+        default=f"sqlite:///{tmp_path}/main.sqlite",
+        reliable_default=f"sqlite:///{tmp_path}/spare.sqlite",
+    )
+    name = unique("orders")
+    bridge.queue_worker(name, reliable=True)(print)
+    try:
+        queue = factory.get(name, reliable=True)
+        assert queue is factory.get(name)
+        assert factory.get(unique("other"), reliable=True).backend is queue.backend
+        assert "main.sqlite" in queue.backend.url
+    finally:
+        factory.close()
+
+
+def test_reliable_queues_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRIDGE_RELIABLE_QUEUES", "orders, invoices,")
+    assert load_settings().reliable_queues == {"orders", "invoices"}
+    factory = bridge.QueueFactory.from_settings()
+    assert factory.reliable_queues == {"orders", "invoices"}
+    with pytest.raises(ConfigurationError, match="collection of queue names"):
+        bridge.QueueFactory(reliable_queues="orders")
+
+
+def test_queue_worker_refuses_a_reliable_that_is_not_a_bool() -> None:
+    with pytest.raises(InvalidArgumentError, match="reliable must be True or False"):
+        bridge.queue_worker(unique(), reliable="yes")  # type: ignore[arg-type]
