@@ -13,9 +13,12 @@ hold no queue logic. Worker modules come from ``BRIDGE_IMPORTS`` and from
 ``--import``, imported before the factory is first used so that a module
 calling :func:`bridge.configure` decides which backends serve its queues.
 
-A user's mistake (a :class:`~bridge.errors.BridgeError`) ends the command
-with one ``Error: ...`` line on stderr and a non-zero exit, never a
-traceback: exit 2 for a bad argument value, 1 for anything else.
+A user's mistake (a :class:`~bridge.errors.BridgeError`, or an option value
+click refuses) ends the command with one ``Error: ...`` line on stderr and a
+non-zero exit, never a traceback: exit 2 for a bad argument value, 1 for
+anything else. Each mistake is caught where it arises and named there. Any
+other exception is a bug in bridge: :func:`main` prints one line naming it
+and how to report it, and ``BRIDGE_DEBUG=1`` shows its traceback instead.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import importlib
 import importlib.util
 import json
 import logging
+import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -51,6 +56,12 @@ class BridgeGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.MissingParameter:
+            raise  # a mistake in the command's shape: click's usage block helps
+        except click.BadParameter as exc:
+            # The message names the option and what it accepts; the usage
+            # block would add nothing, so the value's error is the one line.
+            raise click.UsageError(" ".join(exc.format_message().split())) from exc
         except InvalidArgumentError as exc:
             # Without a context, click prints the one line and no usage block.
             raise click.UsageError(_one_line(exc)) from exc
@@ -94,11 +105,26 @@ def _known_queue(factory: QueueFactory, name: str, fix: str = "") -> Queue:
     )
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A float range that also refuses ``nan`` and ``inf``, which ranges let through."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
+        return number
+
+
 FORMATS = click.Choice(["table", "json"])
 format_option = click.option("--format", "output", type=FORMATS, default="table", show_default=True)
-SECONDS = click.FloatRange(min=0)
-LEASE = click.FloatRange(min=0, min_open=True)
+SECONDS = FiniteFloatRange(min=0)
+LEASE = FiniteFloatRange(min=0, min_open=True)
 COUNT = click.IntRange(min=0)
+# Far above any queue's length, and inside every store's integer type, so a
+# huge --limit is refused here rather than overflowing a driver.
+PEEK_LIMIT = click.IntRange(min=0, max=2**31 - 1)
+# A demo builds its items in memory before sending them in one call.
+DEMO_ITEMS = click.IntRange(min=1, max=1_000_000)
 IMPORT_HELP = "Import a module that registers queue workers (repeatable; adds to BRIDGE_IMPORTS)."
 
 
@@ -218,7 +244,13 @@ def send(
     try:
         payload = json.loads(data)
     except ValueError as exc:
-        raise InvalidArgumentError(f"the JSON argument {data!r} is not valid JSON: {exc}") from exc
+        shown = _shorten(repr(data))
+        raise InvalidArgumentError(f"the JSON argument {shown} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # Python's parser recurses once per level of nesting.
+        raise InvalidArgumentError(
+            f"the JSON argument {_shorten(repr(data))} is nested too deeply to be read"
+        ) from None
     fix = "; pass --create to create it"
     q = factory.get(name) if create else _known_queue(factory, name, fix)
     click.echo(q.create_item(payload, delay=delay, priority=priority))
@@ -241,7 +273,7 @@ def _item_row(item: QueueItem, now: float) -> dict[str, Any]:
 
 @queue.command("peek")
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--limit", type=PEEK_LIMIT, default=10, show_default=True)
 @format_option
 @click.pass_obj
 def peek(factory: QueueFactory, name: str, limit: int, output: str) -> None:
@@ -293,7 +325,7 @@ def delete(factory: QueueFactory, name: str, yes: bool) -> None:
 
 
 @cli.command()
-@click.option("--items", "count", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--items", "count", type=DEMO_ITEMS, default=200, show_default=True)
 @click.option("--queue", "name", default="bridge_demo", show_default=True)
 @click.pass_obj
 def demo(factory: QueueFactory, count: int, name: str) -> None:
@@ -321,10 +353,19 @@ def demo(factory: QueueFactory, count: int, name: str) -> None:
 
 
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=9808, show_default=True,
-              help="0 picks a free port.")
-@click.option("--address", default="127.0.0.1", show_default=True,
-              help="Listen address; 0.0.0.0 to be scraped from other hosts.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9808,
+    show_default=True,
+    help="0 picks a free port.",
+)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Listen address; 0.0.0.0 to be scraped from other hosts.",
+)
 @click.option("--once", is_flag=True, help="Print the metrics once and exit.")
 @click.pass_obj
 def metrics(factory: QueueFactory, port: int, address: str, once: bool) -> None:
@@ -338,7 +379,12 @@ def metrics(factory: QueueFactory, port: int, address: str, once: bool) -> None:
     if once:
         click.echo(render(queue_depths(factory)), nl=False)
         return
-    server = MetricsServer(factory, address, port)
+    try:
+        server = MetricsServer(factory, address, port)
+    except OSError as exc:  # socket.gaierror for a bad address is one too
+        raise click.ClickException(
+            f"cannot listen on {address}:{port}: {exc.strerror or exc}"
+        ) from exc
     click.echo(f"Serving queue metrics on http://{address}:{server.server_port}/metrics")
     try:
         server.serve_forever()
@@ -349,12 +395,27 @@ def metrics(factory: QueueFactory, port: int, address: str, once: bool) -> None:
 
 
 @cli.command("celery-demo")
-@click.option("--seconds", type=SECONDS, default=30, show_default=True,
-              help="How long to feed the queue; 0 means until Ctrl-C.")
-@click.option("--rate", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Demo items created per second.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Worker processes (prefork).")
+@click.option(
+    "--seconds",
+    type=SECONDS,
+    default=30,
+    show_default=True,
+    help="How long to feed the queue; 0 means until Ctrl-C.",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Demo items created per second.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Worker processes (prefork).",
+)
 @click.option("--flower", is_flag=True, help="Also run Flower on port 5555.")
 @click.pass_obj
 def celery_demo(
@@ -374,10 +435,30 @@ def celery_demo(
     run_demo(factory, click.echo, seconds, rate, concurrency, flower)
 
 
+BUG_REPORT_HINT = (
+    "this is a bug in bridge: please report it with the command you ran and the "
+    "traceback that BRIDGE_DEBUG=1 shows"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """The ``bridge`` console script; worker failures are logged to stderr."""
+    """The ``bridge`` console script; worker failures are logged to stderr.
+
+    The last resort: anything the commands did not name as a user's mistake
+    is a bug, reported in one line (not hidden) unless ``BRIDGE_DEBUG`` asks
+    for the traceback.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cli.main(args=list(argv) if argv is not None else None, prog_name="bridge")
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="bridge")
+    except Exception as exc:
+        if os.environ.get("BRIDGE_DEBUG"):
+            raise
+        click.echo(
+            f"Error: internal error {type(exc).__name__}: {_one_line(exc)}; {BUG_REPORT_HINT}",
+            err=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":
