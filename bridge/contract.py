@@ -52,6 +52,8 @@ and a 32-bit epoch holds it on the SQL side.
 MIN_PRIORITY = -(2**31)
 MAX_PRIORITY = 2**31 - 1
 """Priorities are 32-bit signed integers, PostgreSQL's and MariaDB's INTEGER."""
+MAX_COUNT = 2**31 - 1
+"""The most items one claim or peek may ask for (every driver binds it as an int)."""
 MAX_NAME_BYTES = 255
 """The longest queue name, in UTF-8 bytes (RabbitMQ's limit for a queue name)."""
 

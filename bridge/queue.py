@@ -17,6 +17,7 @@ from typing import Any
 
 from bridge.codecs import Codec
 from bridge.contract import (
+    MAX_COUNT,
     MAX_NAME_BYTES,
     MAX_PRIORITY,
     MAX_SECONDS,
@@ -52,6 +53,15 @@ def check_seconds(
             f"{what} must be at most {limit:g} seconds{whose}, not {value!r}"
         )
     return seconds
+
+
+def check_count(what: str, value: int) -> int:
+    """A count of items, from 0 to :data:`~bridge.contract.MAX_COUNT`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise InvalidArgumentError(
+            f"{what} must be an int from 0 to {MAX_COUNT}, not {value!r}"
+        )
+    return value
 
 
 def check_name(name: object) -> str:
@@ -125,8 +135,7 @@ class Queue:
 
     def claim_items(self, count: int, lease_time: float = 30) -> list[QueueItem]:
         """Lease up to ``count`` items in one round trip, in claim order."""
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise InvalidArgumentError(f"count must be an int of 0 or more, not {count!r}")
+        check_count("count", count)
         lease_time = self._check_lease(lease_time)
         if count == 0:
             return []
@@ -196,8 +205,7 @@ class Queue:
 
     def peek(self, limit: int = 10) -> list[QueueItem]:
         """The next ``limit`` items in claim order, not claimed; their token deletes nothing."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidArgumentError(f"limit must be an int of 0 or more, not {limit!r}")
+        check_count("limit", limit)
         return [self._item(row) for row in self.backend.peek(self.name, limit)]
 
     def release_all(self) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 import bridge
-from bridge.contract import MAX_NAME_BYTES, MAX_PRIORITY, MAX_SECONDS, MIN_PRIORITY
+from bridge.contract import MAX_COUNT, MAX_NAME_BYTES, MAX_PRIORITY, MAX_SECONDS, MIN_PRIORITY
 
 Call = Callable[[bridge.Queue, bridge.QueueItem], bool]
 CALLS: dict[str, Call] = {
@@ -142,6 +142,16 @@ def test_the_extreme_priorities_are_kept(queue: bridge.Queue) -> None:
     first = queue.claim_item(lease_time=60)
     assert first is not None
     assert (first.data, first.priority) == ("high", high)
+
+
+@pytest.mark.parametrize("count", [MAX_COUNT + 1, 2**64, -1])
+def test_a_count_past_the_limit_is_refused(queue: bridge.Queue, count: int) -> None:
+    queue.create_item("x")
+    with pytest.raises(bridge.InvalidArgumentError, match="count"):
+        queue.claim_items(count, lease_time=60)
+    with pytest.raises(bridge.InvalidArgumentError, match="limit"):
+        queue.peek(count)
+    assert queue.counts().ready == 1, "nothing claimed"
 
 
 @pytest.mark.parametrize("name", ["🚀" * 64, "é" * 128, "x" * (MAX_NAME_BYTES + 1)])
