@@ -91,6 +91,9 @@ class JsonCodec:
             return json.loads(payload)
         except (UnicodeDecodeError, ValueError) as exc:
             raise PayloadError(f"stored payload is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            # Stored by a process with a deeper stack, or by another program.
+            raise PayloadError("stored payload is nested too deeply to decode here") from exc
 
     @staticmethod
     def _refusal(data: Any) -> PayloadError:

@@ -142,3 +142,9 @@ def test_the_refusal_is_a_bridge_error(queue: bridge.Queue) -> None:
     with pytest.raises(bridge.BridgeError):
         queue.create_item({1, 2, 3})
     assert queue.number_of_items() == 0
+
+
+def test_a_stored_payload_nested_too_deeply_is_a_payload_error() -> None:
+    too_deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(bridge.PayloadError, match="nested too deeply"):
+        bridge.JsonCodec().decode(too_deep)
