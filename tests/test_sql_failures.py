@@ -30,8 +30,9 @@ def _kill_while_blocked(queue: bridge.Queue, call: Callable[[], object], kind: s
     """Run ``call`` while another session locks the table, kill its connection."""
     backend = _backend(queue)
     table = backend.table.name
-    admin = sa.create_engine(POSTGRES_URL if kind == "postgres" else MARIADB_URL,
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        POSTGRES_URL if kind == "postgres" else MARIADB_URL, isolation_level="AUTOCOMMIT"
+    )
     raised: list[Exception] = []
 
     def victim() -> None:
@@ -66,11 +67,15 @@ def _kill_while_blocked(queue: bridge.Queue, call: Callable[[], object], kind: s
 
 def _wait_for_blocked_session(conn: sa.Connection, kind: str, table: str) -> int:
     if kind == "postgres":
-        query = ("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                 f"AND query LIKE '%%{table}%%' AND pid <> pg_backend_pid()")
+        query = (
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            f"AND query LIKE '%%{table}%%' AND pid <> pg_backend_pid()"
+        )
     else:
-        query = ("SELECT id FROM information_schema.processlist WHERE state LIKE "
-                 f"'%%lock%%' AND info LIKE '%%{table}%%' AND id <> connection_id()")
+        query = (
+            "SELECT id FROM information_schema.processlist WHERE state LIKE "
+            f"'%%lock%%' AND info LIKE '%%{table}%%' AND id <> connection_id()"
+        )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         found = conn.exec_driver_sql(query).scalar()
@@ -80,10 +85,12 @@ def _wait_for_blocked_session(conn: sa.Connection, kind: str, table: str) -> int
     raise AssertionError("the call never blocked on the lock")
 
 
-@pytest.fixture(params=[
-    pytest.param("postgres", marks=pytest.mark.service("postgres")),
-    pytest.param("mariadb", marks=pytest.mark.service("mariadb")),
-])
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.service("postgres")),
+        pytest.param("mariadb", marks=pytest.mark.service("mariadb")),
+    ]
+)
 def server_queue(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     factory = bridge.QueueFactory(default=spec_for(request.param, tmp_path))
     queue = factory.get("killed_mid_call")
@@ -131,8 +138,9 @@ def test_unreachable_server_names_the_url_without_its_password() -> None:
 
 def test_sqlite_writer_held_past_the_busy_timeout_is_a_clear_error(tmp_path: Any) -> None:
     path = tmp_path / "held.sqlite"
-    factory = bridge.QueueFactory(default={"url": f"sqlite:///{path}",
-                                           "options": {"busy_timeout": 0.2}})
+    factory = bridge.QueueFactory(
+        default={"url": f"sqlite:///{path}", "options": {"busy_timeout": 0.2}}
+    )
     queue = factory.get("held")
     queue.create_item("first")
     import sqlite3

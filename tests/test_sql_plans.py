@@ -10,6 +10,7 @@ index did not fit the query.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 import bridge
 from bridge.backends.sql import SqlBackend
+from bridge.backends.sql.driver import Compiled
 
 from conftest import SQL_BACKENDS, spec_for
 
@@ -37,8 +39,9 @@ def filled(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
     with backend.engine.begin() as conn:
-        conn.exec_driver_sql(f"ANALYZE {'TABLE ' if backend.dialect == 'mysql' else ''}"
-                             f"{backend.table.name}")
+        conn.exec_driver_sql(
+            f"ANALYZE {'TABLE ' if backend.dialect == 'mysql' else ''}{backend.table.name}"
+        )
     yield backend
     queue.delete_queue()
     other.delete_queue()
@@ -46,11 +49,12 @@ def filled(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
 
 
 def _plan(backend: SqlBackend, name: str = "plan_probe") -> str:
-    claim = backend._claimable(name).limit(10)
+    """The plan of the claim's search, as the claim statement has it (LIMIT 10)."""
+    claim = backend.statements.claimable().limit(10)
     if backend.dialect != "sqlite":
         claim = claim.with_for_update(skip_locked=True)
-    sql = str(claim.compile(dialect=backend.engine.dialect,
-                            compile_kwargs={"literal_binds": True}))
+    claim = claim.params(queue=name)
+    sql = str(claim.compile(dialect=backend.engine.dialect, compile_kwargs={"literal_binds": True}))
     explain = "EXPLAIN QUERY PLAN " if backend.dialect == "sqlite" else "EXPLAIN "
     with backend.engine.connect() as conn:
         rows = conn.execute(sa.text(explain + sql)).mappings().all()
@@ -78,23 +82,29 @@ def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, count
     queue.create_items([{"n": n} for n in range(20_000)])
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
-    claim = backend._claim_update("generic_plan_probe", count)
-    compiled = claim.compile(dialect=backend.engine.dialect,
-                             compile_kwargs={"render_postcompile": True})
-    names = list(compiled.params)
-    sql = str(compiled)
+    # The claim exactly as the backend sends it, with psycopg's placeholders
+    # turned into PREPARE's numbered ones.
+    claim = Compiled(backend.statements.claim(count), backend.engine.dialect)
+    given = {"queue": "generic_plan_probe", "lease_time": 60.0, "token": "probe"}
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", claim.sql)))
+    assert sorted(names) == sorted(given), claim.sql
+    sql = claim.sql
     for number, name in enumerate(names, start=1):
         sql = sql.replace(f"%({name})s", f"${number}")
-    values = ", ".join(sa.literal(compiled.params[n]).compile(
-        dialect=backend.engine.dialect, compile_kwargs={"literal_binds": True}).string
-        for n in names)
+    values = ", ".join(
+        sa.literal(given[n])
+        .compile(dialect=backend.engine.dialect, compile_kwargs={"literal_binds": True})
+        .string
+        for n in names
+    )
     try:
         with backend.engine.connect() as conn:
             conn.exec_driver_sql(f"ANALYZE {backend.table.name}")
             conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
             conn.exec_driver_sql(f"PREPARE claim_probe AS {sql}")
-            plan = "\n".join(row[0] for row in conn.exec_driver_sql(
-                f"EXPLAIN EXECUTE claim_probe({values})"))
+            plan = "\n".join(
+                row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE claim_probe({values})")
+            )
             conn.exec_driver_sql("DEALLOCATE claim_probe")
     finally:
         queue.delete_queue()

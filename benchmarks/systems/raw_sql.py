@@ -1,17 +1,20 @@
 """The ceiling rows for the SQL backends: bridge's own statements, without bridge.
 
-Each loop sends the statements bridge's SQL backend sends (read from its
-compiled SQL) straight through the DB-API driver: the same table layout and
-claim index, the same claim (under a lease, with a token), the same delete
-fenced by the token, the same durability, and the payload decoded as a
-handler would need it. What bridge adds on top, its facade,
-SQLAlchemy and the pool, is what "bridge / raw" measures.
+Each loop sends the statements bridge's SQL backend sends, taken from
+``bridge.backends.sql.statements`` and compiled as the backend compiles
+them (the text in ``bridge/backends/sql/queries/<dialect>.sql``), straight
+through the DB-API driver: the same table and claim index, the same session
+settings, the same claim (under a lease, with a token), the same delete
+fenced by the token, the same multi-row insert, the same transactions, and
+the payload decoded as a handler would need it. What bridge adds on top,
+its facade, its statement cache and connection pinning, is what
+"bridge / raw" measures.
 
 * PostgreSQL: psycopg 3, autocommit, server-side prepared statements.
-* SQLite: the stdlib ``sqlite3``, WAL, ``synchronous=NORMAL``, the claim in
-  ``BEGIN IMMEDIATE``.
-* MariaDB: PyMySQL, READ COMMITTED; ``SELECT ... FOR UPDATE SKIP LOCKED``
-  then the UPDATE, in one transaction.
+* SQLite: the stdlib ``sqlite3``, WAL, ``synchronous=NORMAL``, every write
+  in ``BEGIN IMMEDIATE``.
+* MariaDB: PyMySQL, READ COMMITTED; the locking SELECT then the UPDATE, in
+  one transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks.systems.base import PAYLOAD, QUEUE, Counter, Drained, System
+from bridge.backends.sql.catalogue import statements_for
+from bridge.backends.sql.driver import BEGIN_WRITE, COMMIT, Compiled
+from bridge.backends.sql.engine import session_statements
+from bridge.backends.sql.statements import Statements
 
 LEASE = 60.0
 TABLE = "raw_bench"
@@ -36,71 +43,97 @@ def _handle(row: Any) -> Any:
     return row[0]
 
 
+class _Bridges:
+    """bridge's statements on the benchmark's table, compiled once per shape."""
+
+    def __init__(self, kind: str) -> None:
+        self.statements: Statements = statements_for(kind, TABLE)
+        self._compiled: dict[tuple[Any, ...], Compiled] = {}
+
+    def schema(self) -> list[str]:
+        s, dialect = self.statements, self.statements.dialect
+        return [
+            str(ddl.compile(dialect=dialect)) for ddl in (s.create_table(), s.create_claim_index())
+        ]
+
+    def insert(self, rows: int) -> tuple[Compiled, Any]:
+        """The insert of ``rows`` payloads, and its parameters."""
+        query = self._get(("insert", rows), lambda: self.statements.insert(rows, False))
+        given = {f"data{i}": _DATA for i in range(rows)}
+        return query, query.parameters({"queue": QUEUE, "priority": 0, **given})
+
+    def claim(self, batch: int) -> Compiled:
+        return self._get(("claim", batch), lambda: self.statements.claim(batch))
+
+    def lock(self, batch: int) -> Compiled:
+        return self._get(("lock", batch), lambda: self.statements.lock_claimable(batch))
+
+    def mark(self, ids: int) -> Compiled:
+        return self._get(("mark", ids), lambda: self.statements.mark_claimed(ids))
+
+    def delete(self, ids: int) -> Compiled:
+        return self._get(("delete", ids), lambda: self.statements.delete(ids))
+
+    def count(self) -> tuple[Compiled, Any]:
+        query = self._get(("counts",), lambda: self.statements.counts)
+        return query, query.parameters({"queue": QUEUE})
+
+    def _get(self, key: tuple[Any, ...], build: Any) -> Compiled:
+        if key not in self._compiled:
+            self._compiled[key] = Compiled(build(), self.statements.dialect)
+        return self._compiled[key]
+
+
+def _numbered(ids: list[Any]) -> dict[str, Any]:
+    return {f"id{i}": item_id for i, item_id in enumerate(ids)}
+
+
 class RawPostgres(System):
     label = "raw SQL loop"
     family = "postgresql"
     batches = (1, 100)
-    settings = ("psycopg 3, autocommit, prepared statements, enable_sort=off, "
-                "bridge's statements")
-
-    _NOW = "extract(epoch from statement_timestamp())::float8"
+    settings = "psycopg 3, autocommit, prepared statements, enable_sort=off, bridge's statements"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         import psycopg
 
+        self.sql = _Bridges("postgresql")
         self.conn = psycopg.connect(url, autocommit=True, prepare_threshold=0)
-        self.conn.execute("SET enable_sort = off")  # as bridge's sessions (see sql.py)
+        for statement in session_statements("postgresql"):
+            self.conn.execute(statement)
 
     def reset(self) -> None:
-        self.conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (item_id bigserial PRIMARY KEY,"
-            " name varchar(255) NOT NULL, data bytea NOT NULL, created float8 NOT NULL,"
-            " expire float8 NOT NULL DEFAULT 0, priority integer NOT NULL DEFAULT 0,"
-            " attempts integer NOT NULL DEFAULT 0, token varchar(32))"
-        )
-        self.conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_claim"
-                          f" ON {TABLE} (name, priority DESC, item_id)")
-        self.conn.execute(f"TRUNCATE {TABLE}")
+        self.conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        for ddl in self.sql.schema():
+            self.conn.execute(ddl)
 
     def enqueue(self, count: int, batch: int) -> None:
-        insert = (f"INSERT INTO {TABLE} (name, data, created, expire, priority)"
-                  f" VALUES (%s, %s, {self._NOW}, 0, 0) RETURNING item_id")
         with self.conn.cursor() as cursor:
             for start in range(0, count, batch):
-                rows = [(QUEUE, _DATA)] * min(batch, count - start)
-                if batch == 1:
-                    cursor.execute(insert, rows[0])
-                else:
-                    with self.conn.transaction():
-                        cursor.executemany(insert, rows, returning=True)
+                insert, params = self.sql.insert(min(batch, count - start))
+                cursor.execute(insert.sql, params)
+                cursor.fetchall()
 
     def drain(self, batch: int) -> Drained:
-        claim = (
-            f"WITH picked AS (SELECT item_id FROM {TABLE}"
-            f" WHERE name = %(name)s AND expire <= {self._NOW}"
-            f" ORDER BY priority DESC, item_id LIMIT {batch} FOR UPDATE SKIP LOCKED)"
-            f" UPDATE {TABLE} SET expire = {self._NOW} + %(lease)s, token = %(token)s,"
-            f" attempts = {TABLE}.attempts + 1 FROM picked"
-            f" WHERE {TABLE}.item_id = picked.item_id AND {TABLE}.expire <= {self._NOW}"
-            f" RETURNING {TABLE}.item_id, {TABLE}.data, {TABLE}.created, {TABLE}.expire,"
-            f" {TABLE}.attempts, {TABLE}.priority"
-        )
-        delete = f"DELETE FROM {TABLE} WHERE item_id = ANY(%s) AND token = %s"
+        claim, delete = self.sql.claim(batch), self.sql.delete(0)
         done = Counter()
         with self.conn.cursor() as cursor:
             while True:
                 token = secrets.token_hex(16)
-                cursor.execute(claim, {"name": QUEUE, "lease": LEASE, "token": token})
+                cursor.execute(
+                    claim.sql,
+                    claim.parameters({"queue": QUEUE, "lease_time": LEASE, "token": token}),
+                )
                 ids = [_handle(row) for row in cursor.fetchall()]
                 if not ids:
                     return done.drained()
-                cursor.execute(delete, (ids, token))
+                cursor.execute(delete.sql, delete.parameters({"ids": ids, "token": token}))
                 done(len(ids))
 
     def remaining(self) -> int:
-        row = self.conn.execute(f"SELECT count(*) FROM {TABLE} WHERE name = %s",
-                                (QUEUE,)).fetchone()
+        query, params = self.sql.count()
+        row = self.conn.execute(query.sql, params).fetchone()
         return int(row[0]) if row else 0
 
     def close(self) -> None:
@@ -113,60 +146,49 @@ class RawSqlite(System):
     batches = (1, 100)
     settings = "stdlib sqlite3, WAL, synchronous=NORMAL, BEGIN IMMEDIATE, bridge's statements"
 
-    _NOW = "((julianday('now') - 2440587.5) * 86400.0)"
-
     def __init__(self, url: str) -> None:
         super().__init__(url)
         path = url.removeprefix("sqlite:///")
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.sql = _Bridges("sqlite")
         self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        for statement in session_statements("sqlite"):
+            self.conn.execute(statement)
 
     def reset(self) -> None:
-        self.conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (item_id INTEGER PRIMARY KEY,"
-            " name VARCHAR(255) NOT NULL, data BLOB NOT NULL, created FLOAT NOT NULL,"
-            " expire FLOAT NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 0,"
-            " attempts INTEGER NOT NULL DEFAULT 0, token VARCHAR(32))"
-        )
-        self.conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_claim"
-                          f" ON {TABLE} (name, priority DESC, item_id)")
-        self.conn.execute(f"DELETE FROM {TABLE}")
+        self.conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        for ddl in self.sql.schema():
+            self.conn.execute(ddl)
 
     def enqueue(self, count: int, batch: int) -> None:
-        insert = (f"INSERT INTO {TABLE} (name, data, created, expire, priority)"
-                  f" VALUES (?, ?, {self._NOW}, 0, 0)")
+        conn = self.conn
         for start in range(0, count, batch):
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(insert, [(QUEUE, _DATA)] * min(batch, count - start))
-            self.conn.execute("COMMIT")
+            insert, params = self.sql.insert(min(batch, count - start))
+            conn.execute(BEGIN_WRITE)
+            conn.execute(insert.sql, params).fetchall()
+            conn.execute(COMMIT)
 
     def drain(self, batch: int) -> Drained:
-        claim = (
-            f"UPDATE {TABLE} SET expire = {self._NOW} + ?, token = ?, attempts = attempts + 1"
-            f" WHERE item_id IN (SELECT item_id FROM {TABLE}"
-            f" WHERE name = ? AND expire <= {self._NOW}"
-            f" ORDER BY priority DESC, item_id LIMIT {batch}) AND expire <= {self._NOW}"
-            " RETURNING item_id, data, created, expire, attempts, priority"
-        )
-        conn, done = self.conn, Counter()
+        claim, conn, done = self.sql.claim(batch), self.conn, Counter()
         while True:
             token = secrets.token_hex(16)
-            conn.execute("BEGIN IMMEDIATE")
-            ids = [_handle(row) for row in conn.execute(claim, (LEASE, token, QUEUE)).fetchall()]
-            conn.execute("COMMIT")
+            conn.execute(BEGIN_WRITE)
+            rows = conn.execute(
+                claim.sql, claim.parameters({"queue": QUEUE, "lease_time": LEASE, "token": token})
+            ).fetchall()
+            conn.execute(COMMIT)
+            ids = [_handle(row) for row in rows]
             if not ids:
                 return done.drained()
-            marks = ",".join("?" * len(ids))
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"DELETE FROM {TABLE} WHERE item_id IN ({marks}) AND token = ?",
-                         (*ids, token))
-            conn.execute("COMMIT")
+            delete = self.sql.delete(len(ids))
+            conn.execute(BEGIN_WRITE)
+            conn.execute(delete.sql, delete.parameters({**_numbered(ids), "token": token}))
+            conn.execute(COMMIT)
             done(len(ids))
 
     def remaining(self) -> int:
-        return int(self.conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])
+        query, params = self.sql.count()
+        return int(self.conn.execute(query.sql, params).fetchone()[0])
 
     def close(self) -> None:
         self.conn.close()
@@ -178,20 +200,25 @@ class RawMariadb(System):
     batches = (1, 100)
     settings = "PyMySQL, READ COMMITTED, SKIP LOCKED then UPDATE, bridge's statements"
 
-    _NOW = "unix_timestamp(now(6))"
-
     def __init__(self, url: str) -> None:
         super().__init__(url)
         import pymysql
 
         parts = urlsplit(url)
+        self.sql = _Bridges("mariadb")
         self.conn = pymysql.connect(
-            host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
-            user=parts.username or "root", password=parts.password or "",
-            database=parts.path.lstrip("/"), charset="utf8mb4", autocommit=True,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=parts.username or "root",
+            password=parts.password or "",
+            database=parts.path.lstrip("/"),
+            charset="utf8mb4",
+            autocommit=True,
         )
         with self.conn.cursor() as cursor:
-            cursor.execute("SET time_zone = '+00:00'")
+            for statement in session_statements("mysql"):
+                cursor.execute(statement)
+            # What bridge asks of SQLAlchemy (isolation_level) for its engine.
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
     def _run(self, sql: str, args: Any = None) -> Any:
@@ -200,54 +227,44 @@ class RawMariadb(System):
             return cursor.fetchall()
 
     def reset(self) -> None:
-        self._run(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (item_id BIGINT AUTO_INCREMENT PRIMARY KEY,"
-            " name VARCHAR(255) NOT NULL, data LONGBLOB NOT NULL, created DOUBLE NOT NULL,"
-            " expire DOUBLE NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 0,"
-            " attempts INTEGER NOT NULL DEFAULT 0, token VARCHAR(32),"
-            f" INDEX {TABLE}_claim (name, priority DESC, item_id))"
-        )
-        self._run(f"TRUNCATE {TABLE}")
+        self._run(f"DROP TABLE IF EXISTS {TABLE}")
+        for ddl in self.sql.schema():
+            self._run(ddl)
 
     def enqueue(self, count: int, batch: int) -> None:
-        insert = (f"INSERT INTO {TABLE} (name, data, created, expire, priority)"
-                  f" VALUES (%s, %s, {self._NOW}, 0, 0)")
         with self.conn.cursor() as cursor:
             for start in range(0, count, batch):
-                rows = [(QUEUE, _DATA)] * min(batch, count - start)
-                if batch == 1:
-                    cursor.execute(insert, rows[0])
-                else:
-                    self.conn.begin()
-                    cursor.executemany(insert, rows)
-                    self.conn.commit()
+                insert, params = self.sql.insert(min(batch, count - start))
+                cursor.execute(insert.sql, params)
+                cursor.fetchall()
 
     def drain(self, batch: int) -> Drained:
-        lock = (f"SELECT item_id, data, created, attempts, priority, {self._NOW} FROM {TABLE}"
-                f" WHERE name = %s AND expire <= {self._NOW}"
-                f" ORDER BY priority DESC, item_id LIMIT {batch} FOR UPDATE SKIP LOCKED")
-        done = Counter()
+        lock, done = self.sql.lock(batch), Counter()
         with self.conn.cursor() as cursor:
             while True:
                 token = secrets.token_hex(16)
                 self.conn.begin()
-                cursor.execute(lock, (QUEUE,))
+                cursor.execute(lock.sql, lock.parameters({"queue": QUEUE}))
                 rows = cursor.fetchall()
                 if not rows:
                     self.conn.commit()
                     return done.drained()
                 now, ids = float(rows[0][-1]), [_handle(row) for row in rows]
-                marks = ",".join(["%s"] * len(ids))
-                cursor.execute(f"UPDATE {TABLE} SET expire = %s, token = %s,"
-                               f" attempts = attempts + 1 WHERE item_id IN ({marks})"
-                               " AND expire <= %s", (now + LEASE, token, *ids, now))
+                mark = self.sql.mark(len(ids))
+                cursor.execute(
+                    mark.sql,
+                    mark.parameters(
+                        {**_numbered(ids), "now": now, "expire": now + LEASE, "token": token}
+                    ),
+                )
                 self.conn.commit()
-                cursor.execute(f"DELETE FROM {TABLE} WHERE item_id IN ({marks})"
-                               " AND token = %s", (*ids, token))
+                delete = self.sql.delete(len(ids))
+                cursor.execute(delete.sql, delete.parameters({**_numbered(ids), "token": token}))
                 done(len(ids))
 
     def remaining(self) -> int:
-        return int(self._run(f"SELECT count(*) FROM {TABLE}")[0][0])
+        query, params = self.sql.count()
+        return int(self._run(query.sql, params)[0][0])
 
     def close(self) -> None:
         self.conn.close()

@@ -10,7 +10,7 @@ trip. A claim + delete cycle ran at 1.1k/s through SQLAlchemy against 8.8k/s
 on the bare driver (``python -m benchmarks``; docs/benchmarks.md).
 
 So SQLAlchemy still *builds* every statement (one source for every
-dialect, in ``sql.py``), and this module only *runs* the compiled SQL:
+dialect, in ``statements.py``), and this module only *runs* the compiled SQL:
 
 * :class:`Compiled` renders a statement once to the driver's SQL and keeps
   its parameter names, so a call is one ``cursor.execute``.
@@ -20,8 +20,11 @@ dialect, in ``sql.py``), and this module only *runs* the compiled SQL:
   ``PING_AFTER`` seconds is pinged first, which is what ``pool_pre_ping``
   did for every checkout; a busy worker never pays for it.
 * Driver errors become SQLAlchemy's own exception classes (with the
-  dialect's disconnect detection), so ``sql_errors`` handles both paths
+  dialect's disconnect detection), so ``errors.py`` handles both paths
   alike, and a lost connection is dropped rather than reused.
+
+The few statements this module sends itself (transaction control and the
+ping) are the constants below, so ``catalogue.py`` lists them too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,14 @@ from sqlalchemy.engine import Engine
 
 PING_AFTER = 1.0
 T = TypeVar("T")
+
+PING = "SELECT 1"
+BEGIN = "BEGIN"
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+"""SQLite: take the write lock up front rather than upgrade a read lock
+halfway, which fails at once under contention ("database is locked")."""
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
 
 # Connections a forked child inherited: kept referenced and never closed
 # here, since closing one would end the parent's session on the same socket.
@@ -56,7 +67,8 @@ class Compiled:
         # placeholders built with bindparam(name) are filled per call.
         self.values = {name: bind.effective_value for name, bind in compiled.binds.items()}
         self.names: tuple[str, ...] | None = (
-            tuple(compiled.positiontup or ()) if compiled.positional else None)
+            tuple(compiled.positiontup or ()) if compiled.positional else None
+        )
 
     def parameters(self, given: dict[str, Any]) -> Any:
         values = self.values | given
@@ -120,21 +132,20 @@ class PinnedConnections:
         began = False
         try:
             if self.dialect == "sqlite":
-                # Every SQLite write takes the lock up front (see sql.py).
-                cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute(BEGIN_WRITE)
                 began = True
             elif several:
                 if self.dialect == "mysql":
                     pinned.driver.begin()
                 else:
-                    cursor.execute("BEGIN")
+                    cursor.execute(BEGIN)
                 began = True
             result = work(cursor)
             if began:
                 if self.dialect == "mysql":
                     pinned.driver.commit()
                 else:
-                    cursor.execute("COMMIT")
+                    cursor.execute(COMMIT)
             return result
         except self._driver_error as exc:
             lost = self.engine.dialect.is_disconnect(cast(Any, exc), pinned.driver, cursor)
@@ -143,8 +154,12 @@ class PinnedConnections:
             if lost:
                 self._drop(pinned)
             raise sa.exc.DBAPIError.instance(
-                None, None, exc, self._driver_error,
-                connection_invalidated=lost, dialect=self.engine.dialect,
+                None,
+                None,
+                exc,
+                self._driver_error,
+                connection_invalidated=lost,
+                dialect=self.engine.dialect,
             ) from exc
         except BaseException:
             if began:
@@ -162,11 +177,15 @@ class PinnedConnections:
                 each.give_back()
         self._local = threading.local()
 
+    def forget(self) -> None:
+        """In a forked child: drop the parent's connections, neither used nor closed."""
+        with self._lock:
+            _INHERITED.extend(self._all)
+            self._all = weakref.WeakSet()
+        self._local = threading.local()
+
     def _connection(self) -> _Pinned:
         pinned: _Pinned | None = getattr(self._local, "pinned", None)
-        if pinned is not None and pinned.pid != os.getpid():
-            _INHERITED.append(pinned)
-            pinned = None
         idle = pinned is not None and time.monotonic() - pinned.used > PING_AFTER
         if pinned is not None and idle and not self._alive(pinned):
             self._drop(pinned)
@@ -180,7 +199,7 @@ class PinnedConnections:
 
     def _alive(self, pinned: _Pinned) -> bool:
         try:
-            pinned.cursor.execute("SELECT 1")
+            pinned.cursor.execute(PING)
             pinned.cursor.fetchall()
         except self._driver_error:
             return False
@@ -191,7 +210,7 @@ class PinnedConnections:
             if self.dialect == "mysql":
                 pinned.driver.rollback()
             else:
-                pinned.cursor.execute("ROLLBACK")
+                pinned.cursor.execute(ROLLBACK)
         except self._driver_error:
             self._drop(pinned)
 
@@ -200,4 +219,3 @@ class PinnedConnections:
             pinned.fairy.invalidate()
         if getattr(self._local, "pinned", None) is pinned:
             self._local.pinned = None
-

@@ -1,6 +1,6 @@
 """Driver errors of the SQL backend, turned into bridge's own.
 
-Kept apart from ``sql.py`` so the backend module reads as its statements.
+Kept apart from ``backend.py`` so that module reads as its operations.
 A lost connection or a server that cannot be reached becomes
 :class:`~bridge.errors.BackendUnavailableError`; any other database error
 :class:`~bridge.errors.BackendError`; both name the (masked) URL and the

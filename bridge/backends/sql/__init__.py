@@ -1,0 +1,76 @@
+"""Queues in one SQL table through SQLAlchemy Core: SQLite, PostgreSQL, MariaDB/MySQL.
+
+Features:
+    Reliable, shared by every process that reaches the database, with exact
+    per-claim leases, extend_lease, delays, priority, claim tokens and
+    attempts. Every time is the database's own clock, so workers on hosts
+    with skewed clocks agree. An item is claimable when ``expire <= now``:
+    expired leases and elapsed delays need no garbage-collection pass.
+
+    Claims are atomic and use the claim index, so their cost does not grow
+    with the queue:
+
+    * PostgreSQL: one autocommitted ``WITH picked AS (SELECT ... FOR UPDATE
+      SKIP LOCKED) UPDATE ... FROM picked RETURNING`` statement.
+    * SQLite: one ``UPDATE ... WHERE item_id IN (SELECT ... LIMIT n)
+      RETURNING`` inside ``BEGIN IMMEDIATE``; SQLite has one writer, so the
+      write lock taken up front is the whole story (no "database is locked":
+      WAL plus a busy timeout make writers queue instead of fail).
+    * MariaDB 10.6+ / MySQL 8.0.1+: in one READ COMMITTED transaction,
+      ``SELECT ... FOR UPDATE SKIP LOCKED`` in index order, then the UPDATE.
+
+    The last word is always an UPDATE conditioned on the item still being
+    claimable, whose row count (or returned rows) decides the claim. As in
+    Drupal, a holder's own release or delay keeps its claim: it may go on
+    deleting, releasing, delaying or extending the item until another claim
+    replaces its token, or ``release_all`` clears it.
+
+    Every statement, per dialect, is in ``queries/<dialect>.sql``, rendered
+    from ``statements.py`` and kept true by ``tests/test_sql_statements.py``.
+
+URL format:
+    ``sqlite:///relative/path.sqlite``, ``sqlite:////absolute/path.sqlite``,
+    ``postgresql://user@host:5432/db`` (psycopg 3; ``postgresql+psycopg://``
+    is the same), ``mysql://`` or ``mariadb://user@host:3306/db`` (PyMySQL).
+    Any SQLAlchemy URL with an explicit driver also works. A SQLite file
+    bridge creates is readable by its owner only (mode 0600), and so are
+    its ``-wal`` and ``-shm`` files.
+
+Options:
+    ``table``: the table's name (default ``bridge_queue``); one table holds
+    many queues, as Drupal's ``queue`` table does.
+    ``busy_timeout``: SQLite only, seconds a writer waits for the lock
+    (default 30).
+    ``synchronous``: SQLite only, ``NORMAL`` (default; with WAL, commits
+    survive a process crash, the last ones may be lost on power loss) or
+    ``FULL`` (survive power loss too, slower).
+    ``pool_size``: connections kept per process (default 5).
+
+Storage layout:
+    Table ``bridge_queue``: ``item_id`` (autoincrement primary key),
+    ``name`` (queue name), ``data`` (encoded payload), ``created`` (epoch s),
+    ``expire`` (epoch s before which the item is not claimable: the lease
+    deadline when leased, the delay's end when delayed, 0 when ready),
+    ``priority`` (higher first), ``attempts`` (claims so far), ``token``
+    (the latest claim's token, kept through the holder's release and delay,
+    cleared by ``release_all``) and ``state`` (``ready``, ``leased`` or
+    ``delayed``: what a future ``expire`` is waiting for, which is how
+    ``counts()`` tells a lease from a delay). Index ``<table>_claim`` on
+    ``(name, priority DESC, item_id)``: claim order, walked from its head.
+    ``expire`` and ``state`` are kept out of the index so that a claim's
+    UPDATE changes no indexed column. A table made before ``state`` existed
+    gets it on first use (``schema.py``).
+
+Modules:
+    ``backend.py`` the operations; ``statements.py`` every statement;
+    ``driver.py`` the hot path's compiled statements and pinned connections;
+    ``engine.py`` engine and session settings; ``schema.py`` table creation
+    and migration; ``errors.py`` driver errors to bridge's;
+    ``catalogue.py`` the statements rendered into ``queries/``.
+"""
+
+from __future__ import annotations
+
+from bridge.backends.sql.backend import SqlBackend
+
+__all__ = ["SqlBackend"]

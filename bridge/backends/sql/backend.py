@@ -1,0 +1,344 @@
+"""The SQL backend's operations: which statement runs, on which path, and retries.
+
+Statements come from ``statements.py``. Claims, deletes and inserts, what a
+worker does thousands of times a second, are compiled once per shape and
+run on the thread's pinned connection (``driver.py``); everything else runs
+through SQLAlchemy. The package docstring describes the backend.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bridge.backends.sql.driver import Compiled, PinnedConnections
+from bridge.backends.sql.engine import check_server, create_engine
+from bridge.backends.sql.errors import is_transient, wrap_errors
+from bridge.backends.sql.schema import ensure_schema
+from bridge.backends.sql.statements import Statements, queue_table
+from bridge.contract import Backend, Capabilities
+from bridge.errors import BackendError, ConfigurationError
+from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+
+_ATTEMPTS = 5
+_STATEMENTS_KEPT = 512
+# Rows per INSERT and ids per DELETE: far below every driver's parameter
+# limit (SQLite's was 999 before 3.32), and few enough sizes to cache.
+_CHUNK = 100
+_NAMES = {prefix: [f"{prefix}{i}" for i in range(_CHUNK)] for prefix in ("id", "data")}
+T = TypeVar("T")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+Work = Callable[[Connection, Statements], T]
+
+
+@final
+class SqlBackend(Backend):
+    """Queues in one SQL table; see the package docstring."""
+
+    capabilities = Capabilities(
+        reliable=True,
+        shared=True,
+        lease="exact",
+        extend_lease=True,
+        delay=True,
+        priority=True,
+        counts_leased=True,
+    )
+    statements: Statements
+    """Built on first use, once the dialect knows its server (MariaDB or MySQL)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        table: str = "bridge_queue",
+        busy_timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+        pool_size: int = 5,
+    ) -> None:
+        if not _IDENTIFIER.match(table):
+            raise ConfigurationError(f"table must be a plain SQL identifier, not {table!r}")
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ConfigurationError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.engine = create_engine(url, busy_timeout, synchronous.upper(), pool_size)
+        name = self.engine.dialect.name
+        self.dialect = "mysql" if name in ("mysql", "mariadb") else name
+        self.table = queue_table(table)
+        self._locking = self.dialect == "mysql"
+        self._returning_ids = False  # known once connected; until then, the safe choice
+        self._ready = False
+        self._compiled: dict[tuple[Any, ...], Compiled] = {}
+        self._pinned = PinnedConnections(self.engine)
+        # Last: the fork hook may call forget_connections from here on.
+        super().__init__(url)
+
+    # -- queue set-up -----------------------------------------------------------------
+
+    def create_queue(self, name: str) -> None:
+        with wrap_errors(self.url, "create_queue"):
+            self._prepare()
+
+    def delete_queue(self, name: str) -> None:
+        self._run("delete_queue", lambda conn, s: conn.execute(s.delete_queue, {"queue": name}))
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def create_items(
+        self, name: str, payloads: Sequence[bytes], delay: float, priority: int
+    ) -> list[ItemId]:
+        values = {"queue": name, "delay": float(delay), "priority": priority}
+        chunks = [payloads[start : start + _CHUNK] for start in range(0, len(payloads), _CHUNK)]
+
+        def insert(cursor: Any) -> list[ItemId]:
+            ids: list[ItemId] = []
+            for chunk in chunks:
+                ids.extend(self._insert(cursor, chunk, values, bool(delay)))
+            return ids
+
+        several = len(chunks) > 1 or not self._returning_ids
+        return sorted(self._run_hot("create_items", insert, several=several))
+
+    def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
+        token = secrets.token_hex(16)
+        claim = self._claim_locked_then_update if self._locking else self._claim_in_one_update
+        claimed = self._run_hot(
+            "claim_items", lambda c: claim(c, name, count, lease_time, token), several=self._locking
+        )
+        claimed.sort(key=lambda item: (-item.priority, item.item_id))
+        return claimed
+
+    def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
+        held: dict[str, list[ItemId]] = {}
+        for item in items:
+            if item.token:
+                held.setdefault(item.token, []).append(item.item_id)
+        # PostgreSQL takes any number of ids as one array parameter; elsewhere
+        # each id is a placeholder, so large deletes go in chunks.
+        size = len(items) if self.dialect == "postgresql" else _CHUNK
+        chunks = [
+            (token, ids[start : start + size])
+            for token, ids in held.items()
+            for start in range(0, len(ids), size)
+        ]
+        if not chunks:
+            return 0
+        return self._run_hot(
+            "delete_items", lambda c: self._delete(c, chunks), several=len(chunks) > 1
+        )
+
+    # -- a holder's calls -----------------------------------------------------------------
+
+    def release_item(self, name: str, item: QueueItem) -> bool:
+        return self._settle("release_item", item, lambda s: s.release, {}) is not None
+
+    def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
+        return self._settle("delay_item", item, lambda s: s.delay, {"seconds": delay})
+
+    def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
+        return self._settle("extend_lease", item, lambda s: s.extend, {"seconds": lease_time})
+
+    # -- introspection and administration ---------------------------------------------------
+
+    def counts(self, name: str) -> ItemCounts:
+        total, leased, delayed = self._run(
+            "counts", lambda conn, s: conn.execute(s.counts, {"queue": name}).one(), read=True
+        )
+        return ItemCounts(int(total) - int(leased) - int(delayed), int(leased), int(delayed))
+
+    def queue_names(self) -> dict[str, int]:
+        rows = self._run(
+            "queue_names", lambda conn, s: conn.execute(s.queue_names).all(), read=True
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def peek(self, name: str, limit: int) -> list[StoredItem]:
+        rows = self._run(
+            "peek",
+            lambda conn, s: conn.execute(s.peek, {"queue": name, "limit": limit}).all(),
+            read=True,
+        )
+        return [StoredItem._make((*row, "")) for row in rows]
+
+    def release_all(self, name: str) -> int:
+        def release(conn: Connection, s: Statements) -> int:
+            freed = conn.execute(s.free_leases, {"queue": name}).rowcount
+            conn.execute(s.end_claims, {"queue": name})
+            return int(freed)
+
+        return self._run("release_all", release)
+
+    def close(self) -> None:
+        self._pinned.close()
+        self.engine.dispose()
+
+    def forget_connections(self) -> None:
+        # close=False: the parent still uses these sockets; the child only
+        # drops its references and opens its own.
+        self._pinned.forget()
+        self.engine.dispose(close=False)
+
+    # -- statements on the pinned connection -------------------------------------------------
+
+    def _statement(
+        self, key: tuple[Any, ...], build: Callable[..., sa.ClauseElement], *arguments: Any
+    ) -> Compiled:
+        """A hot statement, compiled once per shape (batch size, row or id count)."""
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) >= _STATEMENTS_KEPT:
+                self._compiled.clear()
+            compiled = self._compiled[key] = Compiled(build(*arguments), self.engine.dialect)
+        return compiled
+
+    def _claim_in_one_update(
+        self, cursor: Any, name: str, count: int, lease_time: float, token: str
+    ) -> list[StoredItem]:
+        claim = self._statement(("claim", count), self.statements.claim, count)
+        cursor.execute(
+            claim.sql, claim.parameters({"queue": name, "lease_time": lease_time, "token": token})
+        )
+        return [StoredItem._make((*row, token)) for row in cursor.fetchall()]
+
+    def _claim_locked_then_update(
+        self, cursor: Any, name: str, count: int, lease_time: float, token: str
+    ) -> list[StoredItem]:
+        lock = self._statement(("lock", count), self.statements.lock_claimable, count)
+        cursor.execute(lock.sql, lock.parameters({"queue": name}))
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        now = float(rows[0][-1])
+        ids = [row[0] for row in rows]
+        claim = self._statement(("mark", len(ids)), self.statements.mark_claimed, len(ids))
+        given = _numbered("id", ids)
+        given.update(now=now, expire=now + lease_time, token=token)
+        cursor.execute(claim.sql, claim.parameters(given))
+        if cursor.rowcount != len(ids):
+            raise _LostRace
+        return [
+            StoredItem(item_id, data, created, now + lease_time, attempts + 1, priority, token)
+            for item_id, data, created, attempts, priority, _ in rows
+        ]
+
+    def _delete(self, cursor: Any, chunks: list[tuple[str, list[ItemId]]]) -> int:
+        deleted = 0
+        for token, ids in chunks:
+            if self.dialect == "postgresql":
+                query = self._statement(("delete", 0), self.statements.delete, 0)
+                given: dict[str, Any] = {"ids": ids}
+            else:
+                query = self._statement(("delete", len(ids)), self.statements.delete, len(ids))
+                given = _numbered("id", ids)
+            given["token"] = token
+            cursor.execute(query.sql, query.parameters(given))
+            deleted += cursor.rowcount
+        return deleted
+
+    def _insert(
+        self, cursor: Any, payloads: Sequence[bytes], values: dict[str, Any], delayed: bool
+    ) -> list[ItemId]:
+        if self._returning_ids:
+            insert = self._statement(
+                ("insert", len(payloads), delayed), self.statements.insert, len(payloads), delayed
+            )
+            given = _numbered("data", payloads)
+            given.update(values)
+            cursor.execute(insert.sql, insert.parameters(given))
+            return [row[0] for row in cursor.fetchall()]
+        # MySQL has no RETURNING and may interleave auto-increment values of
+        # concurrent bulk inserts, so ids are only certain row by row.
+        single = self._statement(("insert", 1, delayed), self.statements.insert, 1, delayed)
+        ids: list[ItemId] = []
+        for payload in payloads:
+            cursor.execute(single.sql, single.parameters({**values, "data0": payload}))
+            ids.append(cursor.lastrowid)
+        return ids
+
+    # -- statements through SQLAlchemy ------------------------------------------------------
+
+    def _settle(
+        self,
+        operation: str,
+        item: QueueItem,
+        statement: Callable[[Statements], sa.Update],
+        given: dict[str, Any],
+    ) -> float | None:
+        """Run a holder's UPDATE if ``item``'s claim still holds; the new expire, or None."""
+        if not item.token:  # a peeked item holds nothing
+            return None
+        params = {"id": item.item_id, "claim": item.token, **given}
+
+        def update(conn: Connection, s: Statements) -> float | None:
+            if s.update_returning:
+                expire: float | None = conn.execute(statement(s), params).scalar_one_or_none()
+                return expire
+            if conn.execute(statement(s), params).rowcount != 1:
+                return None
+            again: float | None = conn.execute(
+                s.read_expire, {"id": item.item_id}
+            ).scalar_one_or_none()
+            return again
+
+        return self._run(operation, update)
+
+    def _run(self, operation: str, work: Work[T], *, read: bool = False) -> T:
+        """Run ``work`` in one SQLAlchemy transaction, again after a deadlock; errors wrapped."""
+
+        def once() -> T:
+            with self.engine.connect() as conn:
+                if read:
+                    conn.execution_options(bridge_read=True)
+                with conn.begin():
+                    return work(conn, self.statements)
+
+        return self._retrying(operation, once)
+
+    def _run_hot(self, operation: str, work: Callable[[Any], T], *, several: bool) -> T:
+        """Run ``work`` on a DB-API cursor in one transaction (see driver.py)."""
+        return self._retrying(operation, lambda: self._pinned.run(work, several=several))
+
+    def _retrying(self, operation: str, once: Callable[[], T]) -> T:
+        """``once()``, again after a deadlock or a lost race; errors wrapped."""
+        with wrap_errors(self.url, operation):
+            self._prepare()
+            for attempt in range(1, _ATTEMPTS + 1):
+                try:
+                    return once()
+                except sa.exc.DBAPIError as exc:
+                    if attempt == _ATTEMPTS or not is_transient(exc):
+                        raise
+                except _LostRace:
+                    if attempt == _ATTEMPTS:
+                        raise BackendError(f"{operation} on {self.url} kept losing races") from None
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+            raise AssertionError("unreachable")
+
+    def _prepare(self) -> None:
+        if self._ready:
+            return
+        with self.engine.connect() as conn:
+            check_server(conn)
+        # The dialect has now met its server: MariaDB or MySQL, what it returns.
+        self.statements = Statements(self.table, self.engine.dialect)
+        self._returning_ids = self.statements.insert_returning
+        ensure_schema(self.engine, self.statements)
+        self._ready = True
+
+
+class _LostRace(Exception):
+    """A conditional UPDATE matched fewer rows than it had locked: roll back, retry."""
+
+
+def _numbered(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
+    """Values for the ``<prefix>0``, ``<prefix>1``... placeholders of a statement."""
+    names = _NAMES[prefix]
+    if len(values) > len(names):  # a claim of more than _CHUNK items on MariaDB
+        names = [f"{prefix}{i}" for i in range(len(values))]
+    return dict(zip(names, values, strict=False))

@@ -1,0 +1,220 @@
+"""Every statement the SQL backend sends, named and rendered per dialect.
+
+``queries/<kind>.sql`` holds what :func:`render` returns for each kind
+(``sqlite``, ``postgresql``, ``mariadb``, ``mysql``): the compiled SQL, as
+the driver receives it, of every statement in ``statements.py``, plus the
+session set-up, transaction control and ping the engine and driver send.
+``tests/test_sql_statements.py`` fails when a file and its rendering
+differ, and checks that a live backend sends nothing that is not listed;
+``BRIDGE_WRITE_SQL=1`` rewrites the files.
+
+A statement whose text depends on a count is listed for a few counts
+(``[n=1]``, ``[n=100]``...); the others differ only in how often the
+repeated part repeats. Rendering needs no server: each dialect is built
+offline, configured as bridge's engine is once connected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.schema import DDLElement
+
+from bridge.backends.sql.driver import BEGIN, BEGIN_WRITE, COMMIT, PING, ROLLBACK, Compiled
+from bridge.backends.sql.engine import session_statements
+from bridge.backends.sql.statements import Statements, queue_table
+
+KINDS = ("sqlite", "postgresql", "mariadb", "mysql")
+QUERIES = Path(__file__).with_name("queries")
+DEFAULT_TABLE = "bridge_queue"
+_URLS = {
+    "sqlite": "sqlite+pysqlite://",
+    "postgresql": "postgresql+psycopg://",
+    "mariadb": "mariadb+pymysql://",
+    "mysql": "mysql+pymysql://",
+}
+_PRODUCTS = {
+    "sqlite": "SQLite (the sqlite3 module, qmark placeholders)",
+    "postgresql": "PostgreSQL (psycopg 3, named placeholders)",
+    "mariadb": "MariaDB 10.6+ (PyMySQL, named placeholders)",
+    "mysql": "MySQL 8.0.1+ (PyMySQL, named placeholders)",
+}
+_NAMED = re.compile(r"%\((\w+)\)s")
+Source = sa.ClauseElement | str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One statement: its name, the operation that sends it, its SQL and parameters."""
+
+    name: str
+    runs_in: str
+    sql: str
+    parameters: tuple[str, ...]
+
+
+def path_of(kind: str) -> Path:
+    return QUERIES / f"{kind}.sql"
+
+
+def offline_dialect(kind: str) -> sa.Dialect:
+    """The dialect of ``kind`` as bridge's engine has it, built without a server.
+
+    From an engine that never connects: it loads the driver, whose
+    placeholder style the dialect takes (PyMySQL's is ``%(name)s``).
+    """
+    engine = sa.create_engine(_URLS[kind])
+    dialect = engine.dialect
+    engine.dispose()
+    return dialect
+
+
+def statements_for(kind: str, table: str = DEFAULT_TABLE) -> Statements:
+    """bridge's statements on ``table`` for ``kind``, to compile without a server."""
+    return Statements(queue_table(table), offline_dialect(kind))
+
+
+def entries(kind: str, table: str = DEFAULT_TABLE) -> list[Entry]:
+    """Every statement for ``kind``, in the order the files list them."""
+    s = statements_for(kind, table)
+    sources = [*_schema(s), *_session(kind), *_hot_path(s), *_holder(s), *_admin(s)]
+    return [_entry(name, runs_in, source, s.dialect) for name, runs_in, source in sources]
+
+
+def render(kind: str, table: str = DEFAULT_TABLE) -> str:
+    """The text of ``queries/<kind>.sql``."""
+    lines = [
+        f"-- Every statement bridge's SQL backend sends to {_PRODUCTS[kind]}.",
+        "--",
+        "-- Generated from bridge/backends/sql/statements.py by catalogue.py; do not edit.",
+        "-- tests/test_sql_statements.py fails when this file and the statements differ;",
+        "-- regenerate with: BRIDGE_WRITE_SQL=1 pytest tests/test_sql_statements.py",
+        "--",
+        f"-- The table is {DEFAULT_TABLE} (the `table` option). [n=...] is a claim of n items",
+        "-- (the LIMIT is part of the text); [ids=...] and [rows=...] repeat a placeholder",
+        "-- or a row that many times (up to 100). Parameters are listed in the order the",
+        "-- driver takes them. Not listed: what SQLAlchemy sends by itself (the isolation",
+        "-- level, its pool's pings, schema reflection). Trailing spaces are trimmed.",
+        "",
+    ]
+    for entry in entries(kind, table):
+        lines += [f"-- name: {entry.name}", f"-- runs in: {entry.runs_in}"]
+        if entry.parameters:
+            lines.append(f"-- parameters: {', '.join(entry.parameters)}")
+        lines += [f"{entry.sql};", ""]
+    return "\n".join(lines)
+
+
+def tidy(sql: str) -> str:
+    """The SQL as the files show it: no trailing spaces, no blank edges."""
+    return "\n".join(line.rstrip() for line in sql.strip().splitlines())
+
+
+# -- what each part of the backend sends -------------------------------------------------
+
+
+def _schema(s: Statements) -> list[tuple[str, str, Source]]:
+    return [
+        ("create_table", "first use of a database (create_queue, or any call)", s.create_table()),
+        ("create_claim_index", "first use, with the table", s.create_claim_index()),
+        (
+            "add_state_column",
+            "first use of a table made before the state column",
+            s.add_state_column(),
+        ),
+        (
+            "backfill_state",
+            "with add_state_column, in its transaction where DDL has one",
+            s.backfill_state,
+        ),
+    ]
+
+
+def _session(kind: str) -> list[tuple[str, str, Source]]:
+    engine_kind = "mysql" if kind == "mariadb" else kind
+    found: list[tuple[str, str, Source]] = [
+        (f"session_{number}", "every new connection", sql)
+        for number, sql in enumerate(session_statements(engine_kind), start=1)
+    ]
+    found.append(("ping", "a pinned connection idle for over a second", PING))
+    if kind == "sqlite":
+        found += [
+            ("begin_write", "every write transaction", BEGIN_WRITE),
+            ("begin_read", "counts, queue_names, peek", BEGIN),
+        ]
+    elif kind == "postgresql":
+        found.append(("begin", "create_items of over 100 rows, delete_items of many claims", BEGIN))
+    if kind in ("sqlite", "postgresql"):  # PyMySQL's begin() and commit() say the same
+        found += [
+            ("commit", "the end of those transactions", COMMIT),
+            ("rollback", "a failed transaction", ROLLBACK),
+        ]
+    return found
+
+
+def _hot_path(s: Statements) -> list[tuple[str, str, Source]]:
+    found: list[tuple[str, str, Source]] = []
+    rows = (1, 3) if s.insert_returning else (1,)
+    for count in rows:
+        found.append((f"insert[rows={count}]", "create_items", s.insert(count, False)))
+    found.append(("insert_delayed[rows=1]", "create_items with a delay", s.insert(1, True)))
+    if s.kind in ("sqlite", "postgresql"):
+        found += [(f"claim[n={n}]", "claim_items", s.claim(n)) for n in (1, 100)]
+    else:
+        found += [
+            (f"lock_claimable[n={n}]", "claim_items, first", s.lock_claimable(n)) for n in (1, 100)
+        ]
+        found += [
+            (f"mark_claimed[ids={n}]", "claim_items, then", s.mark_claimed(n)) for n in (1, 3)
+        ]
+    if s.kind == "postgresql":
+        found.append(("delete[ids=any]", "delete_items (one per claim)", s.delete(0)))
+    else:
+        found += [
+            (f"delete[ids={n}]", "delete_items (one per claim and 100 ids)", s.delete(n))
+            for n in (1, 3)
+        ]
+    return found
+
+
+def _holder(s: Statements) -> list[tuple[str, str, Source]]:
+    found: list[tuple[str, str, Source]] = [
+        ("release", "release_item", s.release),
+        ("delay", "delay_item", s.delay),
+        ("extend", "extend_lease", s.extend),
+    ]
+    if not s.update_returning:
+        found.append(
+            (
+                "read_expire",
+                "delay_item, extend_lease, release_item: after the UPDATE, in its transaction",
+                s.read_expire,
+            )
+        )
+    return found
+
+
+def _admin(s: Statements) -> list[tuple[str, str, Source]]:
+    return [
+        ("counts", "counts, number_of_items", s.counts),
+        ("queue_names", "queue_names", s.queue_names),
+        ("peek", "peek", s.peek),
+        ("free_leases", "release_all, first", s.free_leases),
+        ("end_claims", "release_all, then, in its transaction", s.end_claims),
+        ("delete_queue", "delete_queue", s.delete_queue),
+    ]
+
+
+def _entry(name: str, runs_in: str, source: Source, dialect: sa.Dialect) -> Entry:
+    if isinstance(source, str):
+        return Entry(name, runs_in, tidy(source), ())
+    if isinstance(source, DDLElement):
+        return Entry(name, runs_in, tidy(str(source.compile(dialect=dialect))), ())
+    compiled = Compiled(source, dialect)
+    names = compiled.names
+    if names is None:  # named placeholders: each once, in order of appearance
+        names = tuple(dict.fromkeys(_NAMED.findall(compiled.sql)))
+    return Entry(name, runs_in, tidy(compiled.sql), names)

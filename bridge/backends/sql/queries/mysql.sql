@@ -1,0 +1,149 @@
+-- Every statement bridge's SQL backend sends to MySQL 8.0.1+ (PyMySQL, named placeholders).
+--
+-- Generated from bridge/backends/sql/statements.py by catalogue.py; do not edit.
+-- tests/test_sql_statements.py fails when this file and the statements differ;
+-- regenerate with: BRIDGE_WRITE_SQL=1 pytest tests/test_sql_statements.py
+--
+-- The table is bridge_queue (the `table` option). [n=...] is a claim of n items
+-- (the LIMIT is part of the text); [ids=...] and [rows=...] repeat a placeholder
+-- or a row that many times (up to 100). Parameters are listed in the order the
+-- driver takes them. Not listed: what SQLAlchemy sends by itself (the isolation
+-- level, its pool's pings, schema reflection). Trailing spaces are trimmed.
+
+-- name: create_table
+-- runs in: first use of a database (create_queue, or any call)
+CREATE TABLE bridge_queue (
+	item_id BIGINT NOT NULL AUTO_INCREMENT,
+	name VARCHAR(255) NOT NULL,
+	data LONGBLOB NOT NULL,
+	created DOUBLE NOT NULL,
+	expire DOUBLE NOT NULL DEFAULT '0',
+	priority INTEGER NOT NULL DEFAULT '0',
+	attempts INTEGER NOT NULL DEFAULT '0',
+	token VARCHAR(32),
+	state VARCHAR(16) NOT NULL DEFAULT 'ready',
+	PRIMARY KEY (item_id)
+);
+
+-- name: create_claim_index
+-- runs in: first use, with the table
+CREATE INDEX bridge_queue_claim ON bridge_queue (name, priority DESC, item_id);
+
+-- name: add_state_column
+-- runs in: first use of a table made before the state column
+ALTER TABLE bridge_queue ADD COLUMN state VARCHAR(16) NOT NULL DEFAULT 'ready';
+
+-- name: backfill_state
+-- runs in: with add_state_column, in its transaction where DDL has one
+UPDATE bridge_queue SET state='leased' WHERE bridge_queue.token IS NOT NULL AND bridge_queue.state = 'ready';
+
+-- name: session_1
+-- runs in: every new connection
+SET time_zone = '+00:00';
+
+-- name: ping
+-- runs in: a pinned connection idle for over a second
+SELECT 1;
+
+-- name: insert[rows=1]
+-- runs in: create_items
+-- parameters: queue, data0, priority
+INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s, %(data0)s, unix_timestamp(now(6)), 0, %(priority)s, 'ready');
+
+-- name: insert_delayed[rows=1]
+-- runs in: create_items with a delay
+-- parameters: queue, data0, delay, priority
+INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s, %(data0)s, unix_timestamp(now(6)), (unix_timestamp(now(6)) + %(delay)s), %(priority)s, 'delayed');
+
+-- name: lock_claimable[n=1]
+-- runs in: claim_items, first
+-- parameters: queue
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, unix_timestamp(now(6)) AS unix_timestamp_1
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 FOR UPDATE SKIP LOCKED;
+
+-- name: lock_claimable[n=100]
+-- runs in: claim_items, first
+-- parameters: queue
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, unix_timestamp(now(6)) AS unix_timestamp_1
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 100 FOR UPDATE SKIP LOCKED;
+
+-- name: mark_claimed[ids=1]
+-- runs in: claim_items, then
+-- parameters: expire, token, id0, now
+UPDATE bridge_queue SET expire=%(expire)s, attempts=(bridge_queue.attempts + 1), token=%(token)s, state='leased' WHERE bridge_queue.item_id IN (%(id0)s) AND bridge_queue.expire <= %(now)s;
+
+-- name: mark_claimed[ids=3]
+-- runs in: claim_items, then
+-- parameters: expire, token, id0, id1, id2, now
+UPDATE bridge_queue SET expire=%(expire)s, attempts=(bridge_queue.attempts + 1), token=%(token)s, state='leased' WHERE bridge_queue.item_id IN (%(id0)s, %(id1)s, %(id2)s) AND bridge_queue.expire <= %(now)s;
+
+-- name: delete[ids=1]
+-- runs in: delete_items (one per claim and 100 ids)
+-- parameters: id0, token
+DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (%(id0)s) AND bridge_queue.token = %(token)s;
+
+-- name: delete[ids=3]
+-- runs in: delete_items (one per claim and 100 ids)
+-- parameters: id0, id1, id2, token
+DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (%(id0)s, %(id1)s, %(id2)s) AND bridge_queue.token = %(token)s;
+
+-- name: release
+-- runs in: release_item
+-- parameters: id, claim
+UPDATE bridge_queue SET expire=0, state='ready' WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
+
+-- name: delay
+-- runs in: delay_item
+-- parameters: seconds, id, claim
+UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='delayed' WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
+
+-- name: extend
+-- runs in: extend_lease
+-- parameters: seconds, id, claim
+UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='leased' WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
+
+-- name: read_expire
+-- runs in: delay_item, extend_lease, release_item: after the UPDATE, in its transaction
+-- parameters: id
+SELECT bridge_queue.expire
+FROM bridge_queue
+WHERE bridge_queue.item_id = %(id)s;
+
+-- name: counts
+-- runs in: counts, number_of_items
+-- parameters: queue
+SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state != 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_2
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s;
+
+-- name: queue_names
+-- runs in: queue_names
+SELECT bridge_queue.name, count(*) AS count_1
+FROM bridge_queue GROUP BY bridge_queue.name;
+
+-- name: peek
+-- runs in: peek
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s ORDER BY CASE WHEN (bridge_queue.expire <= unix_timestamp(now(6))) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s;
+
+-- name: free_leases
+-- runs in: release_all, first
+-- parameters: queue
+UPDATE bridge_queue SET expire=0, token=NULL, state='ready' WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > unix_timestamp(now(6));
+
+-- name: end_claims
+-- runs in: release_all, then, in its transaction
+-- parameters: queue
+UPDATE bridge_queue SET token=NULL WHERE bridge_queue.name = %(queue)s AND bridge_queue.token IS NOT NULL AND bridge_queue.expire <= unix_timestamp(now(6));
+
+-- name: delete_queue
+-- runs in: delete_queue
+-- parameters: queue
+DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s;

@@ -1,0 +1,157 @@
+-- Every statement bridge's SQL backend sends to SQLite (the sqlite3 module, qmark placeholders).
+--
+-- Generated from bridge/backends/sql/statements.py by catalogue.py; do not edit.
+-- tests/test_sql_statements.py fails when this file and the statements differ;
+-- regenerate with: BRIDGE_WRITE_SQL=1 pytest tests/test_sql_statements.py
+--
+-- The table is bridge_queue (the `table` option). [n=...] is a claim of n items
+-- (the LIMIT is part of the text); [ids=...] and [rows=...] repeat a placeholder
+-- or a row that many times (up to 100). Parameters are listed in the order the
+-- driver takes them. Not listed: what SQLAlchemy sends by itself (the isolation
+-- level, its pool's pings, schema reflection). Trailing spaces are trimmed.
+
+-- name: create_table
+-- runs in: first use of a database (create_queue, or any call)
+CREATE TABLE bridge_queue (
+	item_id INTEGER NOT NULL,
+	name VARCHAR(255) NOT NULL,
+	data BLOB NOT NULL,
+	created DOUBLE NOT NULL,
+	expire DOUBLE DEFAULT '0' NOT NULL,
+	priority INTEGER DEFAULT '0' NOT NULL,
+	attempts INTEGER DEFAULT '0' NOT NULL,
+	token VARCHAR(32),
+	state VARCHAR(16) DEFAULT 'ready' NOT NULL,
+	PRIMARY KEY (item_id)
+);
+
+-- name: create_claim_index
+-- runs in: first use, with the table
+CREATE INDEX bridge_queue_claim ON bridge_queue (name, priority DESC, item_id);
+
+-- name: add_state_column
+-- runs in: first use of a table made before the state column
+ALTER TABLE bridge_queue ADD COLUMN state VARCHAR(16) DEFAULT 'ready' NOT NULL;
+
+-- name: backfill_state
+-- runs in: with add_state_column, in its transaction where DDL has one
+UPDATE bridge_queue SET state='leased' WHERE bridge_queue.token IS NOT NULL AND bridge_queue.state = 'ready';
+
+-- name: session_1
+-- runs in: every new connection
+PRAGMA journal_mode=WAL;
+
+-- name: session_2
+-- runs in: every new connection
+PRAGMA synchronous=NORMAL;
+
+-- name: ping
+-- runs in: a pinned connection idle for over a second
+SELECT 1;
+
+-- name: begin_write
+-- runs in: every write transaction
+BEGIN IMMEDIATE;
+
+-- name: begin_read
+-- runs in: counts, queue_names, peek
+BEGIN;
+
+-- name: commit
+-- runs in: the end of those transactions
+COMMIT;
+
+-- name: rollback
+-- runs in: a failed transaction
+ROLLBACK;
+
+-- name: insert[rows=1]
+-- runs in: create_items
+-- parameters: queue, data0, priority
+INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (?, ?, ((julianday('now') - 2440587.5) * 86400.0), 0, ?, 'ready') RETURNING item_id;
+
+-- name: insert[rows=3]
+-- runs in: create_items
+-- parameters: queue, data0, priority, queue, data1, priority, queue, data2, priority
+INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (?, ?, ((julianday('now') - 2440587.5) * 86400.0), 0, ?, 'ready'), (?, ?, ((julianday('now') - 2440587.5) * 86400.0), 0, ?, 'ready'), (?, ?, ((julianday('now') - 2440587.5) * 86400.0), 0, ?, 'ready') RETURNING item_id;
+
+-- name: insert_delayed[rows=1]
+-- runs in: create_items with a delay
+-- parameters: queue, data0, delay, priority
+INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (?, ?, ((julianday('now') - 2440587.5) * 86400.0), ((julianday('now') - 2440587.5) * 86400.0 + ?), ?, 'delayed') RETURNING item_id;
+
+-- name: claim[n=1]
+-- runs in: claim_items
+-- parameters: lease_time, token, queue
+UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased' WHERE bridge_queue.item_id IN (SELECT bridge_queue.item_id
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 OFFSET 0) AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 RETURNING item_id, data, created, expire, attempts, priority;
+
+-- name: claim[n=100]
+-- runs in: claim_items
+-- parameters: lease_time, token, queue
+UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased' WHERE bridge_queue.item_id IN (SELECT bridge_queue.item_id
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 100 OFFSET 0) AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 RETURNING item_id, data, created, expire, attempts, priority;
+
+-- name: delete[ids=1]
+-- runs in: delete_items (one per claim and 100 ids)
+-- parameters: id0, token
+DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (?) AND bridge_queue.token = ?;
+
+-- name: delete[ids=3]
+-- runs in: delete_items (one per claim and 100 ids)
+-- parameters: id0, id1, id2, token
+DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (?, ?, ?) AND bridge_queue.token = ?;
+
+-- name: release
+-- runs in: release_item
+-- parameters: id, claim
+UPDATE bridge_queue SET expire=0, state='ready' WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
+
+-- name: delay
+-- runs in: delay_item
+-- parameters: seconds, id, claim
+UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), state='delayed' WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
+
+-- name: extend
+-- runs in: extend_lease
+-- parameters: seconds, id, claim
+UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), state='leased' WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
+
+-- name: counts
+-- runs in: counts, number_of_items
+-- parameters: queue
+SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (julianday('now') - 2440587.5) * 86400.0 AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (julianday('now') - 2440587.5) * 86400.0 AND bridge_queue.state != 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_2
+FROM bridge_queue
+WHERE bridge_queue.name = ?;
+
+-- name: queue_names
+-- runs in: queue_names
+SELECT bridge_queue.name, count(*) AS count_1
+FROM bridge_queue GROUP BY bridge_queue.name;
+
+-- name: peek
+-- runs in: peek
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority
+FROM bridge_queue
+WHERE bridge_queue.name = ? ORDER BY CASE WHEN (bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: free_leases
+-- runs in: release_all, first
+-- parameters: queue
+UPDATE bridge_queue SET expire=0, token=NULL, state='ready' WHERE bridge_queue.name = ? AND bridge_queue.expire > (julianday('now') - 2440587.5) * 86400.0;
+
+-- name: end_claims
+-- runs in: release_all, then, in its transaction
+-- parameters: queue
+UPDATE bridge_queue SET token=NULL WHERE bridge_queue.name = ? AND bridge_queue.token IS NOT NULL AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0;
+
+-- name: delete_queue
+-- runs in: delete_queue
+-- parameters: queue
+DELETE FROM bridge_queue WHERE bridge_queue.name = ?;

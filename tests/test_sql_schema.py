@@ -1,0 +1,200 @@
+"""The queue table over time and on disk: older tables migrate, files stay private.
+
+A table made by the previous bridge has no ``state`` column, and that
+version told a delayed item from a leased one by a missing token. The
+backend adds the column on first use and marks the old leases, so counts
+stay right and the holder rules of this version apply to old items too.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+import bridge
+from bridge.backends.sql import SqlBackend, catalogue, schema
+from bridge.backends.sql.statements import dialect_kind
+from bridge.contract import MAX_SECONDS
+
+from conftest import SERVICE_URLS, SQL_BACKENDS, spec_for
+
+
+def _previous_table(name: str) -> sa.Table:
+    """The table as the previous version created it (no state column)."""
+    table = sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("created", sa.Double(), nullable=False),
+        sa.Column("expire", sa.Double(), nullable=False, server_default="0"),
+        sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("token", sa.String(32), nullable=True),
+    )
+    sa.Index(f"{name}_claim", table.c.name, table.c.priority.desc(), table.c.item_id)
+    return table
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def old_table(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[dict[str, Any]]:
+    """A spec whose table was filled by the previous version: one item in each state."""
+    table_name = f"old_{uuid.uuid4().hex[:10]}"
+    spec = spec_for(request.param, tmp_path)
+    spec = {"url": spec["url"], "options": {"table": table_name}}
+    url = spec["url"] if request.param == "sqlite" else SERVICE_URLS[request.param]
+    engine = sa.create_engine(url)
+    table = _previous_table(table_name)
+    table.create(engine)
+    now = time.time()
+    rows = [
+        {"data": b'"ready"', "expire": 0.0, "token": None},
+        {"data": b'"leased"', "expire": now + 600, "token": "a" * 32, "attempts": 1},
+        {"data": b'"delayed"', "expire": now + 600, "token": None},
+        {"data": b'"lease ended"', "expire": now - 10, "token": "b" * 32, "attempts": 1},
+    ]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"name": "migrated", "created": now, **row} for row in rows])
+    yield spec
+    table.drop(engine)
+    engine.dispose()
+
+
+def test_a_table_of_the_previous_version_gets_the_state_column_on_first_use(
+    old_table: dict[str, Any],
+) -> None:
+    factory = bridge.QueueFactory(default=old_table)
+    queue = factory.get("migrated")
+    backend = queue.backend
+    assert isinstance(backend, SqlBackend)
+    sent: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(catalogue.tidy(statement))
+
+    event.listen(backend.engine, "before_cursor_execute", note)
+    try:
+        counts = queue.counts()
+    finally:
+        event.remove(backend.engine, "before_cursor_execute", note)
+    assert (counts.ready, counts.leased, counts.delayed) == (2, 1, 1)
+
+    listed = {
+        entry.name: entry.sql
+        for entry in catalogue.entries(
+            dialect_kind(backend.engine.dialect), table=backend.table.name
+        )
+    }
+    assert listed["add_state_column"] in sent, "\n".join(sent)
+    assert listed["backfill_state"] in sent, "\n".join(sent)
+
+    # Old items follow this version's rules: claimable ones are claimed (the
+    # ended lease too), and the new holder's release keeps its claim.
+    claimed = queue.claim_items(10, lease_time=60)
+    assert sorted(item.data for item in claimed) == ["lease ended", "ready"]
+    assert queue.release_item(claimed[0])
+    assert queue.delete_item(claimed[0])
+    counts = queue.counts()
+    assert (counts.ready, counts.leased, counts.delayed) == (0, 2, 1)
+    factory.close()
+
+
+def test_a_second_process_finding_the_column_added_goes_on(old_table: dict[str, Any]) -> None:
+    """Two processes may both see the column missing; the ALTER that loses is no error."""
+    first = bridge.QueueFactory(default=old_table)
+    queue = first.get("migrated")
+    assert queue.counts().total == 4
+    backend = queue.backend
+    assert isinstance(backend, SqlBackend)
+    schema._add_state(backend.engine, backend.statements)  # the loser's late ALTER
+    second = bridge.QueueFactory(default=old_table)
+    assert second.get("migrated").counts() == queue.counts()
+    second.close()
+    first.close()
+
+
+# -- SQLite files --------------------------------------------------------------------
+
+
+def _mode(path: Any) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_sqlite_files_bridge_creates_are_its_owner_s_only(tmp_path: Any) -> None:
+    path = tmp_path / "new" / "queue.sqlite"
+    previous = os.umask(0)  # the most permissive umask: the mode must not depend on it
+    try:
+        factory = bridge.QueueFactory(default=f"sqlite:///{path}")
+        queue = factory.get("private")
+        queue.create_item("secret")
+        item = queue.claim_item(lease_time=60)
+        assert item is not None
+        for each in (path, f"{path}-wal", f"{path}-shm"):
+            assert os.path.exists(each), each
+            assert _mode(each) == 0o600, f"{each}: {oct(_mode(each))}"
+        factory.close()
+    finally:
+        os.umask(previous)
+
+
+def test_a_sqlite_file_that_exists_keeps_its_mode(tmp_path: Any) -> None:
+    path = tmp_path / "shared.sqlite"
+    path.touch()
+    os.chmod(path, 0o640)
+    factory = bridge.QueueFactory(default=f"sqlite:///{path}")
+    factory.get("kept").create_item("x")
+    factory.close()
+    assert _mode(path) == 0o640
+
+
+def test_a_sqlite_path_that_cannot_be_made_is_a_clear_error() -> None:
+    factory = bridge.QueueFactory(default="sqlite:////proc/nope/queue.sqlite")
+    with pytest.raises(bridge.ConfigurationError, match="cannot create the SQLite file"):
+        factory.get("nowhere").create_item("x")
+    factory.close()
+
+
+# -- the longest lease ----------------------------------------------------------------
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_queue(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[bridge.Queue]:
+    factory = bridge.QueueFactory(default=spec_for(request.param, tmp_path))
+    queue = factory.get(f"q_{uuid.uuid4().hex[:12]}")
+    yield queue
+    queue.delete_queue()
+    factory.close()
+
+
+def _stored_expire(queue: bridge.Queue, item: bridge.QueueItem) -> float:
+    backend = queue.backend
+    assert isinstance(backend, SqlBackend)
+    t = backend.table
+    with backend.engine.connect() as conn:
+        expire: float = conn.execute(
+            sa.select(t.c.expire).where(t.c.item_id == item.item_id)
+        ).scalar_one()
+    return expire
+
+
+def test_the_longest_lease_is_stored_exactly(sql_queue: bridge.Queue) -> None:
+    sql_queue.create_item("x")
+    before = time.time()
+    item = sql_queue.claim_item(lease_time=MAX_SECONDS)
+    assert item is not None
+    assert _stored_expire(sql_queue, item) == item.expire
+    assert abs(item.expire - before - MAX_SECONDS) < 60
+    assert sql_queue.extend_lease(item, MAX_SECONDS)
+    assert _stored_expire(sql_queue, item) == item.expire
+    assert sql_queue.counts().leased == 1
+    assert sql_queue.claim_item(lease_time=60) is None
+    assert sql_queue.delete_item(item)
