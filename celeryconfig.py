@@ -15,7 +15,9 @@ Environment:
 ``BRIDGE_VAR_DIR``         local state: broker folders, results, beat schedule
                            (default ``./var``)
 ``BRIDGE_CELERY_QUEUE``    the Celery queue bridge's tasks use (default ``bridge``)
-``BRIDGE_SCHEDULES``       JSON: per-queue beat schedule, budget and concurrency
+``BRIDGE_SCHEDULES``       JSON: per-queue beat schedule, budget, concurrency and Celery queue
+``BRIDGE_SHUTDOWN_GRACE``  seconds an item may still take once a warm shutdown begins,
+                           before it is interrupted and released (default 1)
 """
 
 import os
@@ -65,6 +67,9 @@ beat_schedule_filename = str(_celery / "beat-schedule")
 
 # bridge's own settings.
 bridge_schedules = os.environ.get("BRIDGE_SCHEDULES") or "{}"
+# On SIGTERM a pass stops claiming at once; an item still running after this
+# many seconds is interrupted and released (claimable again at once).
+bridge_shutdown_grace = float(os.environ.get("BRIDGE_SHUTDOWN_GRACE") or 1.0)
 # Read by bridge.settings when the BRIDGE_* variables are unset, e.g.:
 # bridge_queue_default = "postgresql+psycopg://bridge@db/bridge"
 # bridge_queues = {"emails": "redis://localhost:6379/0"}

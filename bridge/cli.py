@@ -4,7 +4,7 @@
 
     bridge [--import MODULE]... queue list|run|send|peek|release|delete ...
     bridge demo [--items N] [--queue NAME]
-    bridge celery-demo [--seconds S] [--rate N] [--concurrency N] [--flower]
+    bridge celery-demo [--seconds S] [--rate N] [--concurrency N] [--flower [--flower-port N]]
     bridge metrics [--port N] [--address HOST] [--once]
 
 Commands parse their arguments and call the facade (:mod:`bridge.factory`,
@@ -416,10 +416,22 @@ def metrics(factory: QueueFactory, port: int, address: str, once: bool) -> None:
     show_default=True,
     help="Worker processes (prefork).",
 )
-@click.option("--flower", is_flag=True, help="Also run Flower on port 5555.")
+@click.option("--flower", is_flag=True, help="Also run Flower (on localhost).")
+@click.option(
+    "--flower-port",
+    type=click.IntRange(1, 65535),
+    default=5555,
+    show_default=True,
+    help="Flower's port, with --flower.",
+)
 @click.pass_obj
 def celery_demo(
-    factory: QueueFactory, seconds: float, rate: int, concurrency: int, flower: bool
+    factory: QueueFactory,
+    seconds: float,
+    rate: int,
+    concurrency: int,
+    flower: bool,
+    flower_port: int,
 ) -> None:
     """Run Celery for real: a worker with beat drains the demo queue while this feeds it.
 
@@ -432,7 +444,7 @@ def celery_demo(
         raise MissingDependencyError('the Celery demo needs Celery: pip install "bridge[celery]"')
     from bridge.celery.demo import run_demo
 
-    run_demo(factory, click.echo, seconds, rate, concurrency, flower)
+    run_demo(factory, click.echo, seconds, rate, concurrency, flower, flower_port)
 
 
 BUG_REPORT_HINT = (

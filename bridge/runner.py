@@ -68,7 +68,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_LEASE_TIME = 30.0
 """The lease of ``process_queue`` when neither the call nor the worker sets one (drush's)."""
 
-StopReason = Literal["empty", "time_limit", "items_limit", "suspended", "interrupted", "running"]
+StopReason = Literal[
+    "empty", "time_limit", "items_limit", "suspended", "interrupted", "shutdown", "running"
+]
+ShouldStop = Callable[[], bool]
+"""Asked before each claim; True ends the pass (``stopped_by="shutdown"``)."""
 Interrupts = tuple[type[BaseException], ...]
 """Exceptions that end a run at once, their item released (a Celery soft time limit)."""
 
@@ -130,7 +134,14 @@ class _Tally:
             outcome = "lost"
         self.counts[outcome] += 1
 
-    def stop_reason(self, time_limit: float | None, items_limit: int | None) -> StopReason | None:
+    def stop_reason(
+        self,
+        time_limit: float | None,
+        items_limit: int | None,
+        should_stop: ShouldStop | None = None,
+    ) -> StopReason | None:
+        if should_stop is not None and should_stop():
+            return "shutdown"
         if time_limit is not None and time.monotonic() - self.started >= time_limit:
             return "time_limit"
         if items_limit is not None and self.counts["processed"] >= items_limit:
@@ -270,13 +281,13 @@ def _run_pass(
     queue: Queue,
     worker: QueueWorker,
     lease_time: float,
-    limits: tuple[float | None, int | None],
+    limits: tuple[float | None, int | None, ShouldStop | None],
     progress: Callable[[Summary], object] | None,
     interrupts: Interrupts,
 ) -> tuple[Summary, SuspendQueue | None]:
     """Claim and process items until the queue is empty, a limit is hit or it suspends.
 
-    The limits (time, items) are checked before each claim, never during an
+    The limits (time, items, should_stop) are checked before each claim, never during an
     item: stopping a worker midway would leave its item leased for nothing.
     An interrupt does stop it midway, and releases the item first.
     """
@@ -337,6 +348,7 @@ def process_queue(
     factory: QueueFactory | None = None,
     progress: Callable[[Summary], object] | None = None,
     interrupts: Interrupts = (),
+    should_stop: ShouldStop | None = None,
 ) -> Summary:
     """Run the worker of queue ``name`` over its items: ``drush queue:run``.
 
@@ -347,7 +359,8 @@ def process_queue(
     ``progress`` receives the running summary after each item. An exception
     of a type in ``interrupts`` raised by the worker releases its item and
     ends the run (``stopped_by="interrupted"``): Celery passes its soft time
-    limit here.
+    limit here. ``should_stop`` is asked before each claim; once it says True the
+    pass claims nothing more (``stopped_by="shutdown"``).
     """
     worker = get_worker(name)
     budget = _limit("time_limit", time_limit)
@@ -357,7 +370,9 @@ def process_queue(
     # As drush does, so expired leases and delays are reset first on backends
     # whose housekeeping does more than claims need.
     queue.garbage_collection()
-    summary, _ = _run_pass(queue, worker, lease, (budget, max_items), progress, interrupts)
+    summary, _ = _run_pass(
+        queue, worker, lease, (budget, max_items, should_stop), progress, interrupts
+    )
     return summary
 
 
@@ -371,7 +386,11 @@ class _CronEntry:
 
 
 def run_cron(
-    *, factory: QueueFactory | None = None, max_wait: float = 30.0, interrupts: Interrupts = ()
+    *,
+    factory: QueueFactory | None = None,
+    max_wait: float = 30.0,
+    interrupts: Interrupts = (),
+    should_stop: ShouldStop | None = None,
 ) -> list[Summary]:
     """Run every cron worker once, in registration order: ``Cron::processQueues``.
 
@@ -380,7 +399,8 @@ def run_cron(
     ``max_wait`` seconds is revisited after that delay in this same call;
     queues wait in order of when they may run next. Returns one summary per
     pass, so a revisited queue appears more than once. An interrupt (see
-    :func:`process_queue`) ends the whole run after releasing its item.
+    :func:`process_queue`) ends the whole run after releasing its item, and so
+    does ``should_stop``, asked before each claim and each revisit.
     """
     if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or max_wait < 0:
         raise InvalidArgumentError(f"max_wait must be 0 or more seconds, not {max_wait!r}")
@@ -395,15 +415,23 @@ def run_cron(
     summaries: list[Summary] = []
     while entries:
         entry = entries.pop(0)
-        wait = entry.process_from - time.monotonic()
-        if wait > 0:
-            # Drupal truncates this sleep to whole seconds; a 0.3 s delay means 0.3 s here.
-            time.sleep(wait)
+        stopping = should_stop or (lambda: False)
+        # Drupal truncates this sleep to whole seconds; a 0.3 s delay means 0.3 s here.
+        # Slept in slices, so that a shutdown does not wait out a revisit.
+        while (wait := entry.process_from - time.monotonic()) > 0 and not stopping():
+            time.sleep(min(wait, 0.25))
+        if stopping():
+            break
         summary, suspension = _run_pass(
-            entry.queue, entry.worker, entry.lease, (entry.budget, None), None, interrupts
+            entry.queue,
+            entry.worker,
+            entry.lease,
+            (entry.budget, None, should_stop),
+            None,
+            interrupts,
         )
         summaries.append(summary)
-        if summary.stopped_by == "interrupted":
+        if summary.stopped_by in ("interrupted", "shutdown"):
             break
         delay = suspension.delay if suspension is not None else None
         if delay is not None and delay < max_wait:

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from celery import Celery
+
+from bridge.celery.config import environment_config, prepare_folders
 
 CELERY = [sys.executable, "-m", "celery", "-A", "bridge"]
 WORKER_MODULE = "bridge_test_workers"
@@ -33,14 +36,17 @@ import os, time
 import bridge
 from bridge.workers import current_item
 
-@bridge.queue_worker(os.environ["TEST_QUEUE"], cron_time=float(os.environ["TEST_CRON_TIME"]))
 def work(data):
     item = current_item()
     with open(os.environ["TEST_RECORD"], "a") as record:
-        record.write(f"{data} {item.attempts} {os.getpid()} {time.time():.3f} {item.expire:.3f}\\n")
+        record.write(f"{data} {item.attempts} {os.getpid()} {time.time():.3f} {item.expire:.3f} "
+                     f"{os.environ.get('TEST_WORKER_NAME', '-')}\\n")
     if data == "hang":
         time.sleep(600)
     time.sleep(float(os.environ.get("TEST_ITEM_SECONDS", "0")))
+
+for name in filter(None, [os.environ["TEST_QUEUE"], os.environ.get("TEST_QUEUE_2")]):
+    bridge.queue_worker(name, cron_time=float(os.environ["TEST_CRON_TIME"]))(work)
 """
 
 
@@ -54,6 +60,8 @@ class Record:
     at: float
     expire: float
     """The item's lease deadline when the worker started it."""
+    worker: str = "-"
+    """``TEST_WORKER_NAME`` of the Celery worker that ran it."""
 
 
 def free_port() -> int:
@@ -81,12 +89,16 @@ class Processes:
 
     def __post_init__(self) -> None:
         (self.tmp_path / f"{WORKER_MODULE}.py").write_text(WORKER_SOURCE)
-        inherited = {k: v for k, v in os.environ.items()
-                     if not k.startswith(("BRIDGE_", "CELERY_", "FLOWER_"))}
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("BRIDGE_", "CELERY_", "FLOWER_"))
+        }
         self.env = {
             **inherited,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(self.tmp_path),
-                                                        os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(self.tmp_path), os.environ.get("PYTHONPATH")])
+            ),
             "BRIDGE_IMPORTS": WORKER_MODULE,
             "TEST_QUEUE": self.queue,
             "TEST_CRON_TIME": "1",
@@ -94,27 +106,51 @@ class Processes:
             **self.env,
         }
 
-    def start(self, *args: str, name: str = "worker", command: list[str] | None = None
-              ) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        *args: str,
+        name: str = "worker",
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``celery -A bridge`` (or ``command``) with ``args``; ``env`` adds variables."""
         log = self.tmp_path / f"{name}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [*(CELERY if command is None else command), *args], cwd=self.tmp_path,
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [*(CELERY if command is None else command), *args],
+                cwd=self.tmp_path,
+                env={**self.env, **(env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.started.append((proc, log))
         return proc
 
-    def worker(self, *args: str, name: str = "worker") -> subprocess.Popen[bytes]:
+    def worker(
+        self, *args: str, name: str = "worker", env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """``celery -A bridge worker`` with INFO logs, plus ``args``."""
-        return self.start("worker", "--loglevel", "INFO", *args, name=name)
+        return self.start("worker", "--loglevel", "INFO", *args, name=name, env=env)
+
+    def log(self, name: str = "worker") -> str:
+        path = self.tmp_path / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def client(self) -> Celery:
+        """A Celery app of this test's own, configured as the processes are, to send tasks."""
+        conf = environment_config({**self.env, "BRIDGE_VAR_DIR": str(self.tmp_path / "var")})
+        client = Celery("test-client", set_as_current=False)
+        client.config_from_object(conf)
+        prepare_folders(conf)
+        return client
 
     def records(self) -> list[Record]:
         path = Path(self.env["TEST_RECORD"])
         if not path.exists():
             return []
         rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-        return [Record(d, int(a), int(p), float(t), float(e)) for d, a, p, t, e in rows]
+        return [Record(d, int(a), int(p), float(t), float(e), w) for d, a, p, t, e, w in rows]
 
     def starts(self) -> Counter[str]:
         """How often the worker started on each item's data."""
@@ -124,8 +160,10 @@ class Processes:
         tails = []
         for proc, log in self.started:
             text = log.read_text(errors="replace").splitlines() if log.exists() else []
-            tails.append(f"--- {log.name} (pid {proc.pid}, exit {proc.poll()}) ---\n"
-                         + "\n".join(text[-lines:]))
+            tails.append(
+                f"--- {log.name} (pid {proc.pid}, exit {proc.poll()}) ---\n"
+                + "\n".join(text[-lines:])
+            )
         return "\n".join(tails)
 
     def wait_for(self, what: str, check: Callable[[], object], timeout: float) -> None:
@@ -134,8 +172,11 @@ class Processes:
         while time.monotonic() < deadline:
             if check():
                 return
-            dead = [proc for proc, _ in self.started
-                    if proc.pid not in self.killed and proc.poll() is not None]
+            dead = [
+                proc
+                for proc, _ in self.started
+                if proc.pid not in self.killed and proc.poll() is not None
+            ]
             if dead:
                 pytest.fail(f"a process exited while waiting for {what}:\n{self.logs()}")
             time.sleep(0.1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,15 +19,19 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.app.task import Task
+from celery.events.state import State
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.schedules import crontab
 
 import bridge
 import bridge.celery as bc
+from bridge.celery import init_app
 from bridge.celery.config import Configuration, environment_config, prepare_folders
 from bridge.celery.filesystem import clean_filesystem_broker
 from bridge.celery.schedules import queue_schedules, runner_lease, runner_limits
+from bridge.celery.tasks import _Progress
 from bridge.errors import ConfigurationError
+from bridge.runner import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,8 +66,12 @@ def memory_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[bridge.QueueFact
 ENVIRONMENTS = [
     {},
     {"BRIDGE_BROKER_URL": "redis://cache:6379/1", "BRIDGE_RESULT_BACKEND": "disabled"},
-    {"BRIDGE_BROKER_URL": "amqp://guest@rabbit//", "BRIDGE_VAR_DIR": "/srv/bridge",
-     "BRIDGE_CELERY_QUEUE": "cron", "BRIDGE_SCHEDULES": '{"mail": 5}'},
+    {
+        "BRIDGE_BROKER_URL": "amqp://guest@rabbit//",
+        "BRIDGE_VAR_DIR": "/srv/bridge",
+        "BRIDGE_CELERY_QUEUE": "cron",
+        "BRIDGE_SCHEDULES": '{"mail": 5}',
+    },
 ]
 
 
@@ -77,8 +86,14 @@ def test_celeryconfig_spells_out_the_built_in_settings(
     module = runpy.run_path(str(ROOT / "celeryconfig.py"))
     built_in = environment_config()
     assert {key: module[key] for key in built_in} == built_in
-    spelled = {k for k, v in module.items() if not k.startswith("_") and k.islower()
-               and not callable(v) and type(v).__name__ != "module"}
+    spelled = {
+        k
+        for k, v in module.items()
+        if not k.startswith("_")
+        and k.islower()
+        and not callable(v)
+        and type(v).__name__ != "module"
+    }
     assert spelled == set(built_in)
 
 
@@ -92,7 +107,10 @@ def test_the_default_is_server_less_and_bounded(tmp_path: Path) -> None:
     assert conf["result_expires"]
     prepare_folders(conf)
     assert sorted(p.name for p in (tmp_path / "celery").iterdir()) == [
-        "control", "data", "processed"]
+        "control",
+        "data",
+        "processed",
+    ]
 
 
 def test_a_real_broker_drops_the_filesystem_options() -> None:
@@ -104,7 +122,8 @@ def test_a_config_module_overrides_setting_by_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "site_celery.py").write_text(
-        "import os\nbroker_url = 'redis://elsewhere:6379/0'\nworker_concurrency = 3\n")
+        "import os\nbroker_url = 'redis://elsewhere:6379/0'\nworker_concurrency = 3\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("CELERY_CONFIG_MODULE", "site_celery")
     monkeypatch.setenv("BRIDGE_SCHEDULES", '{"mail": 5}')
@@ -126,38 +145,53 @@ def test_every_cron_queue_gets_an_expiring_entry(workers: dict[str, Any]) -> Non
     entry = entries["bridge.process_queue:mail"]
     soft, hard = runner_limits(10.0)
     assert entry == {
-        "task": "bridge.process_queue", "schedule": 10.0, "args": ("mail",),
+        "task": "bridge.process_queue",
+        "schedule": 10.0,
+        "args": ("mail",),
         "kwargs": {"time_limit": 10.0},
         "options": {"expires": 10.0, "soft_time_limit": soft, "time_limit": hard},
     }
 
 
-def test_bridge_schedules_sets_interval_crontab_runners_or_none(
-    workers: dict[str, Any]
-) -> None:
-    setting = json.dumps({
-        "mail": "*/5 * * * *",
-        "thumbs": {"every": 1, "time_limit": 3, "concurrency": 3},
-        "manual": 60,
-    })
+def test_bridge_schedules_sets_interval_crontab_runners_or_none(workers: dict[str, Any]) -> None:
+    setting = json.dumps(
+        {
+            "mail": "*/5 * * * *",
+            "thumbs": {"every": 1, "time_limit": 3, "concurrency": 3},
+            "manual": 60,
+        }
+    )
     schedules = {s.queue: s for s in queue_schedules(workers, setting)}
     mail = schedules["mail"].entries()["bridge.process_queue:mail"]
     assert mail["schedule"] == crontab.from_string("*/5 * * * *")
     assert mail["options"]["expires"] == 300.0
     thumbs = schedules["thumbs"].entries()
-    assert list(thumbs) == ["bridge.process_queue:thumbs", "bridge.process_queue:thumbs#2",
-                            "bridge.process_queue:thumbs#3"]
+    assert list(thumbs) == [
+        "bridge.process_queue:thumbs",
+        "bridge.process_queue:thumbs#2",
+        "bridge.process_queue:thumbs#3",
+    ]
     assert {e["kwargs"]["time_limit"] for e in thumbs.values()} == {3.0}
     assert schedules["manual"].every == 60.0
     assert schedules["manual"].budget == 30.0  # no cron_time: the default budget
     assert queue_schedules(workers, {"mail": None, "thumbs": None}) == []
 
 
-@pytest.mark.parametrize("setting", [
-    '{"nobody": 5}', "[1, 2]", "{not json", '{"mail": -1}', '{"mail": true}',
-    '{"mail": {"every": 5, "crontab": "* * * * *"}}', '{"mail": {"evry": 5}}',
-    '{"mail": {"concurrency": 0}}', '{"mail": {"concurrency": 1.5}}', '{"mail": "61 * * * *"}',
-])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        '{"nobody": 5}',
+        "[1, 2]",
+        "{not json",
+        '{"mail": -1}',
+        '{"mail": true}',
+        '{"mail": {"every": 5, "crontab": "* * * * *"}}',
+        '{"mail": {"evry": 5}}',
+        '{"mail": {"concurrency": 0}}',
+        '{"mail": {"concurrency": 1.5}}',
+        '{"mail": "61 * * * *"}',
+    ],
+)
 def test_bad_schedules_are_refused_with_the_queue_named(
     workers: dict[str, Any], setting: str
 ) -> None:
@@ -165,9 +199,7 @@ def test_bad_schedules_are_refused_with_the_queue_named(
         queue_schedules(workers, setting)
 
 
-def test_a_worker_whose_items_take_long_gets_a_later_soft_limit(
-    workers: dict[str, Any]
-) -> None:
+def test_a_worker_whose_items_take_long_gets_a_later_soft_limit(workers: dict[str, Any]) -> None:
     (thumbs,) = [s for s in queue_schedules(workers, None) if s.queue == "thumbs"]
     options = thumbs.entries()["bridge.process_queue:thumbs"]["options"]
     assert options["soft_time_limit"] == 2 + 60  # budget + the worker's lease_time
@@ -185,37 +217,162 @@ def test_the_lease_always_outlives_the_hard_limit(budget: float, item_time: floa
     assert runner_lease(7.0, None) == 7.0
 
 
-def test_the_schedule_is_installed_on_finalize(workers: dict[str, Any]) -> None:
+def _probe_app(**conf: Any) -> Celery:
     app = Celery("probe", set_as_current=False)
-    app.config_from_object({"broker_url": "filesystem://", "bridge_schedules": '{"thumbs": 4}',
-                            "beat_schedule": {"bridge.process_queue:mail": {"task": "mine"}}})
-    bc._install_schedule(app)
+    app.config_from_object({"broker_url": "memory://", **conf})
+    return app
+
+
+def test_the_schedule_is_installed_on_finalize(workers: dict[str, Any]) -> None:
+    app = _probe_app(
+        broker_url="filesystem://",
+        bridge_schedules='{"thumbs": 4}',
+        beat_schedule={"bridge.process_queue:mail": {"task": "mine"}},
+    )
+    init_app(app)
+    app.finalize()
     schedule = app.conf.beat_schedule
     assert schedule["bridge.process_queue:mail"] == {"task": "mine"}  # the application's wins
     assert schedule["bridge.process_queue:thumbs"]["schedule"] == 4.0
     assert schedule["bridge.clean_broker"]["task"] == "bridge.clean_broker"
 
 
-def test_senders_get_the_queue_time_limits(
+def test_init_app_schedules_are_overridden_queue_by_queue_by_the_app_setting(
+    workers: dict[str, Any],
+) -> None:
+    app = _probe_app(bridge_schedules={"thumbs": {"every": 9, "queue": "bridge.thumbs"}})
+    init_app(app, schedules={"mail": 3, "thumbs": 5})
+    app.finalize()
+    schedule = app.conf.beat_schedule
+    assert schedule["bridge.process_queue:mail"]["schedule"] == 3.0
+    thumbs = schedule["bridge.process_queue:thumbs"]
+    assert (thumbs["schedule"], thumbs["options"]["queue"]) == (9.0, "bridge.thumbs")
+    assert "queue" not in schedule["bridge.process_queue:mail"]["options"]
+    assert "bridge.clean_broker" not in schedule  # not the filesystem broker
+
+
+def test_init_app_registers_on_that_app_only(workers: dict[str, Any]) -> None:
+    mine, other = _probe_app(), _probe_app()
+    tasks = init_app(mine)
+    other.finalize()
+    assert {"bridge.process_queue", "bridge.run_cron", "bridge.clean_broker"} <= set(mine.tasks)
+    assert not [name for name in other.tasks if name.startswith("bridge.")]
+    assert tasks.process_queue.app is mine
+    with pytest.raises(ConfigurationError, match="already"):
+        init_app(mine)
+
+
+def test_importing_bridge_celery_never_makes_its_app_current(tmp_path: Path) -> None:
+    """In a fresh process, as an application would: its app first, then bridge's modules."""
+    code = """
+from celery import Celery, current_app, shared_task
+app = Celery("userproj", broker="memory://")
+import bridge.celery.schedules, bridge.celery, bridge.celery.demo
+@shared_task
+def add(x, y):
+    return x + y
+assert current_app.main == "userproj", current_app.main
+assert add.app is app, add.app
+assert bridge.celery.app.main == "bridge"
+assert "bridge.process_queue" not in app.tasks, "bridge's tasks are not shared"
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "CELERY_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_senders_get_the_queue_limits_route_and_name(
     workers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[dict[str, Any]] = []
-    monkeypatch.setattr(Task, "apply_async", lambda self, *a, **options: sent.append(options))
-    bc.process_queue_task.apply_async(("mail",))
-    bc.process_queue_task.apply_async(("mail",), {"time_limit": 2})
-    bc.process_queue_task.apply_async(("mail",), soft_time_limit=5, time_limit=9)
-    bc.process_queue_task.apply_async(("unknown",))
-    bc.run_cron_task.apply_async()
+    keys = ("soft_time_limit", "time_limit", "queue", "shadow")
+    monkeypatch.setattr(
+        Task,
+        "apply_async",
+        lambda self, *a, **options: sent.append(
+            {k: options[k] for k in keys if options.get(k) is not None}
+        ),
+    )
+    app = _probe_app(bridge_schedules={"thumbs": {"queue": "bridge.thumbs"}})
+    tasks = init_app(app)
+    tasks.process_queue.apply_async(("mail",))
+    tasks.process_queue.apply_async(("mail",), {"time_limit": 2})
+    tasks.process_queue.apply_async(("mail",), soft_time_limit=5, time_limit=9)
+    tasks.process_queue.apply_async(("unknown",))
+    tasks.process_queue.apply_async(("thumbs",))
+    tasks.process_queue.apply_async(("thumbs",), queue="elsewhere", shadow="mine")
+    tasks.run_cron.apply_async()
     soft10, hard10 = runner_limits(10.0)
     soft2, hard2 = runner_limits(2.0)
-    soft12, hard12 = runner_limits(12.0, 60.0)  # thumbs' items may take 60 s
+    soft2_60, hard2_60 = runner_limits(2.0, 60.0)  # thumbs' items may take 60 s
+    soft12, hard12 = runner_limits(12.0, 60.0)
     assert sent == [
-        {"soft_time_limit": soft10, "time_limit": hard10},
-        {"soft_time_limit": soft2, "time_limit": hard2},
-        {"soft_time_limit": 5, "time_limit": 9},
-        {},
+        {"soft_time_limit": soft10, "time_limit": hard10, "shadow": "bridge.process_queue:mail"},
+        {"soft_time_limit": soft2, "time_limit": hard2, "shadow": "bridge.process_queue:mail"},
+        {"soft_time_limit": 5, "time_limit": 9, "shadow": "bridge.process_queue:mail"},
+        {"shadow": "bridge.process_queue:unknown"},
+        {
+            "soft_time_limit": soft2_60,
+            "time_limit": hard2_60,
+            "queue": "bridge.thumbs",
+            "shadow": "bridge.process_queue:thumbs",
+        },
+        {
+            "soft_time_limit": soft2_60,
+            "time_limit": hard2_60,
+            "queue": "elsewhere",
+            "shadow": "mine",
+        },
         {"soft_time_limit": soft12, "time_limit": hard12},
     ]
+
+
+EVENT = {
+    "uuid": "t1",
+    "hostname": "celery@test",
+    "pid": 1,
+    "clock": 1,
+    "utcoffset": 0,
+    "timestamp": time.time(),
+    "local_received": time.time(),
+}
+
+
+def test_progress_never_lands_in_flowers_own_task_fields(
+    memory_factory: bridge.QueueFactory,
+) -> None:
+    """Flower keeps every field of an event on its task; the counts must travel in ``result``."""
+    events: list[dict[str, Any]] = []
+
+    class Recorder:
+        request = type("Request", (), {"id": "t1", "ignore_result": True})()
+        app = _probe_app()
+
+        def send_event(self, type_: str, **fields: Any) -> None:
+            events.append({**EVENT, "type": type_, "clock": 2, **fields})
+
+    _Progress(Recorder())(Summary("jobs", processed=3, failed=7))
+    (progress,) = events
+    assert set(progress) - {*EVENT, "type"} == {"result"}
+    state = State()
+    state.event(
+        {**EVENT, "type": "task-received", "name": "bridge.process_queue:jobs", "args": "('jobs',)"}
+    )
+    state.event(progress)
+    task = state.tasks["t1"]
+    assert task.state == "PROGRESS"
+    assert task.failed is None, "a count landed in Flower's failed timestamp"
+    assert "'failed': 7" in task.result
+    assert "'processed': 3" in task.result
+    assert task.name == "bridge.process_queue:jobs"
 
 
 # --- the task body and the soft-limit guard -----------------------------------
@@ -227,8 +384,11 @@ def test_the_task_returns_the_summary_and_what_remains(memory_factory: bridge.Qu
     memory_factory.get("jobs").create_items([1, 2, 3])
     result = bc.process_queue_task.run("jobs", items_limit=2)
     assert seen == [1, 2]
-    assert (result["queue"], result["processed"], result["stopped_by"]) == ("jobs", 2,
-                                                                             "items_limit")
+    assert (result["queue"], result["processed"], result["stopped_by"]) == (
+        "jobs",
+        2,
+        "items_limit",
+    )
     assert result["remaining"] == 1
     json.dumps(result)
 
@@ -249,7 +409,10 @@ def test_a_soft_time_limit_in_the_worker_releases_its_item(
     result = bc.process_queue_task.run("slow")
     assert calls == ["stuck"], "no claim after the soft limit"
     assert (result["stopped_by"], result["suspended"], result["failed"]) == (
-        "soft_time_limit", None, 0)
+        "soft_time_limit",
+        None,
+        0,
+    )
     item = queue.claim_item(lease_time=5)
     assert item is not None
     assert (item.data, item.attempts) == ("stuck", 2), "not released"
@@ -277,12 +440,12 @@ def test_unread_event_queues_and_their_bindings_are_dropped(tmp_path: Path) -> N
     task = message("3_d.bridge.msg", old)
     live = message("4_e.celeryev.live.msg", now)
     table = control / "celeryev.exchange"
-    table.write_text(json.dumps([["worker.#", "", "celeryev.gone"],
-                                 ["worker.#", "", "celeryev.live"]]))
+    table.write_text(
+        json.dumps([["worker.#", "", "celeryev.gone"], ["worker.#", "", "celeryev.live"]])
+    )
     options = {"data_folder_in": str(data), "control_folder": str(control)}
 
-    assert clean_filesystem_broker(options, now=now) == {
-        "queues": 2, "messages": 3, "bindings": 1}
+    assert clean_filesystem_broker(options, now=now) == {"queues": 2, "messages": 3, "bindings": 1}
     assert not any(path.exists() for path in [*gone, reply])
     assert task.exists()
     assert live.exists()

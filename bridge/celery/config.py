@@ -17,8 +17,12 @@ what differs. Settings use Celery's lowercase names.
 ``BRIDGE_CELERY_QUEUE``
     the Celery queue bridge's tasks are sent to; default ``bridge``.
 ``BRIDGE_SCHEDULES``
-    JSON: per-queue beat schedule, budget and runners
+    JSON: per-queue beat schedule, budget, runners and Celery queue
     (:func:`bridge.celery.schedules.queue_schedules`).
+``BRIDGE_SHUTDOWN_GRACE``
+    seconds the item in hand may still take once a warm shutdown begins,
+    before it is interrupted and released; default 1
+    (:mod:`bridge.celery.shutdown`).
 """
 
 from __future__ import annotations
@@ -44,13 +48,18 @@ def environment_config(environ: Mapping[str, str] | None = None) -> dict[str, An
     root = Path(env.get("BRIDGE_VAR_DIR") or "var").resolve() / "celery"
     broker = env.get("BRIDGE_BROKER_URL") or DEFAULT_BROKER
     results = env.get("BRIDGE_RESULT_BACKEND") or f"db+sqlite:///{root / 'results.sqlite'}"
-    folders = {"data_folder_in": root / "data", "data_folder_out": root / "data",
-               "processed_folder": root / "processed", "control_folder": root / "control"}
+    folders = {
+        "data_folder_in": root / "data",
+        "data_folder_out": root / "data",
+        "processed_folder": root / "processed",
+        "control_folder": root / "control",
+    }
     return {
         "broker_url": broker,
         "broker_transport_options": (
             {"store_processed": False, **{k: str(v) for k, v in folders.items()}}
-            if broker.startswith("filesystem:") else {}
+            if broker.startswith("filesystem:")
+            else {}
         ),
         "broker_connection_retry_on_startup": True,
         "result_backend": None if results.lower() in ("none", "disabled") else results,
@@ -66,6 +75,7 @@ def environment_config(environ: Mapping[str, str] | None = None) -> dict[str, An
         "worker_prefetch_multiplier": 1,
         "beat_schedule_filename": str(root / "beat-schedule"),
         "bridge_schedules": env.get("BRIDGE_SCHEDULES") or "{}",
+        "bridge_shutdown_grace": float(env.get("BRIDGE_SHUTDOWN_GRACE") or 1.0),
     }
 
 
@@ -79,8 +89,11 @@ class Configuration(Mapping[str, Any]):
         with cwd_in_path():  # where Celery itself looks for its config module
             found = importlib.util.find_spec(name) is not None
             module = vars(importlib.import_module(name)) if found else {}
-        settings.update((k, v) for k, v in module.items() if k.islower() and k[0] != "_"
-                        and not callable(v) and not isinstance(v, ModuleType))
+        settings.update(
+            (k, v)
+            for k, v in module.items()
+            if k.islower() and k[0] != "_" and not callable(v) and not isinstance(v, ModuleType)
+        )
         return settings
 
     def __getitem__(self, key: str) -> Any:
@@ -105,4 +118,5 @@ def prepare_folders(conf: Mapping[str, Any]) -> None:
     if conf.get("beat_schedule_filename"):
         folders.append(Path(conf["beat_schedule_filename"]).parent)
     for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
+        # Owner only: task arguments, results and the schedule are the operator's business.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -52,8 +52,12 @@ def clean_filesystem_broker(
         messages += 1
     bindings = sum(_unbind(table, stale) for table in control.glob("*.exchange")) if stale else 0
     if stale:
-        logger.info("Dropped %d unread messages and %d bindings of %d gone receivers",
-                    messages, bindings, len(stale))
+        logger.info(
+            "Dropped %d unread messages and %d bindings of %d gone receivers",
+            messages,
+            bindings,
+            len(stale),
+        )
     return {"queues": len(stale), "messages": messages, "bindings": bindings}
 
 

@@ -3,7 +3,9 @@
 A cron queue (a worker with ``cron_time``) gets one ``bridge.process_queue``
 entry per runner, every ``cron_time`` seconds, expiring after its interval
 so ticks do not pile up while workers are down. ``bridge_schedules`` changes
-the interval (or sets a crontab), the budget and the number of runners.
+the interval (or sets a crontab), the budget, the number of runners and the
+Celery queue the runs are sent to, so a slow queue can have workers of its
+own (``celery worker -Q bridge.thumbs``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class QueueSchedule:
     expires: float | None = None
     item_time: float | None = None
     """The worker's own ``lease_time``: how long one item may take."""
+    celery_queue: str | None = None
+    """The Celery queue its runs go to; None: the app's default (or its task routes)."""
 
     def entries(self) -> dict[str, dict[str, Any]]:
         """The beat entries: one expiring ``bridge.process_queue`` per runner."""
@@ -45,10 +49,15 @@ class QueueSchedule:
         else:
             schedule, expires = self.every, self.expires or self.every
         soft, hard = runner_limits(self.budget, self.item_time)
+        options: dict[str, Any] = {"expires": expires, "soft_time_limit": soft, "time_limit": hard}
+        if self.celery_queue:
+            options["queue"] = self.celery_queue
         entry = {
-            "task": PROCESS_QUEUE, "schedule": schedule, "args": (self.queue,),
+            "task": PROCESS_QUEUE,
+            "schedule": schedule,
+            "args": (self.queue,),
             "kwargs": {"time_limit": self.budget},
-            "options": {"expires": expires, "soft_time_limit": soft, "time_limit": hard},
+            "options": options,
         }
         key = f"{PROCESS_QUEUE}:{self.queue}"
         return {key if n == 1 else f"{key}#{n}": entry for n in range(1, self.concurrency + 1)}
@@ -57,8 +66,10 @@ class QueueSchedule:
 def _number(queue: str, what: str, value: Any, integer: bool = False) -> Any:
     kinds = int if integer else int | float
     if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        raise ConfigurationError(f"bridge_schedules[{queue!r}]: {what} must be a positive "
-                                 f"{'integer' if integer else 'number'}, not {value!r}")
+        raise ConfigurationError(
+            f"bridge_schedules[{queue!r}]: {what} must be a positive "
+            f"{'integer' if integer else 'number'}, not {value!r}"
+        )
     return value if integer else float(value)
 
 
@@ -66,27 +77,53 @@ def _schedule(worker: QueueWorker, spec: Any) -> QueueSchedule:
     name = worker.name
     if isinstance(spec, int | float | str) and not isinstance(spec, bool):
         spec = {"crontab" if isinstance(spec, str) else "every": spec}
-    keys = {"every", "crontab", "time_limit", "concurrency", "expires"}
+    keys = {"every", "crontab", "time_limit", "concurrency", "expires", "queue"}
     if not isinstance(spec, Mapping) or set(spec) - keys or {"every", "crontab"} <= set(spec):
         raise ConfigurationError(
             f"bridge_schedules[{name!r}] must be seconds, a crontab string, null or an object "
-            f"with every or crontab, time_limit, concurrency, expires; not {spec!r}"
+            f"with every or crontab, time_limit, concurrency, expires, queue; not {spec!r}"
         )
-    budget = _number(name, "time_limit", spec.get("time_limit") or worker.cron_time
-                     or DEFAULT_BUDGET)
-    every = spec.get("crontab") or _number(name, "every", spec.get("every") or
-                                           worker.cron_time or budget)
+    celery_queue = spec.get("queue")
+    if celery_queue is not None and (not isinstance(celery_queue, str) or not celery_queue):
+        raise ConfigurationError(
+            f"bridge_schedules[{name!r}]: queue must name a Celery queue, not {celery_queue!r}"
+        )
+    budget = _number(
+        name, "time_limit", spec.get("time_limit") or worker.cron_time or DEFAULT_BUDGET
+    )
+    every = spec.get("crontab") or _number(
+        name, "every", spec.get("every") or worker.cron_time or budget
+    )
     try:
         if isinstance(every, str):
             crontab.from_string(every)
     except Exception as exc:
-        raise ConfigurationError(f"bridge_schedules[{name!r}]: bad crontab {every!r}: "
-                                 f"{exc}") from exc
+        raise ConfigurationError(
+            f"bridge_schedules[{name!r}]: bad crontab {every!r}: {exc}"
+        ) from exc
     expires = spec.get("expires")
     return QueueSchedule(
-        name, every, budget, _number(name, "concurrency", spec.get("concurrency", 1), True),
-        None if expires is None else _number(name, "expires", expires), worker.lease_time,
+        name,
+        every,
+        budget,
+        _number(name, "concurrency", spec.get("concurrency", 1), True),
+        None if expires is None else _number(name, "expires", expires),
+        worker.lease_time,
+        celery_queue,
     )
+
+
+def parse_setting(setting: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``bridge_schedules`` as a dict: given as one, or as JSON (``BRIDGE_SCHEDULES``)."""
+    if isinstance(setting, str):
+        try:
+            setting = json.loads(setting or "{}")
+        except ValueError as exc:
+            raise ConfigurationError(f"BRIDGE_SCHEDULES is not valid JSON: {exc}") from exc
+    setting = {} if setting is None else setting
+    if not isinstance(setting, Mapping):
+        raise ConfigurationError("bridge_schedules must map queue names to schedules")
+    return dict(setting)
 
 
 def queue_schedules(
@@ -96,18 +133,12 @@ def queue_schedules(
 
     ``setting`` maps a queue to seconds between ticks, a crontab string, null
     (no beat entry) or ``{"every" or "crontab", "time_limit", "concurrency",
-    "expires"}``. The budget defaults to the worker's ``cron_time`` (else
-    30 s), the interval to the budget, ``expires`` to the interval (crontab:
-    300 s). A worker without ``cron_time`` runs only if the setting names it.
+    "expires", "queue"}``. The budget defaults to the worker's ``cron_time``
+    (else 30 s), the interval to the budget, ``expires`` to the interval
+    (crontab: 300 s), ``queue`` (the Celery queue) to the app's default. A
+    worker without ``cron_time`` runs only if the setting names it.
     """
-    if isinstance(setting, str):
-        try:
-            setting = json.loads(setting or "{}")
-        except ValueError as exc:
-            raise ConfigurationError(f"BRIDGE_SCHEDULES is not valid JSON: {exc}") from exc
-    setting = {} if setting is None else setting
-    if not isinstance(setting, Mapping):
-        raise ConfigurationError("bridge_schedules must map queue names to schedules")
+    setting = parse_setting(setting)
     unknown = sorted(set(setting) - set(workers))
     if unknown:
         raise ConfigurationError(
