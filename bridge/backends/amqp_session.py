@@ -1,6 +1,6 @@
-"""One AMQP connection of the kombu backend and the channels on it.
+"""One AMQP connection of the RabbitMQ backend and the channels on it.
 
-Kept apart from ``kombu_amqp.py``, which holds the queue semantics (claims,
+Kept apart from ``amqp.py``, which holds the queue semantics (claims,
 leases, tokens), so that this module is only about talking to RabbitMQ:
 
 * one channel per queue, which declares, fetches, acknowledges and
@@ -9,54 +9,65 @@ leases, tokens), so that this module is only about talking to RabbitMQ:
   every delivery on that channel, so queues do not share one;
 * one transactional channel that publishes (``tx_commit`` makes a batch
   all-or-nothing) and gets unroutable messages back (``mandatory``);
-* one channel for everything else: passive declares, deletes.
+* one channel for everything else: passive declares, holding queues,
+  deletes.
 
 A channel the broker closes stays closed. py-amqp would reopen it under the
 same number with delivery tags starting again at 1, so an old tag could
 acknowledge a new message; here it is dropped instead, and a new one opened
 when needed.
 
-Also here, the records the backend keeps of messages: :class:`Fetched` (what
-a message says), :class:`Held` (a delivery held under a claim) and
-:class:`Ledger` (claims counted per message id).
+Declaring. The arguments come from :class:`~bridge.backends.amqp_layout.Layout`,
+which needs the server's version, known once connected. A queue that
+already exists with other arguments (a classic queue made before quorum
+queues were the default) is refused with a :class:`ConfigurationError`
+when the options asked for its type; otherwise it is used as it is, with a
+warning once per queue.
 """
 
 from __future__ import annotations
 
+import logging
 import select
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
-from bridge.backends.tokens import CREATED_HEADER
+from bridge.backends.amqp_layout import HOLDING_PREFIX, Layout, parse_version
+from bridge.backends.amqp_records import Outgoing
 from bridge.errors import BackendError, ConfigurationError, InvalidArgumentError
-from bridge.items import StoredItem
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/octet-stream"
 _MAX_CHANNELS = 256
 """Queue channels kept open per connection (RabbitMQ allows 2047 by default)."""
-_LEDGER_SIZE = 100_000
-"""Message ids whose claims a backend remembers."""
 
 
 class AmqpSession:
     """A lazily opened Kombu connection to RabbitMQ and its channels."""
 
     def __init__(
-        self, kombu: Any, broker_url: str, masked_url: str, options: dict[str, Any],
-        arguments: dict[str, Any],
+        self,
+        kombu: Any,
+        broker_url: str,
+        masked_url: str,
+        options: dict[str, Any],
+        layout: Layout,
     ) -> None:
         self._kombu = kombu
         self._broker_url = broker_url
         self._url = masked_url
         self._options = options
-        self._arguments = arguments
+        self.layout = layout
+        self.version: tuple[int, ...] | None = None
+        """The server's RabbitMQ version, once connected."""
+        self._as_is: set[str] = set()
+        """Queues found declared with other arguments, used as they are."""
         transport = kombu.transport.pyamqp.Transport
         self.channel_errors: tuple[type[Exception], ...] = tuple(transport.channel_errors)
         self.connection_errors: tuple[type[Exception], ...] = (
-            *transport.connection_errors, kombu.exceptions.OperationalError,
+            *transport.connection_errors,
+            kombu.exceptions.OperationalError,
         )
         self.forget()
 
@@ -95,27 +106,65 @@ class AmqpSession:
         channel = self.channels.get(name)
         if channel is not None and channel.is_open:
             return channel
-        if len(name.encode()) > 255 or name.startswith("amq."):
+        if name.startswith(("amq.", HOLDING_PREFIX)) or len(name.encode()) > 255:
             raise InvalidArgumentError(
-                f"RabbitMQ queue names are at most 255 bytes and never start with 'amq.': {name!r}"
+                f"RabbitMQ queue names are at most 255 bytes and never start with 'amq.'; "
+                f"bridge keeps names starting with {HOLDING_PREFIX!r} for its holding queues: "
+                f"{name[:40]!r}"
             )
         if len(self.channels) >= _MAX_CHANNELS:
             for idle in [queue for queue in self.channels if queue not in busy]:
                 self.discard(idle)
         channel = self._open()
+        channel = self.declare(
+            channel, name, self.layout.main_arguments(self.version), strict=self.layout.strict
+        )
+        self.channels[name] = channel
+        return channel
+
+    def declare(self, channel: Any, name: str, arguments: dict[str, Any], *, strict: bool) -> Any:
+        """Declare a durable queue on ``channel``; the channel to go on with.
+
+        A queue declared elsewhere with other arguments closes the channel
+        (406); then it is an error when ``strict``, else the queue is used as
+        it is, on a new channel.
+        """
+        if name not in self._as_is:
+            try:
+                channel.queue_declare(
+                    queue=name, durable=True, auto_delete=False, arguments=arguments
+                )
+                return channel
+            except self.channel_errors as exc:
+                self.bury_dead()
+                if getattr(exc, "code", None) != 406:
+                    raise
+                if strict:
+                    raise ConfigurationError(
+                        f"queue {name!r} exists on {self._url} with other arguments than "
+                        f"{arguments} (queue_type, max_priority, queue_arguments); a queue's "
+                        f"arguments never change: delete it or match them ({exc})"
+                    ) from exc
+                log.warning(
+                    "queue %r exists on %s with other arguments than %s, probably a classic "
+                    "queue declared before bridge made quorum queues its default; bridge uses "
+                    "it as it is, with what its type gives up (docs/rabbitmq.md). To convert "
+                    "it, drain and delete it; to keep it, set queue_type='classic' (%s)",
+                    name,
+                    self._url,
+                    arguments,
+                    exc,
+                )
+                self._as_is.add(name)
+                channel = self._open()
         try:
-            channel.queue_declare(queue=name, durable=True, auto_delete=False,
-                                  arguments=self._arguments)
+            channel.queue_declare(queue=name, passive=True)
         except self.channel_errors as exc:
             self.bury_dead()
-            if getattr(exc, "code", None) == 406:
-                raise ConfigurationError(
-                    f"queue {name!r} exists on {self._url} with other arguments than "
-                    f"{self._arguments or 'none'} (max_priority, queue_arguments); a queue's "
-                    f"arguments never change: delete it or match them ({exc})"
-                ) from exc
-            raise
-        self.channels[name] = channel
+            if getattr(exc, "code", None) != 404:
+                raise
+            self._as_is.discard(name)  # deleted since: declare it as bridge would
+            return self.declare(self._open(), name, arguments, strict=strict)
         return channel
 
     def discard(self, name: str) -> None:
@@ -130,6 +179,16 @@ class AmqpSession:
         if self._admin is None or not self._admin.is_open:
             self._admin = self._open()
         return self._admin
+
+    def declare_admin(
+        self, name: str, arguments: Callable[[tuple[int, ...] | None], dict[str, Any]]
+    ) -> None:
+        """Declare a queue of bridge's own (a holding queue) on the admin channel.
+
+        ``arguments`` is given the server's version, known once connected.
+        """
+        channel = self.admin()
+        self._admin = self.declare(channel, name, arguments(self.version), strict=False)
 
     def bury_dead(self) -> None:
         """Forget the channels the broker closed."""
@@ -180,8 +239,8 @@ class AmqpSession:
 
     # -- calls -----------------------------------------------------------------------
 
-    def ready_count(self, name: str) -> int:
-        """Ready messages in the queue (RabbitMQ's count leaves unacked ones out); 0 if none."""
+    def ready_count(self, name: str) -> int | None:
+        """Ready messages in the queue (RabbitMQ's count leaves unacked ones out); None if none."""
         channel = self.channels.get(name)
         if channel is None or not channel.is_open:
             channel = self.admin()
@@ -190,35 +249,58 @@ class AmqpSession:
         except self.channel_errors as exc:
             self.bury_dead()
             if getattr(exc, "code", None) == 404:
-                return 0
+                return None
             raise
 
+    def take_all(self, name: str) -> tuple[Any, list[Any]]:
+        """Every ready message of a queue of bridge's own, fetched unacknowledged on one channel."""
+        channel = self.admin()
+        messages = []
+        while (message := channel.basic_get(queue=name, no_ack=False)) is not None:
+            messages.append(message)
+        return channel, messages
+
+    def delete(self, name: str) -> None:
+        """Delete a queue with every message in it; a missing queue is no error."""
+        self.admin().queue_delete(queue=name)
+
     def publish(
-        self, name: str, messages: list[tuple[str, bytes]], priority: int,
-        headers: dict[str, Any], timestamp: int, busy: set[str],
+        self,
+        routing_key: str,
+        messages: list[Outgoing],
+        timestamp: int,
+        redeclare: Callable[[], None],
+        expiration_ms: int | None = None,
     ) -> None:
         """Publish persistent messages in one transaction; unroutable ones are sent again.
 
-        A message comes back unroutable when the queue was deleted after this
-        connection declared it; it is declared again and those are resent.
+        A message comes back unroutable when its queue was deleted after this
+        connection declared it; ``redeclare`` declares it again and those are
+        resent.
         """
+        extra = {"expiration": str(expiration_ms)} if expiration_ms is not None else {}
         for _ in range(2):
             publisher = self._publishing_channel()
             self._returned.clear()
-            for message_id, body in messages:
+            for message_id, body, priority, headers in messages:
                 message = publisher.prepare_message(
-                    body, priority, CONTENT_TYPE, "binary", headers,
-                    {"delivery_mode": 2, "message_id": message_id, "timestamp": timestamp},
+                    body,
+                    priority,
+                    CONTENT_TYPE,
+                    "binary",
+                    headers,
+                    {"delivery_mode": 2, "message_id": message_id, "timestamp": timestamp, **extra},
                 )
-                publisher.basic_publish(message, exchange="", routing_key=name, mandatory=True)
+                publisher.basic_publish(
+                    message, exchange="", routing_key=routing_key, mandatory=True
+                )
             publisher.tx_commit()
             if not self._returned:
                 return
             returned = set(self._returned)
-            messages = [pair for pair in messages if pair[0] in returned]
-            self.discard(name)
-            self.queue_channel(name, busy)
-        raise BackendError(f"create_items on {self._url}: queue {name!r} keeps disappearing")
+            messages = [message for message in messages if message.message_id in returned]
+            redeclare()
+        raise BackendError(f"publishing on {self._url}: queue {routing_key!r} keeps disappearing")
 
     def _publishing_channel(self) -> Any:
         if self._publisher is None or not self._publisher.is_open:
@@ -236,6 +318,8 @@ class AmqpSession:
             conn = self._kombu.Connection(self._broker_url, **self._options)
             conn.connect()
             self._conn = conn
+            properties = getattr(conn.connection, "server_properties", None) or {}
+            self.version = parse_version(properties.get("version"))
         channel = self._conn.channel()
 
         def closed_by_broker() -> None:
@@ -243,125 +327,3 @@ class AmqpSession:
 
         channel._do_revive = closed_by_broker
         return channel
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """What bridge reads from one message ``basic.get`` returned."""
-
-    tag: int
-    message_id: str | None
-    body: bytes
-    created: float
-    priority: int
-    redelivered: bool
-    delivery_count: int | None
-    """Quorum queues' ``x-delivery-count``: earlier deliveries, counted by the broker."""
-
-    @classmethod
-    def of(cls, message: Any) -> Fetched:
-        properties: dict[str, Any] = message.properties
-        headers: dict[str, Any] = properties.get("application_headers") or {}
-        body = message.body
-        created = headers.get(CREATED_HEADER, properties.get("timestamp"))
-        if isinstance(created, datetime):
-            created = created.timestamp()
-        count = headers.get("x-delivery-count")
-        return cls(
-            tag=message.delivery_tag,
-            message_id=properties.get("message_id") or None,
-            body=body if isinstance(body, bytes) else str(body).encode(),
-            created=float(created) if isinstance(created, int | float) else time.time(),
-            priority=int(properties.get("priority") or 0),
-            redelivered=bool(message.delivery_info.get("redelivered")),
-            delivery_count=int(count) if isinstance(count, int) else None,
-        )
-
-
-@dataclass(slots=True)
-class Held:
-    """One unacknowledged delivery a backend holds, under its current token."""
-
-    queue: str
-    channel: Any
-    fetched: Fetched
-    item_id: str
-    attempts: int
-    expire: float
-    delivered: float
-    seq: int
-
-    def stored(self, token: str) -> StoredItem:
-        f = self.fetched
-        return StoredItem(self.item_id, f.body, f.created, self.expire, self.attempts,
-                          f.priority, token)
-
-
-class Ledger:
-    """Claims seen per message id, so attempts count the releases RabbitMQ does not."""
-
-    def __init__(self) -> None:
-        self._claims: OrderedDict[str, int] = OrderedDict()
-
-    def claim(self, fetched: Fetched) -> int:
-        """The attempt number of the claim being made now, remembered.
-
-        Quorum queues count deliveries themselves. On classic queues a message
-        this backend has seen counts from what it saw; one it has not counts
-        1, or 2 if the broker marks it redelivered (a lower bound).
-        """
-        if fetched.delivery_count is not None:
-            attempts = fetched.delivery_count + 1
-        else:
-            known = self.known(fetched.message_id)
-            attempts = known + 1 if known is not None else 1 + int(fetched.redelivered)
-        self.note(fetched.message_id, attempts)
-        return attempts
-
-    def look(self, fetched: Fetched) -> int:
-        """Claims so far of a message fetched for a look (not a claim), remembered."""
-        claims = self.known(fetched.message_id)
-        if claims is None:
-            claims = fetched.delivery_count or int(fetched.redelivered)
-            self.note(fetched.message_id, claims)
-        return claims
-
-    def note(self, message_id: str | None, claims: int) -> None:
-        if message_id:
-            self._claims[message_id] = claims
-            self._claims.move_to_end(message_id)
-            if len(self._claims) > _LEDGER_SIZE:
-                self._claims.popitem(last=False)
-
-    def known(self, message_id: str | None) -> int | None:
-        return self._claims.get(message_id) if message_id else None
-
-    def forget(self, message_id: str | None) -> None:
-        if message_id:
-            self._claims.pop(message_id, None)
-
-
-def declare_arguments(max_priority: int | None, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """The declare's arguments: ``queue_arguments`` plus ``x-max-priority``, checked."""
-    arguments = dict(extra or {})
-    if "x-max-priority" in arguments:
-        raise ConfigurationError("set priorities with the max_priority option, not x-max-priority")
-    if max_priority is not None:
-        if isinstance(max_priority, bool) or not isinstance(max_priority, int) or not (
-            1 <= max_priority <= 255
-        ):
-            raise ConfigurationError(
-                f"max_priority must be an int from 1 to 255, not {max_priority!r}"
-            )
-        arguments["x-max-priority"] = max_priority
-    return arguments
-
-
-def check_max_lease(max_lease: float | None) -> float | None:
-    if max_lease is None:
-        return None
-    if isinstance(max_lease, bool) or not isinstance(max_lease, int | float) or max_lease <= 0:
-        raise ConfigurationError(
-            f"max_lease must be a positive number of seconds or None, not {max_lease!r}"
-        )
-    return float(max_lease)

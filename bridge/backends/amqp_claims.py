@@ -1,0 +1,86 @@
+"""The claims one RabbitMQ backend object holds: unacknowledged deliveries under tokens.
+
+A token names the backend object that issued it (``tokens.py``), so a
+claim this object has since lost (the call returns False) is told apart
+from one made through another connection or process (which no broker lets
+it settle). A forked child starts a new :class:`Claims` with a new owner,
+so its parent's claims are foreign to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from typing import Any
+
+from bridge.backends.amqp_records import Fetched, Held
+from bridge.backends.tokens import new_token, token_owner
+
+
+class Claims:
+    """Deliveries held by one backend object, by token, in the order they were claimed."""
+
+    def __init__(self) -> None:
+        self.owner = uuid.uuid4().hex[:12]
+        self._held: dict[str, Held] = {}
+        self._seq = itertools.count()
+
+    def receive(
+        self, queue: str, channel: Any, fetched: Fetched, expire: float, attempts: int
+    ) -> tuple[str, Held]:
+        """Hold a fetched message under a new token."""
+        held = Held(
+            queue=queue,
+            channel=channel,
+            fetched=fetched,
+            item_id=fetched.message_id or uuid.uuid4().hex,
+            attempts=attempts,
+            expire=expire,
+            delivered=time.time(),
+            seq=next(self._seq),
+        )
+        token = new_token(self.owner)
+        self._held[token] = held
+        return token, held
+
+    def foreign(self, token: str) -> bool:
+        """Whether a (non-empty) token was issued by another backend object."""
+        return bool(token) and token_owner(token) != self.owner
+
+    def get(self, queue: str, token: str) -> Held | None:
+        held = self._held.get(token)
+        return held if held is not None and held.queue == queue else None
+
+    def pop(self, token: str) -> None:
+        del self._held[token]
+
+    def of(self, queue: str) -> list[tuple[str, Held]]:
+        """The queue's claims, oldest first."""
+        held = [(token, h) for token, h in self._held.items() if h.queue == queue]
+        return sorted(held, key=lambda pair: pair[1].seq)
+
+    def expired(self, queue: str) -> list[tuple[str, Held]]:
+        now = time.time()
+        return [(token, held) for token, held in self.of(queue) if held.expire <= now]
+
+    def live(self, queue: str) -> list[Held]:
+        now = time.time()
+        return [held for _, held in self.of(queue) if held.expire > now]
+
+    def count(self, queue: str) -> int:
+        return sum(1 for held in self._held.values() if held.queue == queue)
+
+    def prune(self, channels: dict[str, Any]) -> None:
+        """Forget deliveries whose channel is gone: the broker requeued them."""
+        live = {name: channel for name, channel in channels.items() if channel.is_open}
+        dead = [t for t, held in self._held.items() if live.get(held.queue) is not held.channel]
+        for token in dead:
+            del self._held[token]
+
+    def busy(self) -> set[str]:
+        """Queues with deliveries held, whose channels must stay open."""
+        return {held.queue for held in self._held.values()}
+
+    def clear(self) -> None:
+        self._held.clear()
