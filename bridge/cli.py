@@ -195,7 +195,9 @@ def _drain(name: str, factory: QueueFactory, **limits: Any) -> Summary:
     click.echo(
         f"Processed {_plural(summary.processed, 'item')} from the {name} queue in "
         f"{summary.elapsed:.2f} s (requeued {summary.requeued}, delayed {summary.delayed}, "
-        f"failed {summary.failed}, lost {summary.lost})"
+        # Only when it happened: items a backend could not delay, left leased.
+        + (f"kept leased {summary.kept_leased}, " if summary.kept_leased else "")
+        + f"failed {summary.failed}, lost {summary.lost})"
     )
     if summary.stopped_by in ("time_limit", "items_limit"):
         click.echo(f"Stopped at the {summary.stopped_by.replace('_', ' ')}.")
