@@ -400,18 +400,18 @@ class AmqpBackend(Backend):
     def _requeue(self, name: str, held: list[tuple[str, Held]], *, visibly: bool = False) -> bool:
         """Requeue these deliveries: back at their place (classic) or ahead of the ready ones.
 
-        True once the broker confirmed. A quorum queue applies a requeue a
-        moment after confirming it (once its log has it); ``visibly`` waits
-        for its count to show the items back, so that the caller's next
-        count, and other connections' claims, see them.
+        True once the broker confirmed. The queue's count shows a requeue a
+        moment after the broker confirms it (a quorum queue once its log has
+        it; a classic queue too, seen here in about one look in six);
+        ``visibly`` waits for the count to show the items back, so that the
+        caller's next count, and other connections' claims, see them.
         """
-        quorum = visibly and any(h.fetched.delivery_count is not None for _, h in held)
-        before = (self._session.ready_count(name) or 0) if quorum else 0
+        before = (self._session.ready_count(name) or 0) if visibly else 0
         for token, delivery in held:
             self._claims.pop(token)
             delivery.channel.basic_reject(delivery.fetched.tag, requeue=True)
         confirmed = bool(held) and self._session.confirmed(name)
-        if quorum and confirmed:
+        if visibly and confirmed:
             self._await_ready(name, before + len(held))
         return confirmed
 
@@ -446,7 +446,7 @@ class AmqpBackend(Backend):
             looked = self._ledger.look(fetched)
             borrowed.append(self._claims.receive(name, channel, fetched, 0.0, looked))
         self._requeue(name, borrowed)
-        if ready is not None and borrowed[0][1].fetched.delivery_count is not None:
+        if ready is not None:
             self._await_ready(name, ready)
         return [held.stored("") for _, held in borrowed[:limit]]
 
