@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -69,7 +69,7 @@ def _ping(service: str) -> None:
     elif service == "rabbitmq":
         import kombu
 
-        with kombu.Connection(url, connect_timeout=2) as conn:
+        with kombu.Connection(url, connect_timeout=2) as conn:  # type: ignore[attr-defined]
             conn.ensure_connection(max_retries=1)
     else:
         import sqlalchemy
@@ -136,7 +136,7 @@ def _moto_sqs_url() -> str:
 
         # moto recomputes every attribute of the queue, a pass over all its
         # messages, for each message it hands out: minutes for a 1000-item test.
-        SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        cast(Any, SQSBackend).is_message_valid_based_on_retention_period = (
             lambda backend, queue_name, message: message.sent_timestamp / 1000
             + int(backend.get_queue(queue_name).message_retention_period) > time.time()
         )
@@ -148,7 +148,7 @@ def _moto_sqs_url() -> str:
             with lock:
                 return list(serve(app, environ, start_response))
 
-        DomainDispatcherApplication.__call__ = one_at_a_time  # type: ignore[method-assign]
+        cast(Any, DomainDispatcherApplication).__call__ = one_at_a_time
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()

@@ -85,8 +85,8 @@ def forked_child(queue: bridge.Queue, child: int, start: Any, results: Any) -> N
 
 def run_children(ctx: BaseContext, target: Any, args: list[tuple[Any, ...]]) -> list[Report]:
     """Start one process per args tuple, together; their reports, checked for errors."""
-    results = ctx.Queue()  # type: ignore[attr-defined]
-    start = ctx.Barrier(len(args))  # type: ignore[attr-defined]
+    results = ctx.Queue()
+    start = ctx.Barrier(len(args))
     processes = [
         ctx.Process(target=target, args=(*child_args, start, results))  # type: ignore[attr-defined]
         for child_args in args

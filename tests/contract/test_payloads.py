@@ -75,10 +75,10 @@ def test_a_one_megabyte_string_comes_back_exactly(queue: bridge.Queue) -> None:
 
 
 def test_changing_the_data_after_create_does_not_change_the_item(queue: bridge.Queue) -> None:
-    data = {"list": [1, 2], "map": {"k": "v"}}
-    queue.create_item(data)
-    data["list"].append(3)
-    data["map"]["k"] = "changed"
+    numbers, mapping = [1, 2], {"k": "v"}
+    queue.create_item({"list": numbers, "map": mapping})
+    numbers.append(3)
+    mapping["k"] = "changed"
     item = queue.claim_item(lease_time=30)
     assert item is not None
     assert item.data == {"list": [1, 2], "map": {"k": "v"}}
