@@ -29,7 +29,7 @@ from typing import Any
 
 from bridge.backends import backend_class, open_backend
 from bridge.codecs import get_codec
-from bridge.contract import Backend
+from bridge.contract import Backend, Introspection
 from bridge.errors import ConfigurationError
 from bridge.queue import Queue
 from bridge.settings import DEFAULT_URL, Settings, Spec, load_settings
@@ -205,8 +205,12 @@ class QueueFactory:
             fix += ", and set reliable_default (BRIDGE_QUEUE_DEFAULT_RELIABLE) to serve it"
         return fix + "; or make the default backend reliable."
 
-    def backends(self) -> list[Backend]:
+    def backends(self) -> list[Introspection]:
         """Every backend the settings name, opened on demand: what listings scan.
+
+        Read-only views (:class:`~bridge.contract.Introspection`): the CLI's
+        listings and metrics see names, counts and items, and nothing that
+        changes a queue.
 
         The default's, the reliable default's, and every configured queue's,
         those routed by ``BRIDGE_QUEUE__<NAME>`` included.
@@ -216,7 +220,7 @@ class QueueFactory:
             specs.append((self.reliable_default, None))
         specs += [(self.default, self.queues[n]) for n in self.queues]
         with self._lock:
-            found: dict[str, Backend] = {}
+            found: dict[str, Introspection] = {}
             for base, override in specs:
                 resolved = _resolve(base, override, "a queue setting")
                 found[resolved.cache_key] = self._backend(resolved)

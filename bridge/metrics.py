@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from bridge.contract import Backend
-from bridge.errors import BridgeError, UnsupportedOperationError
+from bridge.contract import Introspection
+from bridge.errors import BridgeError
 from bridge.factory import QueueFactory
 from bridge.items import ItemCounts
 from bridge.workers import registered_workers
@@ -49,30 +49,27 @@ class QueueDepth:
     counts: ItemCounts | None = None
 
 
-def _known_queues(factory: QueueFactory) -> list[tuple[str, Backend]]:
+def _known_queues(factory: QueueFactory) -> list[tuple[str, Introspection]]:
     """(queue, backend) for every registered worker and every stored queue, once each."""
-    found: dict[tuple[str, int], tuple[str, Backend]] = {}
+    found: dict[tuple[str, int], tuple[str, Introspection]] = {}
     for name in registered_workers():
-        backend = factory.get(name).backend
-        found[(name, id(backend))] = (name, backend)
-    for backend in factory.backends():
+        store: Introspection = factory.get(name).backend
+        found[(name, id(store))] = (name, store)
+    for store in factory.backends():
         try:
-            names = list(backend.queue_names())
+            names = list(store.queue_names())
         except BridgeError as exc:
-            logger.warning("Cannot list the queues of %s: %s", backend.url, exc)
+            logger.warning("Cannot list the queues of %s: %s", store.url, exc)
             continue
         for name in names:
-            found.setdefault((name, id(backend)), (name, backend))
+            found.setdefault((name, id(store)), (name, store))
     return sorted(found.values(), key=lambda pair: (pair[0], pair[1].url))
 
 
-def queue_depth(name: str, backend: Backend) -> QueueDepth:
+def queue_depth(name: str, backend: Introspection) -> QueueDepth:
     """One queue's depth; by state where the backend can count that way."""
     try:
-        try:
-            counts = backend.counts(name)
-        except (AttributeError, NotImplementedError, UnsupportedOperationError):
-            return QueueDepth(name, backend.url, backend.number_of_items(name))
+        counts = backend.counts(name)
         return QueueDepth(name, backend.url, counts.total, counts)
     except BridgeError as exc:
         logger.warning("Cannot count queue %s on %s: %s", name, backend.url, exc)
