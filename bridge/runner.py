@@ -277,6 +277,27 @@ def _feasible_delay(queue: Queue, item: QueueItem, seconds: float) -> float | No
     return seconds
 
 
+def _feasible_lease(queue: Queue, seconds: float) -> float:
+    """The lease to claim with: ``seconds``, or the backend's longest when that is shorter.
+
+    A worker's lease comes from its ``cron_time`` or ``lease_time``, set without
+    knowing the store; a store with a shorter limit (SQS's 12 h, RabbitMQ's
+    ``max_lease``) would refuse every claim, so the pass claims for as long as
+    the store allows and says so once.
+    """
+    most = queue.capabilities.max_lease
+    if most is None or seconds <= most:
+        return seconds
+    logger.warning(
+        "Queue %s on %s leases items at most %g s; claiming for that long instead of %g s.",
+        queue.name,
+        queue.backend.url,
+        most,
+        seconds,
+    )
+    return float(most)
+
+
 def _run_pass(
     queue: Queue,
     worker: QueueWorker,
@@ -292,6 +313,7 @@ def _run_pass(
     An interrupt does stop it midway, and releases the item first.
     """
     tally = _Tally(queue.name)
+    lease_time = _feasible_lease(queue, lease_time)
     stop = tally.stop_reason(*limits)
     try:
         while stop is None:

@@ -1031,3 +1031,27 @@ def test_reliable_queues_come_from_the_settings(monkeypatch: pytest.MonkeyPatch)
 def test_queue_worker_refuses_a_reliable_that_is_not_a_bool() -> None:
     with pytest.raises(InvalidArgumentError, match="reliable must be True or False"):
         bridge.queue_worker(unique(), reliable="yes")  # type: ignore[arg-type]
+
+
+def test_a_cron_lease_past_the_backends_longest_is_clamped_and_every_queue_runs(
+    empty_registry: None, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A store whose leases end after 60 s at most, as SQS's end after 12 h.
+    short = _memory_queue("short_lease", max_lease=60.0)
+    short.create_items(["a", "b"])
+    seen: list[str] = []
+
+    @bridge.queue_worker(short.name, cron_time=3600)
+    def work(data: str) -> None:
+        item = bridge.current_item()
+        assert item is not None
+        assert item.expire - time.time() <= 60
+        seen.append(data)
+
+    with caplog.at_level(logging.WARNING, logger="bridge.runner"):
+        [summary] = bridge.run_cron(factory=_OneQueue(short))
+
+    assert seen == ["a", "b"]
+    assert (summary.processed, summary.stopped_by) == (2, "empty")
+    assert any("at most 60 s" in r.getMessage() and short.name in r.getMessage()
+               for r in caplog.records)
