@@ -73,13 +73,24 @@ def _comes_up(command: str, cwd: Path, ready: str) -> None:
             time.sleep(0.2)
         pytest.fail(f"{command!r} did not come up:\n{log.read_text()}")
     finally:
+        # The shell and all it started, at once: only that it came up is checked. A
+        # SIGTERM to the whole group would reach the pool processes too, and a
+        # Celery whose pool died under it can hang at exit (billiard's pool lock).
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the shell and what it started
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait(timeout=30)
+        _wait_group_gone(proc.pid)
+
+
+def _wait_group_gone(group: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"process group {group} outlived SIGKILL")
 
 
 def test_the_demo_and_every_command_it_prints_work(tmp_path: Path) -> None:
