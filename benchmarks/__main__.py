@@ -41,8 +41,16 @@ class Plan:
         return int(min(100_000, max(500, rate * self.cell_seconds)))
 
 
-def run_system(key: str, family: str, url: str, plan: Plan, logs: Logs, cells: list[Cell],
-               settings: dict[str, str], services: Services) -> None:
+def run_system(
+    key: str,
+    family: str,
+    url: str,
+    plan: Plan,
+    logs: Logs,
+    cells: list[Cell],
+    settings: dict[str, str],
+    services: Services,
+) -> None:
     settle = partial(services.settle, family)
     control = Control(key, url, logs)
     try:
@@ -61,8 +69,17 @@ def run_system(key: str, family: str, url: str, plan: Plan, logs: Logs, cells: l
             jobs = plan.quick_jobs
             if not plan.quick:
                 try:
-                    _, rate = drain_once(key, url, control, logs, consumers=1, batch=batch,
-                                         jobs=500, timeout=600, settle=settle)
+                    _, rate = drain_once(
+                        key,
+                        url,
+                        control,
+                        logs,
+                        consumers=1,
+                        batch=batch,
+                        jobs=500,
+                        timeout=600,
+                        settle=settle,
+                    )
                     jobs = plan.jobs_for(rate)
                 except CellFailed as exc:
                     print(f"  {key}: calibration failed: {exc}", file=sys.stderr)
@@ -71,18 +88,29 @@ def run_system(key: str, family: str, url: str, plan: Plan, logs: Logs, cells: l
                 cells.append(cell)
                 for _ in range(plan.repetitions):
                     try:
-                        filled, rate = drain_once(key, url, control, logs, consumers=consumers,
-                                                  batch=batch, jobs=jobs, timeout=900,
-                                                  settle=settle)
+                        filled, rate = drain_once(
+                            key,
+                            url,
+                            control,
+                            logs,
+                            consumers=consumers,
+                            batch=batch,
+                            jobs=jobs,
+                            timeout=900,
+                            settle=settle,
+                        )
                     except CellFailed as exc:
                         cell.error = str(exc)
                         break
                     cell.rates.append(rate)
                     bulk.rates.append(filled)
                     bulk.jobs = max(bulk.jobs, jobs)
-                print(f"  {key:28} {consumers} x batch {batch:<3} "
-                      f"{report.rate_text(cell.rate) if cell.rate else 'FAILED'} jobs/s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  {key:28} {consumers} x batch {batch:<3} "
+                    f"{report.rate_text(cell.rate) if cell.rate else 'FAILED'} jobs/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if cell.error:
                     print(f"    {cell.error}", file=sys.stderr)
     except CellFailed as exc:
@@ -93,13 +121,15 @@ def run_system(key: str, family: str, url: str, plan: Plan, logs: Logs, cells: l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="CI smoke: tiny cells, one each")
     parser.add_argument("--systems", help="comma-separated system keys (default: all)")
     parser.add_argument("--families", help=f"comma-separated, of {', '.join(FAMILIES)}")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: "
-                        "systems, depth, celery")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: systems, depth, celery"
+    )
     parser.add_argument("--write", type=Path, help="write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write every figure as JSON here")
     args = parser.parse_args(argv)
@@ -124,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         for family in families:
             for key in [k for k in keys if services.family_of(k) == family]:
                 services.prepare(family)
-                run_system(key, family, services.url(family, key), plan, logs, cells,
-                           settings, services)
+                run_system(
+                    key, family, services.url(family, key), plan, logs, cells, settings, services
+                )
     depths = [] if "depth" in skip else depth.run(services, plan.quick, logs, families)
     celery = [] if "celery" in skip else celery_path.run(services, plan.quick, logs)
     elapsed = time.monotonic() - started
@@ -133,11 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text(cells, depths, celery))
     print(f"benchmarks: {elapsed:.0f} s", file=sys.stderr)
     if args.write:
-        args.write.write_text(report.markdown(cells, depths, celery, machine, settings,
-                                              quick=plan.quick, elapsed=elapsed))
+        args.write.write_text(
+            report.markdown(
+                cells, depths, celery, machine, settings, quick=plan.quick, elapsed=elapsed
+            )
+        )
     if args.json:
-        args.json.write_text(json.dumps(report.as_json(cells, depths, celery, machine, settings),
-                                        indent=1))
+        args.json.write_text(
+            json.dumps(report.as_json(cells, depths, celery, machine, settings), indent=1)
+        )
     failed = [cell for cell in cells if cell.error]
     if failed:
         print(f"benchmarks: {len(failed)} cells failed", file=sys.stderr)

@@ -50,17 +50,34 @@ def run(services: Services, quick: bool, logs: Logs) -> list[CeleryPath]:
         result = CeleryPath(family, jobs)
         results.append(result)
         with logs.open(f"celery-path-{family}", "run") as log:
-            command = [sys.executable, "-m", "benchmarks.celery_path",
-                       services.url(family, "celery-path"), str(jobs), str(log.name)]
-            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True,
-                                  env=child_env(), cwd=ROOT, timeout=1800, check=False)
+            command = [
+                sys.executable,
+                "-m",
+                "benchmarks.celery_path",
+                services.url(family, "celery-path"),
+                str(jobs),
+                str(log.name),
+            ]
+            done = subprocess.run(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=child_env(),
+                cwd=ROOT,
+                timeout=1800,
+                check=False,
+            )
             if done.returncode:
                 result.error = f"celery_path exited with {done.returncode}\n{Logs.tail(log)}"
             else:
                 figures = json.loads(done.stdout.strip().splitlines()[-1])
                 result.celery, result.direct = figures["celery"], figures["direct"]
-        print(f"  celery path {family}: {result.celery} vs direct {result.direct} jobs/s",
-              file=sys.stderr, flush=True)
+        print(
+            f"  celery path {family}: {result.celery} vs direct {result.direct} jobs/s",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
@@ -72,20 +89,44 @@ def _fill(queue: Any, jobs: int) -> None:
 
 def _worker(url: str, log_path: str) -> subprocess.Popen[bytes]:
     env = child_env()
-    env.update(BRIDGE_QUEUE_DEFAULT=url, BRIDGE_IMPORTS="benchmarks.noop_worker",
-               BRIDGE_BROKER_URL=BROKER, BRIDGE_RESULT_BACKEND=BROKER)
+    env.update(
+        BRIDGE_QUEUE_DEFAULT=url,
+        BRIDGE_IMPORTS="benchmarks.noop_worker",
+        BRIDGE_BROKER_URL=BROKER,
+        BRIDGE_RESULT_BACKEND=BROKER,
+    )
     log = open(log_path, "a")  # noqa: SIM115 - the worker's stderr for its lifetime
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bridge", "worker", "--pool", "solo",
-         "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "--loglevel", "WARNING", "--hostname", f"bench-{os.getpid()}@%h"],
-        stdout=log, stderr=log, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bridge",
+            "worker",
+            "--pool",
+            "solo",
+            "--concurrency",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"bench-{os.getpid()}@%h",
+        ],
+        stdout=log,
+        stderr=log,
+        env=env,
+        cwd=ROOT,
     )
 
 
 def _measure(url: str, jobs: int, log_path: str) -> dict[str, float]:
-    os.environ.update(BRIDGE_QUEUE_DEFAULT=url, BRIDGE_BROKER_URL=BROKER,
-                      BRIDGE_RESULT_BACKEND=BROKER)
+    os.environ.update(
+        BRIDGE_QUEUE_DEFAULT=url, BRIDGE_BROKER_URL=BROKER, BRIDGE_RESULT_BACKEND=BROKER
+    )
     import bridge
     from benchmarks import noop_worker
     from bridge.celery import app

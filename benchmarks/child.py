@@ -39,8 +39,15 @@ def _control(system: System, out: TextIO) -> None:
         command = json.loads(line)
         op = command["op"]
         if op == "describe":
-            _reply(out, {"label": system.label, "family": system.family,
-                         "batches": list(system.batches), "settings": system.settings})
+            _reply(
+                out,
+                {
+                    "label": system.label,
+                    "family": system.family,
+                    "batches": list(system.batches),
+                    "settings": system.settings,
+                },
+            )
         elif op == "reset":
             system.reset()
             _reply(out, {"ok": True})

@@ -93,8 +93,10 @@ def main() -> None:
     if args.json:
         print(json.dumps({"rows": rows}))
     else:
-        print(f"median at {deepest} / median at {shallowest}: "
-              f"{medians[deepest] / medians[shallowest]:.2f}x")
+        print(
+            f"median at {deepest} / median at {shallowest}: "
+            f"{medians[deepest] / medians[shallowest]:.2f}x"
+        )
     queue.delete_queue()
     factory.close()
 

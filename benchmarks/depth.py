@@ -45,16 +45,36 @@ def run(services: Services, quick: bool, logs: Logs, families: list[str]) -> lis
         result = Depth(family)
         results.append(result)
         with logs.open(f"bridge:{family}", "depth") as log:
-            command = [sys.executable, "-m", "benchmarks.claim_depth", "--json",
-                       "--url", services.url(family), "--claims", "200" if quick else "2000",
-                       "--depths", *map(str, depths)]
-            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True,
-                                  env=child_env(), cwd=ROOT, timeout=1800, check=False)
+            command = [
+                sys.executable,
+                "-m",
+                "benchmarks.claim_depth",
+                "--json",
+                "--url",
+                services.url(family),
+                "--claims",
+                "200" if quick else "2000",
+                "--depths",
+                *map(str, depths),
+            ]
+            done = subprocess.run(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=child_env(),
+                cwd=ROOT,
+                timeout=1800,
+                check=False,
+            )
             if done.returncode:
                 result.error = f"claim_depth exited with {done.returncode}\n{Logs.tail(log)}"
             else:
                 result.rows = json.loads(done.stdout.strip().splitlines()[-1])["rows"]
-        print(f"  depth {family}: " + ", ".join(
-            f"{row['depth']}: {row['median_ms']:.3f} ms" for row in result.rows),
-            file=sys.stderr, flush=True)
+        print(
+            f"  depth {family}: "
+            + ", ".join(f"{row['depth']}: {row['median_ms']:.3f} ms" for row in result.rows),
+            file=sys.stderr,
+            flush=True,
+        )
     return results

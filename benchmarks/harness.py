@@ -99,8 +99,12 @@ class Control:
         self.key, self.log = key, logs.open(key, "control")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.child", "control", key, url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
-            env=child_env(), cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=child_env(),
+            cwd=ROOT,
         )
 
     def call(self, timeout: float, op: str, **arguments: Any) -> dict[str, Any]:
@@ -127,9 +131,18 @@ class Control:
         self.log.close()
 
 
-def drain_once(key: str, url: str, control: Control, logs: Logs, *, consumers: int,
-               batch: int, jobs: int, timeout: float,
-               settle: Callable[[], None] = lambda: None) -> tuple[float, float]:
+def drain_once(
+    key: str,
+    url: str,
+    control: Control,
+    logs: Logs,
+    *,
+    consumers: int,
+    batch: int,
+    jobs: int,
+    timeout: float,
+    settle: Callable[[], None] = lambda: None,
+) -> tuple[float, float]:
     """Fill, drain with ``consumers`` processes; returns (enqueue jobs/s, drain jobs/s).
 
     ``settle`` runs between the fill and the drain, untimed: the database's
@@ -150,11 +163,17 @@ def drain_once(key: str, url: str, control: Control, logs: Logs, *, consumers: i
         for n in range(consumers):
             handle = logs.open(key, f"drain-{consumers}x{batch}-{n}")
             handles.append(handle)
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.child", "drain", key, url, str(batch)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=handle, text=True,
-                env=child_env(), cwd=ROOT,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.child", "drain", key, url, str(batch)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=handle,
+                    text=True,
+                    env=child_env(),
+                    cwd=ROOT,
+                )
+            )
         for proc, handle in zip(procs, handles, strict=True):
             _read_line(proc, 120, f"{key} consumer start", handle)
         started = time.monotonic()
@@ -162,8 +181,10 @@ def drain_once(key: str, url: str, control: Control, logs: Logs, *, consumers: i
             assert proc.stdin is not None
             proc.stdin.write("\n")
             proc.stdin.flush()
-        results = [_read_line(proc, timeout, f"{key} drain", handle)
-                   for proc, handle in zip(procs, handles, strict=True)]
+        results = [
+            _read_line(proc, timeout, f"{key} drain", handle)
+            for proc, handle in zip(procs, handles, strict=True)
+        ]
     finally:
         for proc in procs:
             if proc.poll() is None:

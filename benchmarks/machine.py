@@ -16,8 +16,22 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from benchmarks.services import Services
 
-PACKAGES = ("bridge", "sqlalchemy", "psycopg", "pymysql", "redis", "hiredis", "kombu", "celery",
-            "pgqueuer", "asyncpg", "procrastinate", "rq", "dramatiq", "huey")
+PACKAGES = (
+    "bridge",
+    "sqlalchemy",
+    "psycopg",
+    "pymysql",
+    "redis",
+    "hiredis",
+    "kombu",
+    "celery",
+    "pgqueuer",
+    "asyncpg",
+    "procrastinate",
+    "rq",
+    "dramatiq",
+    "huey",
+)
 
 
 def mysql_connect(url: str, database: str | None = "") -> Any:
@@ -25,9 +39,13 @@ def mysql_connect(url: str, database: str | None = "") -> Any:
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/") if database == "" else database
-    return pymysql.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
-                           user=parts.username or "root", password=parts.password or "",
-                           database=name)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        database=name,
+    )
 
 
 def _cpu() -> str:
@@ -54,13 +72,16 @@ def _postgresql(url: str) -> str:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
+
         def show(setting: str) -> str:
             row = conn.execute(f"SHOW {setting}").fetchone()
             return str(row[0]) if row else "?"
 
-        return (f"PostgreSQL {show('server_version')}, fsync={show('fsync')}, "
-                f"synchronous_commit={show('synchronous_commit')}, "
-                f"shared_buffers={show('shared_buffers')}")
+        return (
+            f"PostgreSQL {show('server_version')}, fsync={show('fsync')}, "
+            f"synchronous_commit={show('synchronous_commit')}, "
+            f"shared_buffers={show('shared_buffers')}"
+        )
 
 
 def _mariadb(url: str) -> str:
@@ -71,8 +92,7 @@ def _mariadb(url: str) -> str:
             version, flush, sync_binlog = cursor.fetchone()
     finally:
         conn.close()
-    return (f"MariaDB {version}, innodb_flush_log_at_trx_commit={flush}, "
-            f"sync_binlog={sync_binlog}")
+    return f"MariaDB {version}, innodb_flush_log_at_trx_commit={flush}, sync_binlog={sync_binlog}"
 
 
 def _redis(url: str) -> str:
@@ -107,8 +127,12 @@ def describe_machine(services: Services) -> dict[str, Any]:
         "python": f"CPython {platform.python_version()}",
         "sqlite": f"SQLite {sqlite3.sqlite_version}, WAL, synchronous=NORMAL",
     }
-    probes = {"postgresql": _postgresql, "mariadb": _mariadb, "redis": _redis,
-              "rabbitmq": _rabbitmq}
+    probes = {
+        "postgresql": _postgresql,
+        "mariadb": _mariadb,
+        "redis": _redis,
+        "rabbitmq": _rabbitmq,
+    }
     for family, probe in probes.items():
         try:
             services.prepare(family)

@@ -44,8 +44,11 @@ TARGETS = (
     Target("rabbitmq", "raw:rabbitmq", 0.8, 100),
     Target("sqlite", "celery:sqlite", 10.0, 1),
     Target("sqlite", "huey:sqlite", 1.0, 1),
-    *(Target(family, f"raw:{family}", OVERHEAD_FLOOR, batch, why="facade overhead < 20%")
-      for family in FAMILIES for batch in (1, 100)),
+    *(
+        Target(family, f"raw:{family}", OVERHEAD_FLOOR, batch, why="facade overhead < 20%")
+        for family in FAMILIES
+        for batch in (1, 100)
+    ),
 )
 
 
@@ -57,8 +60,12 @@ def rate_text(rate: float | None) -> str:
 
 def _drain(cells: Iterable[Cell], system: str, consumers: int, batch: int) -> Cell | None:
     for cell in cells:
-        if (cell.system, cell.scenario, cell.consumers, cell.batch) == (system, "drain",
-                                                                       consumers, batch):
+        if (cell.system, cell.scenario, cell.consumers, cell.batch) == (
+            system,
+            "drain",
+            consumers,
+            batch,
+        ):
             return cell
     return None
 
@@ -120,8 +127,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _throughput_tables(cells: list[Cell]) -> list[str]:
     lines: list[str] = []
-    header = ["system", *(f"drain {c}x b{b}" for c, b in DRAIN_COLUMNS),
-              "enqueue 1 by 1", "enqueue b100"]
+    header = [
+        "system",
+        *(f"drain {c}x b{b}" for c, b in DRAIN_COLUMNS),
+        "enqueue 1 by 1",
+        "enqueue b100",
+    ]
     for family in FAMILIES:
         systems = _systems(cells, family)
         if not systems:
@@ -131,11 +142,13 @@ def _throughput_tables(cells: list[Cell]) -> list[str]:
             row = [f"{label} (`{key}`)"]
             for consumers, batch in DRAIN_COLUMNS:
                 cell = _drain(cells, key, consumers, batch)
-                row.append("failed" if cell and cell.error else
-                           rate_text(cell.rate if cell else None))
+                row.append(
+                    "failed" if cell and cell.error else rate_text(cell.rate if cell else None)
+                )
             for batch in (1, 100):
-                found = [c for c in cells if (c.system, c.scenario, c.batch) ==
-                         (key, "enqueue", batch)]
+                found = [
+                    c for c in cells if (c.system, c.scenario, c.batch) == (key, "enqueue", batch)
+                ]
                 row.append(rate_text(found[0].rate) if found else "-")
             rows.append(row)
         lines += [f"### {family}", "", *_table(header, rows), ""]
@@ -147,10 +160,18 @@ def _ratio_table(cells: list[Cell]) -> list[str]:
     for judged in judge(cells):
         target = judged.target
         ratio = "-" if judged.ratio is None else f"{judged.ratio:.2f}x {judged.note}".strip()
-        rows.append([target.family, f"`{target.peer}`", f"{judged.consumers}x b{target.batch}",
-                     ratio, f">= {target.minimum:.2f}x", judged.verdict, target.why])
-    return _table(["family", "peer", "cell", "bridge / peer", "target", "verdict", "note"],
-                  rows)
+        rows.append(
+            [
+                target.family,
+                f"`{target.peer}`",
+                f"{judged.consumers}x b{target.batch}",
+                ratio,
+                f">= {target.minimum:.2f}x",
+                judged.verdict,
+                target.why,
+            ]
+        )
+    return _table(["family", "peer", "cell", "bridge / peer", "target", "verdict", "note"], rows)
 
 
 def _depth_table(depths: list[Depth]) -> list[str]:
@@ -159,11 +180,25 @@ def _depth_table(depths: list[Depth]) -> list[str]:
         if result.error:
             rows.append([result.family, "failed", "", "", ""])
         for row in result.rows:
-            rows.append([result.family, f"{row['depth']:,}", f"{row['median_ms']:.3f}",
-                         f"{row['p95_ms']:.3f}", f"{row['mean_ms']:.3f}"])
+            rows.append(
+                [
+                    result.family,
+                    f"{row['depth']:,}",
+                    f"{row['median_ms']:.3f}",
+                    f"{row['p95_ms']:.3f}",
+                    f"{row['mean_ms']:.3f}",
+                ]
+            )
         if result.growth is not None:
-            rows.append([result.family, "deepest / shallowest", f"{result.growth:.2f}x",
-                         "target <= 1.50x", "met" if result.growth <= 1.5 else "MISSED"])
+            rows.append(
+                [
+                    result.family,
+                    "deepest / shallowest",
+                    f"{result.growth:.2f}x",
+                    "target <= 1.50x",
+                    "met" if result.growth <= 1.5 else "MISSED",
+                ]
+            )
     return _table(["backend", "queue depth", "median ms", "p95 ms", "mean ms"], rows)
 
 
@@ -173,15 +208,35 @@ def _celery_table(celery: list[CeleryPath]) -> list[str]:
         if result.error or result.celery is None or result.direct is None:
             rows.append([result.family, "failed", "", ""])
             continue
-        rows.append([result.family, rate_text(result.celery), rate_text(result.direct),
-                     f"{result.celery / result.direct:.2f}x"])
-    return _table(["queue backend", "bridge.process_queue under Celery",
-                   "process_queue called directly", "Celery / direct"], rows)
+        rows.append(
+            [
+                result.family,
+                rate_text(result.celery),
+                rate_text(result.direct),
+                f"{result.celery / result.direct:.2f}x",
+            ]
+        )
+    return _table(
+        [
+            "queue backend",
+            "bridge.process_queue under Celery",
+            "process_queue called directly",
+            "Celery / direct",
+        ],
+        rows,
+    )
 
 
 def text(cells: list[Cell], depths: list[Depth], celery: list[CeleryPath] | None) -> str:
-    lines = ["## Throughput (completed jobs/s; median of the repetitions)", "",
-             *_throughput_tables(cells), "## bridge / peer", "", *_ratio_table(cells), ""]
+    lines = [
+        "## Throughput (completed jobs/s; median of the repetitions)",
+        "",
+        *_throughput_tables(cells),
+        "## bridge / peer",
+        "",
+        *_ratio_table(cells),
+        "",
+    ]
     if depths:
         lines += ["## Claim latency by queue depth", "", *_depth_table(depths), ""]
     if celery:
@@ -189,14 +244,23 @@ def text(cells: list[Cell], depths: list[Depth], celery: list[CeleryPath] | None
     failed = [cell for cell in cells if cell.error]
     if failed:
         lines += ["## Failed cells", ""]
-        lines += [f"- `{cell.system}` {cell.consumers}x b{cell.batch}: "
-                  f"{cell.error.splitlines()[0]}" for cell in failed]
+        lines += [
+            f"- `{cell.system}` {cell.consumers}x b{cell.batch}: {cell.error.splitlines()[0]}"
+            for cell in failed
+        ]
     return "\n".join(lines)
 
 
-def markdown(cells: list[Cell], depths: list[Depth], celery: list[CeleryPath] | None,
-             machine: dict[str, Any], settings: dict[str, str], *, quick: bool,
-             elapsed: float) -> str:
+def markdown(
+    cells: list[Cell],
+    depths: list[Depth],
+    celery: list[CeleryPath] | None,
+    machine: dict[str, Any],
+    settings: dict[str, str],
+    *,
+    quick: bool,
+    elapsed: float,
+) -> str:
     packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
     about = [f"- **{key}**: {value}" for key, value in machine.items() if key != "packages"]
     lines = [
@@ -222,15 +286,29 @@ def markdown(cells: list[Cell], depths: list[Depth], celery: list[CeleryPath] | 
     return "\n".join(lines)
 
 
-def as_json(cells: list[Cell], depths: list[Depth], celery: list[CeleryPath] | None,
-            machine: dict[str, Any], settings: dict[str, str]) -> dict[str, Any]:
+def as_json(
+    cells: list[Cell],
+    depths: list[Depth],
+    celery: list[CeleryPath] | None,
+    machine: dict[str, Any],
+    settings: dict[str, str],
+) -> dict[str, Any]:
     return {
         "machine": machine,
         "settings": settings,
         "cells": [{**asdict(cell), "rate": cell.rate} for cell in cells],
-        "ratios": [{"family": j.target.family, "peer": j.target.peer,
-                    "batch": j.target.batch, "consumers": j.consumers, "ratio": j.ratio,
-                    "minimum": j.target.minimum, "verdict": j.verdict} for j in judge(cells)],
+        "ratios": [
+            {
+                "family": j.target.family,
+                "peer": j.target.peer,
+                "batch": j.target.batch,
+                "consumers": j.consumers,
+                "ratio": j.ratio,
+                "minimum": j.target.minimum,
+                "verdict": j.verdict,
+            }
+            for j in judge(cells)
+        ],
         "depth": [asdict(result) for result in depths],
         "celery": [asdict(result) for result in celery or []],
     }

@@ -26,8 +26,10 @@ DEFAULTS = {
 class Services:
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch
-        self.urls = {family: os.environ.get(f"BRIDGE_BENCH_{family.upper()}", url)
-                     for family, url in DEFAULTS.items()}
+        self.urls = {
+            family: os.environ.get(f"BRIDGE_BENCH_{family.upper()}", url)
+            for family, url in DEFAULTS.items()
+        }
         self._prepared: set[str] = set()
 
     @staticmethod
@@ -65,8 +67,9 @@ class Services:
             url = self.urls[family]
             base, _, name = url.rpartition("/")
             with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-                found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                     (name,)).fetchone()
+                found = conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+                ).fetchone()
                 if not found:
                     conn.execute(f'CREATE DATABASE "{name}"')
         elif family == "mariadb":

@@ -58,9 +58,7 @@ def check_seconds(
 def check_count(what: str, value: int) -> int:
     """A count of items, from 0 to :data:`~bridge.contract.MAX_COUNT`."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise InvalidArgumentError(
-            f"{what} must be an int from 0 to {MAX_COUNT}, not {value!r}"
-        )
+        raise InvalidArgumentError(f"{what} must be an int from 0 to {MAX_COUNT}, not {value!r}")
     return value
 
 
@@ -74,8 +72,7 @@ def check_name(name: object) -> str:
         raise InvalidArgumentError(f"queue name {name!r} is not valid Unicode") from None
     if size > MAX_NAME_BYTES:
         raise InvalidArgumentError(
-            f"a queue name is at most {MAX_NAME_BYTES} bytes in UTF-8, not {size}: "
-            f"{name[:40]!r}..."
+            f"a queue name is at most {MAX_NAME_BYTES} bytes in UTF-8, not {size}: {name[:40]!r}..."
         )
     return name
 
@@ -142,9 +139,10 @@ class Queue:
         stored = self.backend.claim_items(self.name, count, lease_time)
         # _item inlined: this runs once per claimed item, a hundred per batch.
         decode, name = self.codec.decode, self.name
-        return [QueueItem(item_id, decode(payload), created, expire, attempts, priority, name,
-                          token)
-                for item_id, payload, created, expire, attempts, priority, token in stored]
+        return [
+            QueueItem(item_id, decode(payload), created, expire, attempts, priority, name, token)
+            for item_id, payload, created, expire, attempts, priority, token in stored
+        ]
 
     def delete_item(self, item: QueueItem) -> bool:
         """Delete a claimed item; False if its claim was lost to another claimer."""
@@ -219,8 +217,16 @@ class Queue:
     def _item(self, row: StoredItem) -> QueueItem:
         item_id, payload, created, expire, attempts, priority, token = row
         # Positional: a claim of 100 builds 100 of these, and keywords cost double.
-        return QueueItem(item_id, self.codec.decode(payload), created, expire, attempts,
-                         priority, self.name, token)
+        return QueueItem(
+            item_id,
+            self.codec.decode(payload),
+            created,
+            expire,
+            attempts,
+            priority,
+            self.name,
+            token,
+        )
 
     def _check_item(self, item: QueueItem) -> None:
         if not isinstance(item, QueueItem):
@@ -231,15 +237,19 @@ class Queue:
             )
 
     def _check_delay(self, delay: float, most: float | None) -> float:
-        seconds = check_seconds("delay", delay, positive=False, most=most,
-                                store=self.backend.url)
+        seconds = check_seconds("delay", delay, positive=False, most=most, store=self.backend.url)
         if seconds and not self.capabilities.delay:
             self._refuse("delay")
         return seconds
 
     def _check_lease(self, lease_time: float) -> float:
-        return check_seconds("lease_time", lease_time, positive=True,
-                             most=self.capabilities.max_lease, store=self.backend.url)
+        return check_seconds(
+            "lease_time",
+            lease_time,
+            positive=True,
+            most=self.capabilities.max_lease,
+            store=self.backend.url,
+        )
 
     def _check_priority(self, priority: int) -> None:
         if isinstance(priority, bool) or not isinstance(priority, int):

@@ -119,8 +119,10 @@ def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
     if kind == "rabbitmq":
         return {"url": AMQP_URL}
     if kind == "sqs":
-        return {"url": SERVICE_URLS["sqs"] or _moto_sqs_url(),
-                "options": {"region": "us-east-1", "queue_prefix": f"{SESSION_TABLE}-"}}
+        return {
+            "url": SERVICE_URLS["sqs"] or _moto_sqs_url(),
+            "options": {"region": "us-east-1", "queue_prefix": f"{SESSION_TABLE}-"},
+        }
     return {"url": SERVICE_URLS[kind], "options": {"table": SESSION_TABLE}}
 
 
@@ -137,8 +139,11 @@ def _moto_sqs_url() -> str:
         # moto recomputes every attribute of the queue, a pass over all its
         # messages, for each message it hands out: minutes for a 1000-item test.
         cast(Any, SQSBackend).is_message_valid_based_on_retention_period = (
-            lambda backend, queue_name, message: message.sent_timestamp / 1000
-            + int(backend.get_queue(queue_name).message_retention_period) > time.time()
+            lambda backend, queue_name, message: (
+                message.sent_timestamp / 1000
+                + int(backend.get_queue(queue_name).message_retention_period)
+                > time.time()
+            )
         )
         # moto's threaded server lets two receives hand out one message: one
         # request at a time makes each call atomic, as SQS's are.

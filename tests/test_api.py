@@ -44,7 +44,8 @@ def tables_in(path: Path) -> dict[str, int]:
 
 def test_all_lists_exactly_the_public_names() -> None:
     public = {
-        name for name, value in vars(bridge).items()
+        name
+        for name, value in vars(bridge).items()
         if not name.startswith("_") and not isinstance(value, ModuleType) and name != "annotations"
     }
     assert len(bridge.__all__) == len(set(bridge.__all__)), "no duplicates"
@@ -61,15 +62,38 @@ def test_every_public_name_imports() -> None:
 
 def test_the_documented_api_is_public() -> None:
     documented = {
-        "QueueFactory", "Queue", "QueueItem", "Capabilities", "Backend", "get_queue",
-        "configure", "queue_worker", "process_queue", "run_cron", "Requeue",
-        "DelayedRequeue", "SuspendQueue", "BridgeError", "PayloadError", "InvalidArgumentError",
+        "QueueFactory",
+        "Queue",
+        "QueueItem",
+        "Capabilities",
+        "Backend",
+        "get_queue",
+        "configure",
+        "queue_worker",
+        "process_queue",
+        "run_cron",
+        "Requeue",
+        "DelayedRequeue",
+        "SuspendQueue",
+        "BridgeError",
+        "PayloadError",
+        "InvalidArgumentError",
     }
     assert documented <= set(bridge.__all__)
     documented_queue_methods = [
-        "create_queue", "create_item", "create_items", "number_of_items", "claim_item",
-        "claim_items", "delete_item", "delete_items", "release_item", "delay_item",
-        "extend_lease", "garbage_collection", "delete_queue",
+        "create_queue",
+        "create_item",
+        "create_items",
+        "number_of_items",
+        "claim_item",
+        "claim_items",
+        "delete_item",
+        "delete_items",
+        "release_item",
+        "delay_item",
+        "extend_lease",
+        "garbage_collection",
+        "delete_queue",
     ]
     for method in documented_queue_methods:
         assert callable(getattr(bridge.Queue, method)), method
@@ -81,8 +105,10 @@ def test_every_error_is_a_bridge_error() -> None:
     for error in errors:
         assert issubclass(error, bridge.BridgeError), error
     defined = [
-        value for value in vars(bridge.errors).values()
-        if isinstance(value, type) and issubclass(value, BaseException)
+        value
+        for value in vars(bridge.errors).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
         and value.__module__ == "bridge.errors"
     ]
     assert {error.__name__ for error in defined} <= set(bridge.__all__), "all errors are public"
@@ -94,8 +120,12 @@ def test_the_error_tree() -> None:
     assert issubclass(bridge.MissingDependencyError, bridge.ConfigurationError)
     assert issubclass(bridge.BackendUnavailableError, bridge.BackendError)
     assert issubclass(bridge.InvalidArgumentError, ValueError)
-    for error in (bridge.PayloadError, bridge.UnknownQueueError,
-                  bridge.UnsupportedOperationError, bridge.BackendError):
+    for error in (
+        bridge.PayloadError,
+        bridge.UnknownQueueError,
+        bridge.UnsupportedOperationError,
+        bridge.BackendError,
+    ):
         assert not issubclass(error, bridge.ConfigurationError), error
 
 
@@ -116,15 +146,19 @@ def test_importing_bridge_imports_no_driver() -> None:
         loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set({drivers!r}))
         print(json.dumps(loaded))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
     assert json.loads(done.stdout) == []
 
 
-@pytest.mark.parametrize(("url", "extra"), [
-    ("mysql+pymysql://root@127.0.0.1:3306/test", "mysql"),
-    ("postgresql+psycopg://postgres@127.0.0.1:5432/test", "postgres"),
-])
+@pytest.mark.parametrize(
+    ("url", "extra"),
+    [
+        ("mysql+pymysql://root@127.0.0.1:3306/test", "mysql"),
+        ("postgresql+psycopg://postgres@127.0.0.1:5432/test", "postgres"),
+    ],
+)
 def test_a_missing_driver_names_the_extra(url: str, extra: str) -> None:
     script = textwrap.dedent(f"""
         import sys
@@ -135,8 +169,9 @@ def test_a_missing_driver_names_the_extra(url: str, extra: str) -> None:
         except bridge.MissingDependencyError as exc:
             print(exc)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
     assert f'pip install "bridge[{extra}]"' in done.stdout
 
 
@@ -163,8 +198,10 @@ def test_a_queue_can_have_its_own_url_and_options(tmp_path: Path) -> None:
     main, thumbs = tmp_path / "main.sqlite", tmp_path / "thumbs.sqlite"
     factory = bridge.QueueFactory(
         default=sqlite_url(main),
-        queues={"thumbs": {"url": sqlite_url(thumbs), "options": {"table": "thumb_jobs"}},
-                "audit": {"options": {"table": "audit_jobs"}}},
+        queues={
+            "thumbs": {"url": sqlite_url(thumbs), "options": {"table": "thumb_jobs"}},
+            "audit": {"options": {"table": "audit_jobs"}},
+        },
     )
     try:
         factory.get("thumbs").create_items(["a", "b"])
@@ -182,8 +219,11 @@ def test_backend_options_are_inherited_by_the_same_backend_only(tmp_path: Path) 
     main, other = tmp_path / "main.sqlite", tmp_path / "other.sqlite"
     factory = bridge.QueueFactory(
         default={"url": sqlite_url(main), "options": {"table": "shared_jobs"}},
-        queues={"other": sqlite_url(other), "local": "memory://",
-                "renamed": {"options": {"table": "own_jobs"}}},
+        queues={
+            "other": sqlite_url(other),
+            "local": "memory://",
+            "renamed": {"options": {"table": "own_jobs"}},
+        },
     )
     try:
         factory.get("other").create_item("x")
@@ -204,15 +244,20 @@ def test_backend_options_are_inherited_by_backend_not_by_scheme() -> None:
     """
     factory = bridge.QueueFactory(
         default={"url": "postgresql://app@127.0.0.1:1/app", "options": {"table": "jobs"}},
-        queues={"maria": "mariadb://app@127.0.0.1:1/app", "mysql": "mysql://app@127.0.0.1:1/app",
-                "own": {"url": "mysql://app@127.0.0.1:1/app", "options": {"table": "mine"}},
-                "local": "memory://"},
+        queues={
+            "maria": "mariadb://app@127.0.0.1:1/app",
+            "mysql": "mysql://app@127.0.0.1:1/app",
+            "own": {"url": "mysql://app@127.0.0.1:1/app", "options": {"table": "mine"}},
+            "local": "memory://",
+        },
     )
     rabbit = bridge.QueueFactory(
         default={"url": "amqp://guest@127.0.0.1:1//", "options": {"max_priority": 5}},
-        queues={"kombu": "kombu+amqp://guest@127.0.0.1:1//",
-                "tls": "amqps://guest@127.0.0.1:1//",
-                "sqs": "sqs://key:secret@127.0.0.1:1"},
+        queues={
+            "kombu": "kombu+amqp://guest@127.0.0.1:1//",
+            "tls": "amqps://guest@127.0.0.1:1//",
+            "sqs": "sqs://key:secret@127.0.0.1:1",
+        },
     )
     try:
         for name, table in [("maria", "jobs"), ("mysql", "jobs"), ("own", "mine")]:
@@ -246,9 +291,9 @@ def test_a_postgres_default_table_serves_a_mariadb_queue() -> None:
         factory.get("on_maria").create_item({"n": 1})
         engine = sqlalchemy.create_engine(MARIADB_URL)
         with engine.connect() as conn:
-            count = conn.execute(sqlalchemy.text(
-                f"SELECT COUNT(*) FROM {SESSION_TABLE} WHERE name = 'on_maria'"
-            )).scalar_one()
+            count = conn.execute(
+                sqlalchemy.text(f"SELECT COUNT(*) FROM {SESSION_TABLE} WHERE name = 'on_maria'")
+            ).scalar_one()
         engine.dispose()
         assert count == 1
     finally:
@@ -258,8 +303,9 @@ def test_a_postgres_default_table_serves_a_mariadb_queue() -> None:
 
 def test_backends_lists_every_store_the_settings_name(tmp_path: Path) -> None:
     urls = [sqlite_url(tmp_path / f"{n}.sqlite") for n in ("main", "spare", "own")]
-    factory = bridge.QueueFactory(default=urls[0], reliable_default=urls[1],
-                                  queues={"own": urls[2], "same": urls[0]})
+    factory = bridge.QueueFactory(
+        default=urls[0], reliable_default=urls[1], queues={"own": urls[2], "same": urls[0]}
+    )
     try:
         assert sorted(backend.url for backend in factory.backends()) == sorted(urls)
     finally:
@@ -345,11 +391,14 @@ def test_a_closed_factory_reopens_on_use(tmp_path: Path) -> None:
     assert item.data == "kept"
 
 
-@pytest.mark.parametrize(("url", "suggestion"), [
-    ("sqllite:///x.sqlite", "sqlite"),
-    ("memroy://", "memory"),
-    ("postgress://localhost/db", "postgresql"),
-])
+@pytest.mark.parametrize(
+    ("url", "suggestion"),
+    [
+        ("sqllite:///x.sqlite", "sqlite"),
+        ("memroy://", "memory"),
+        ("postgress://localhost/db", "postgresql"),
+    ],
+)
 def test_an_unknown_scheme_suggests_a_known_one(url: str, suggestion: str) -> None:
     factory = bridge.QueueFactory(default=url)
     with pytest.raises(bridge.UnknownBackendError, match=f"did you mean '{suggestion}'"):
@@ -362,16 +411,19 @@ def test_an_unusable_url_is_a_configuration_error(url: str) -> None:
         bridge.QueueFactory(default=url).get("x")
 
 
-@pytest.mark.parametrize("spec", [
-    {"url": "memory://", "options": {"table": "jobs"}},
-    {"url": "sqlite:///{tmp}/q.sqlite", "options": {"tabel": "jobs"}},
-    {"url": "sqlite:///{tmp}/q.sqlite", "options": {"table": "jobs; DROP TABLE x"}},
-    {"url": "sqlite:///{tmp}/q.sqlite", "options": {"synchronous": "SOMETIMES"}},
-    {"url": "memory://", "options": ["codec", "json"]},
-    {"url": "memory://", "option": {}},
-    {"url": 5},
-    7,
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"url": "memory://", "options": {"table": "jobs"}},
+        {"url": "sqlite:///{tmp}/q.sqlite", "options": {"tabel": "jobs"}},
+        {"url": "sqlite:///{tmp}/q.sqlite", "options": {"table": "jobs; DROP TABLE x"}},
+        {"url": "sqlite:///{tmp}/q.sqlite", "options": {"synchronous": "SOMETIMES"}},
+        {"url": "memory://", "options": ["codec", "json"]},
+        {"url": "memory://", "option": {}},
+        {"url": 5},
+        7,
+    ],
+)
 def test_bad_settings_are_configuration_errors(spec: Any, tmp_path: Path) -> None:
     if isinstance(spec, dict) and isinstance(spec.get("url"), str):
         spec = {**spec, "url": spec["url"].format(tmp=tmp_path)}
@@ -407,12 +459,14 @@ def test_settings_without_any_environment() -> None:
 
 def test_the_default_urls_come_from_the_environment(tmp_path: Path) -> None:
     spare = tmp_path / "spare.sqlite"
-    settings = load_settings(environ={
-        **NO_CELERY_CONFIG,
-        "BRIDGE_QUEUE_DEFAULT": "memory://",
-        "BRIDGE_QUEUE_DEFAULT_RELIABLE": sqlite_url(spare),
-        "BRIDGE_RELIABLE_QUEUES": " jobs, ",
-    })
+    settings = load_settings(
+        environ={
+            **NO_CELERY_CONFIG,
+            "BRIDGE_QUEUE_DEFAULT": "memory://",
+            "BRIDGE_QUEUE_DEFAULT_RELIABLE": sqlite_url(spare),
+            "BRIDGE_RELIABLE_QUEUES": " jobs, ",
+        }
+    )
     assert settings.default == "memory://"
     assert settings.reliable_default == sqlite_url(spare)
     assert settings.reliable_queues == {"jobs"}
@@ -428,12 +482,14 @@ def test_the_default_urls_come_from_the_environment(tmp_path: Path) -> None:
 def test_one_queue_from_its_own_variable(tmp_path: Path) -> None:
     assert queue_env_name("emails") == "BRIDGE_QUEUE__EMAILS"
     assert queue_env_name("video-thumbs.v2") == "BRIDGE_QUEUE__VIDEO_THUMBS_V2"
-    settings = load_settings(environ={
-        **NO_CELERY_CONFIG,
-        "BRIDGE_QUEUE_DEFAULT": sqlite_url(tmp_path / "main.sqlite"),
-        "BRIDGE_QUEUE__VIDEO_THUMBS_V2": "memory://",
-        "BRIDGE_QUEUES": json.dumps({"video-thumbs.v2": sqlite_url(tmp_path / "json.sqlite")}),
-    })
+    settings = load_settings(
+        environ={
+            **NO_CELERY_CONFIG,
+            "BRIDGE_QUEUE_DEFAULT": sqlite_url(tmp_path / "main.sqlite"),
+            "BRIDGE_QUEUE__VIDEO_THUMBS_V2": "memory://",
+            "BRIDGE_QUEUES": json.dumps({"video-thumbs.v2": sqlite_url(tmp_path / "json.sqlite")}),
+        }
+    )
     assert settings.queues["video-thumbs.v2"] == "memory://", "the variable wins over JSON"
     assert "video-thumbs.v2" in settings.queues
     factory = bridge.QueueFactory.from_settings(settings)
@@ -447,17 +503,19 @@ def test_one_queue_from_its_own_variable(tmp_path: Path) -> None:
 def test_queues_routed_by_their_variables_are_iterated(tmp_path: Path) -> None:
     """Listings reach a queue set by BRIDGE_QUEUE__<NAME> as one set in BRIDGE_QUEUES."""
     spare = sqlite_url(tmp_path / "spare.sqlite")
-    settings = load_settings(environ={
-        **NO_CELERY_CONFIG,
-        "BRIDGE_QUEUE_DEFAULT": "memory://",
-        "BRIDGE_QUEUES": json.dumps({"video-thumbs.v2": "memory://", "Emails": "memory://"}),
-        "BRIDGE_QUEUE__VIDEO_THUMBS_V2": spare,  # overrides the JSON entry: one name
-        "BRIDGE_QUEUE__EMAILS": spare,  # also what "Emails" encodes to: no second name
-        "BRIDGE_QUEUE__AGGREGATOR_FEEDS": spare,  # recovered lower-cased
-        "BRIDGE_QUEUE__Lower": spare,  # no name encodes to it: serves nothing
-        "BRIDGE_QUEUE__": spare,
-        "BRIDGE_QUEUE__UNSET": "",
-    })
+    settings = load_settings(
+        environ={
+            **NO_CELERY_CONFIG,
+            "BRIDGE_QUEUE_DEFAULT": "memory://",
+            "BRIDGE_QUEUES": json.dumps({"video-thumbs.v2": "memory://", "Emails": "memory://"}),
+            "BRIDGE_QUEUE__VIDEO_THUMBS_V2": spare,  # overrides the JSON entry: one name
+            "BRIDGE_QUEUE__EMAILS": spare,  # also what "Emails" encodes to: no second name
+            "BRIDGE_QUEUE__AGGREGATOR_FEEDS": spare,  # recovered lower-cased
+            "BRIDGE_QUEUE__Lower": spare,  # no name encodes to it: serves nothing
+            "BRIDGE_QUEUE__": spare,
+            "BRIDGE_QUEUE__UNSET": "",
+        }
+    )
     queues = settings.queues
     assert list(queues) == ["video-thumbs.v2", "Emails", "aggregator_feeds"]
     assert len(queues) == 3
@@ -473,14 +531,18 @@ def test_queues_routed_by_their_variables_are_iterated(tmp_path: Path) -> None:
 
 def test_queues_with_options_from_json(tmp_path: Path) -> None:
     thumbs = tmp_path / "thumbs.sqlite"
-    settings = load_settings(environ={
-        **NO_CELERY_CONFIG,
-        "BRIDGE_QUEUE_DEFAULT": "memory://",
-        "BRIDGE_QUEUES": json.dumps({
-            "thumbs": {"url": sqlite_url(thumbs), "options": {"table": "thumb_jobs"}},
-            "emails": "memory://",
-        }),
-    })
+    settings = load_settings(
+        environ={
+            **NO_CELERY_CONFIG,
+            "BRIDGE_QUEUE_DEFAULT": "memory://",
+            "BRIDGE_QUEUES": json.dumps(
+                {
+                    "thumbs": {"url": sqlite_url(thumbs), "options": {"table": "thumb_jobs"}},
+                    "emails": "memory://",
+                }
+            ),
+        }
+    )
     assert set(settings.queues) == {"thumbs", "emails"}
     factory = bridge.QueueFactory.from_settings(settings)
     try:
@@ -499,11 +561,13 @@ def test_bad_json_queues_are_configuration_errors(text: str) -> None:
 def test_the_celery_config_module_is_read_under_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "bridge_test_celeryconfig.py").write_text(textwrap.dedent("""
+    (tmp_path / "bridge_test_celeryconfig.py").write_text(
+        textwrap.dedent("""
         bridge_queue_default = "memory://from-config"
         bridge_queue_default_reliable = "sqlite:///from-config.sqlite"
         bridge_queues = {"emails": "memory://emails", "thumbs": "memory://thumbs"}
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     environ = {"CELERY_CONFIG_MODULE": "bridge_test_celeryconfig"}
     settings = load_settings(environ=environ)
@@ -511,11 +575,13 @@ def test_the_celery_config_module_is_read_under_the_environment(
     assert settings.reliable_default == "sqlite:///from-config.sqlite"
     assert dict(settings.queues) == {"emails": "memory://emails", "thumbs": "memory://thumbs"}
 
-    settings = load_settings(environ={
-        **environ,
-        "BRIDGE_QUEUE_DEFAULT": "memory://from-env",
-        "BRIDGE_QUEUE__EMAILS": "memory://emails-from-env",
-    })
+    settings = load_settings(
+        environ={
+            **environ,
+            "BRIDGE_QUEUE_DEFAULT": "memory://from-env",
+            "BRIDGE_QUEUE__EMAILS": "memory://emails-from-env",
+        }
+    )
     assert settings.default == "memory://from-env"
     assert settings.queues["emails"] == "memory://emails-from-env"
     assert settings.queues["thumbs"] == "memory://thumbs"

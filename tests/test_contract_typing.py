@@ -27,9 +27,21 @@ def mypy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
     module = tmp_path / "drifted_backend.py"
     module.write_text(source)
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
-         "--cache-dir", str(tmp_path / ".mypy_cache"), "--no-error-summary", str(module)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "--cache-dir",
+            str(tmp_path / ".mypy_cache"),
+            "--no-error-summary",
+            str(module),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
         env={**os.environ, "MYPYPATH": str(BACKENDS_DIR.parent.parent)},
     )
 

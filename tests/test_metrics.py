@@ -34,11 +34,13 @@ def _sample(text: str, metric: str, **labels: str) -> float:
 
 
 def test_render_is_prometheus_text_with_escaped_labels() -> None:
-    text = render([
-        QueueDepth('we"ird\\q', "memory://", 3, ItemCounts(1, 1, 1)),
-        QueueDepth("plain", "kombu+amqp://guest:***@host//", 5),
-        QueueDepth("down", "postgresql://app:***@db/app", None),
-    ])
+    text = render(
+        [
+            QueueDepth('we"ird\\q', "memory://", 3, ItemCounts(1, 1, 1)),
+            QueueDepth("plain", "kombu+amqp://guest:***@host//", 5),
+            QueueDepth("down", "postgresql://app:***@db/app", None),
+        ]
+    )
     assert text.endswith("\n")
     assert "# TYPE bridge_queue_items gauge" in text
     assert 'bridge_queue_items{queue="we\\"ird\\\\q",backend="memory://"} 3' in text
@@ -50,8 +52,9 @@ def test_render_is_prometheus_text_with_escaped_labels() -> None:
         assert line.startswith("#") or re.fullmatch(r"bridge_\w+\{.*\} \d+", line), line
 
 
-EXACT_COUNTS = [p for p in SHARED_BACKENDS if p.values[0] in ("sqlite", "postgres", "mariadb",
-                                                                "redis")]
+EXACT_COUNTS = [
+    p for p in SHARED_BACKENDS if p.values[0] in ("sqlite", "postgres", "mariadb", "redis")
+]
 """Backends whose counts are exact at once (SQS's are approximate, AMQP's ready-only)."""
 
 
@@ -91,11 +94,14 @@ def test_bridge_metrics_serves_every_known_queue(tmp_path: Path) -> None:
     stored.create_items([1, 2, 3])
     assert stored.claim_item(lease_time=60) is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "CELERY_"))}
-    env.update(PYTHONPATH=str(tmp_path), BRIDGE_IMPORTS="metrics_workers",
-               PYTHONUNBUFFERED="1")
+    env.update(PYTHONPATH=str(tmp_path), BRIDGE_IMPORTS="metrics_workers", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "metrics", "--port", "0"], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "bridge.cli", "metrics", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -123,8 +129,13 @@ def test_bridge_metrics_once_prints_the_exposition(tmp_path: Path) -> None:
     bridge.QueueFactory(default=f"sqlite:///{tmp_path}/bridge.sqlite").get("q").create_item(1)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "CELERY_"))}
     out = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "metrics", "--once"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, check=True, timeout=60,
+        [sys.executable, "-m", "bridge.cli", "metrics", "--once"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     assert _sample(out, "bridge_queue_items", queue="q") == 1
 
@@ -144,8 +155,13 @@ def test_bridge_metrics_exports_a_queue_routed_to_another_backend(
     else:
         env["BRIDGE_QUEUES"] = json.dumps({"emails": other})
     out = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "metrics", "--once"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, check=True, timeout=60,
+        [sys.executable, "-m", "bridge.cli", "metrics", "--once"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     assert _sample(out, "bridge_queue_items", queue="emails", backend=other) == 2
     assert _sample(out, "bridge_queue_up", queue="emails", backend=other) == 1

@@ -132,7 +132,8 @@ def test_spawned_processes_claim_every_item_exactly_once(kind: str, tmp_path: Pa
         for start in range(0, 600, 100):
             ids += queue.create_items([{"n": n} for n in range(start, start + 100)])
         reports = run_children(
-            multiprocessing.get_context("spawn"), spawned_child,
+            multiprocessing.get_context("spawn"),
+            spawned_child,
             [(spec, name, child) for child in range(4)],
         )
         assert_exactly_once(reports, ids)
@@ -154,7 +155,8 @@ def test_forked_children_share_the_parents_queue(kind: str, tmp_path: Path) -> N
         assert queue.number_of_items() == 300
 
         reports = run_children(
-            multiprocessing.get_context("fork"), forked_child,
+            multiprocessing.get_context("fork"),
+            forked_child,
             [(queue, child) for child in range(3)],
         )
         assert_exactly_once(reports, ids)

@@ -49,6 +49,7 @@ WORKER_SCRIPT = textwrap.dedent("""
 
 pytestmark = pytest.mark.usefixtures("empty_registry")
 
+
 def wait_for_start(proc: subprocess.Popen[bytes], marker: Path, timeout: float = 60) -> float:
     """When the worker process began the item (monotonic), failing if it died first."""
     deadline = time.monotonic() + timeout
@@ -78,8 +79,14 @@ def test_a_killed_worker_loses_nothing_and_the_item_runs_once_more(
     script, marker = tmp_path / "worker.py", tmp_path / "started"
     script.write_text(WORKER_SCRIPT)
     proc = subprocess.Popen(
-        [sys.executable, str(script), json.dumps(shared_factory.default), name, str(marker),
-         str(LEASE)],
+        [
+            sys.executable,
+            str(script),
+            json.dumps(shared_factory.default),
+            name,
+            str(marker),
+            str(LEASE),
+        ],
         stderr=subprocess.PIPE,  # the environment is the isolated one set up above
     )
     try:

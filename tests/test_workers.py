@@ -1034,7 +1034,8 @@ def test_queue_worker_refuses_a_reliable_that_is_not_a_bool() -> None:
 
 
 def test_a_cron_lease_past_the_backends_longest_is_clamped_and_every_queue_runs(
-    empty_registry: None, caplog: pytest.LogCaptureFixture,
+    empty_registry: None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A store whose leases end after 60 s at most, as SQS's end after 12 h.
     short = _memory_queue("short_lease", max_lease=60.0)
@@ -1053,5 +1054,6 @@ def test_a_cron_lease_past_the_backends_longest_is_clamped_and_every_queue_runs(
 
     assert seen == ["a", "b"]
     assert (summary.processed, summary.stopped_by) == (2, "empty")
-    assert any("at most 60 s" in r.getMessage() and short.name in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "at most 60 s" in r.getMessage() and short.name in r.getMessage() for r in caplog.records
+    )

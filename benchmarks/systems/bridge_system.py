@@ -25,8 +25,9 @@ class _Bridge(System):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        factory = bridge.QueueFactory(default={"url": self.bridge_url(url),
-                                               "options": self.options})
+        factory = bridge.QueueFactory(
+            default={"url": self.bridge_url(url), "options": self.options}
+        )
         self.queue = factory.get(QUEUE)
         self.queue.number_of_items()  # connect now, before the harness starts the clock
 
@@ -99,8 +100,10 @@ class BridgeRabbitmq(_Bridge):
     # Classic, as the raw loops and Celery declare theirs, so that the ratios
     # compare like with like; bridge's default quorum queue costs about three
     # times as much per claim and delete (docs/rabbitmq.md).
-    settings = ("amqp, classic durable queue (queue_type='classic', as the peers), "
-                "persistent messages, basic.get claims")
+    settings = (
+        "amqp, classic durable queue (queue_type='classic', as the peers), "
+        "persistent messages, basic.get claims"
+    )
     options: ClassVar[dict[str, Any]] = {"queue_type": "classic"}
 
     def reset(self) -> None:

@@ -66,8 +66,9 @@ class DramatiqRedis(System):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.broker = RedisBroker(url=url, namespace=NAMESPACE)
-        self.actor = dramatiq.actor(actor_name="bench_noop", queue_name=QUEUE,
-                                    broker=self.broker)(run_job)
+        self.actor = dramatiq.actor(actor_name="bench_noop", queue_name=QUEUE, broker=self.broker)(
+            run_job
+        )
         self.client = redis.Redis.from_url(url)
         # The drain starts on a signal: open the broker's connection now.
         self.broker.client.ping()
@@ -77,7 +78,7 @@ class DramatiqRedis(System):
         # under the namespace; other systems share db 9, so only those go.
         keys = list(self.client.scan_iter(match=f"{NAMESPACE}:*", count=1000))
         for start in range(0, len(keys), 1000):
-            self.client.unlink(*keys[start:start + 1000])
+            self.client.unlink(*keys[start : start + 1000])
 
     def enqueue(self, count: int, batch: int) -> None:
         send = self.actor.send

@@ -73,14 +73,20 @@ class _RawKombu(System):
             # A channel of its own in transaction mode, as bridge publishes.
             self.publisher = self.connection.channel()
             self.publisher.tx_select()
-            self.producer = Producer(self.publisher, routing_key=self.queue_name,
-                                     auto_declare=False)
+            self.producer = Producer(
+                self.publisher, routing_key=self.queue_name, auto_declare=False
+            )
         publish, commit = self.producer.publish, self.publisher.tx_commit
         body, name = self.body, self.queue_name
         for start in range(0, count, batch):
             for _ in range(min(batch, count - start)):
-                publish(body, routing_key=name, delivery_mode=2, content_type=CONTENT_TYPE,
-                        content_encoding="binary")
+                publish(
+                    body,
+                    routing_key=name,
+                    delivery_mode=2,
+                    content_type=CONTENT_TYPE,
+                    content_encoding="binary",
+                )
             commit()
 
     def remaining(self) -> int:
@@ -139,8 +145,14 @@ class RawKombuConsumer(_RawKombu):
             message.ack()
             counter()
 
-        consumer = Consumer(self.channel, queues=[self.queue], no_ack=False,
-                            prefetch_count=batch, on_message=on_message, auto_declare=False)
+        consumer = Consumer(
+            self.channel,
+            queues=[self.queue],
+            no_ack=False,
+            prefetch_count=batch,
+            on_message=on_message,
+            auto_declare=False,
+        )
         with consumer:
             while True:
                 try:

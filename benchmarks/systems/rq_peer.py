@@ -59,7 +59,7 @@ class RqSimpleWorker(System):
         # under "rq:"; other systems share db 9, so only those go.
         keys = list(self.client.scan_iter(match="rq:*", count=1000))
         for start in range(0, len(keys), 1000):
-            self.client.unlink(*keys[start:start + 1000])
+            self.client.unlink(*keys[start : start + 1000])
 
     def enqueue(self, count: int, batch: int) -> None:
         queue = self.queue

@@ -67,7 +67,7 @@ def resolve(url: str) -> str:
     """``url`` with a ``kombu+`` alias replaced by bridge's own scheme; refused ones raise."""
     if not url.lower().startswith(KOMBU_PREFIX):
         return url
-    rest = url[len(KOMBU_PREFIX):]
+    rest = url[len(KOMBU_PREFIX) :]
     scheme, sep, tail = rest.partition("://")
     transport = scheme.split("+", 1)[0].lower()
     if not sep or not transport:
@@ -88,6 +88,7 @@ def resolve(url: str) -> str:
     target, deprecated = ALIASES[transport]
     if deprecated and transport not in _warned:
         _warned.add(transport)
-        log.warning("kombu+%s:// URLs are deprecated; use %s:// (%s)", transport, target,
-                    mask_password(url))
+        log.warning(
+            "kombu+%s:// URLs are deprecated; use %s:// (%s)", transport, target, mask_password(url)
+        )
     return f"{target}://{tail}"

@@ -50,7 +50,12 @@ class _Record:
 
     def stored(self, item_id: int) -> StoredItem:
         return StoredItem(
-            item_id, self.payload, self.created, self.expire, self.attempts, self.priority,
+            item_id,
+            self.payload,
+            self.created,
+            self.expire,
+            self.attempts,
+            self.priority,
             self.token,
         )
 
@@ -92,8 +97,9 @@ class MemoryBackend(Backend):
             ids: list[ItemId] = []
             for payload in payloads:
                 item_id = next(self._ids)
-                queue[item_id] = _Record(payload, now, now + delay if delay else 0.0, 0,
-                                         priority, "", bool(delay))
+                queue[item_id] = _Record(
+                    payload, now, now + delay if delay else 0.0, 0, priority, "", bool(delay)
+                )
                 ids.append(item_id)
             return ids
 
@@ -180,4 +186,3 @@ class MemoryBackend(Backend):
         record = queue.get(item.item_id)  # type: ignore[arg-type]
         # An unclaimed record has no token; a peeked item's empty token matches none.
         return record is not None and bool(item.token) and record.token == item.token
-

@@ -16,8 +16,7 @@ from conftest import AMQP_URL, BACKENDS, spec_for
 
 CONTRACT_BACKENDS = [
     *BACKENDS,
-    pytest.param("rabbitmq-classic", id="rabbitmq-classic",
-                 marks=pytest.mark.service("rabbitmq")),
+    pytest.param("rabbitmq-classic", id="rabbitmq-classic", marks=pytest.mark.service("rabbitmq")),
 ]
 
 

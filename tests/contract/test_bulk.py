@@ -22,7 +22,9 @@ def test_create_items_accepts_any_iterable(queue: bridge.Queue) -> None:
     ids = queue.create_items(f"gen {n}" for n in range(3))
     assert len(ids) == 3
     assert [item.data for item in queue.claim_items(3, lease_time=30)] == [
-        "gen 0", "gen 1", "gen 2",
+        "gen 0",
+        "gen 1",
+        "gen 2",
     ]
 
 

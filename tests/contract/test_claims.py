@@ -136,15 +136,30 @@ def test_higher_priority_first_then_fifo(queue: bridge.Queue) -> None:
         pytest.skip("the backend has no priorities (capabilities.priority)")
     # Negative priorities where the store has them; RabbitMQ's start at 0.
     lowest = 0 if queue.capabilities.max_priority is not None else -3
-    plan = [("low-1", 1), ("high-1", 5), ("lowest-1", lowest), ("mid-1", 2), ("high-2", 5),
-            ("low-2", 1), ("mid-2", 2), ("high-3", 5)]
+    plan = [
+        ("low-1", 1),
+        ("high-1", 5),
+        ("lowest-1", lowest),
+        ("mid-1", 2),
+        ("high-2", 5),
+        ("low-2", 1),
+        ("mid-2", 2),
+        ("high-3", 5),
+    ]
     for data, priority in plan:
         queue.create_item(data, priority=priority)
     claimed = queue.claim_items(3, lease_time=30) + [
         queue.claim_item(lease_time=30) for _ in range(5)
     ]
     assert [item.data for item in claimed if item] == [
-        "high-1", "high-2", "high-3", "mid-1", "mid-2", "low-1", "low-2", "lowest-1",
+        "high-1",
+        "high-2",
+        "high-3",
+        "mid-1",
+        "mid-2",
+        "low-1",
+        "low-2",
+        "lowest-1",
     ]
     assert [item.priority for item in claimed if item] == [5, 5, 5, 2, 2, 1, 1, lowest]
 

@@ -29,8 +29,11 @@ CALLS: dict[str, Call] = {
 
 def supported(queue: bridge.Queue) -> list[str]:
     caps = queue.capabilities
-    return [name for name in CALLS
-            if (name != "delay" or caps.delay) and (name != "extend" or caps.extend_lease)]
+    return [
+        name
+        for name in CALLS
+        if (name != "delay" or caps.delay) and (name != "extend" or caps.extend_lease)
+    ]
 
 
 def test_one_holder_gets_drupal_s_return_values_for_every_sequence(
