@@ -72,7 +72,7 @@ def _cleanup_broker(broker: str, celery_queue: str) -> None:
     elif broker == "rabbitmq":
         import kombu
 
-        with kombu.Connection(AMQP_URL) as conn:
+        with kombu.Connection(AMQP_URL) as conn:  # type: ignore[attr-defined]
             conn.default_channel.queue_delete(celery_queue)
 
 
@@ -146,13 +146,15 @@ def test_a_worker_killed_mid_item_loses_nothing(procs: Processes) -> None:
     assert held.expire - started >= lease - 0.5 > hard
     assert queue.claim_item(lease_time=5) is None
 
-    claimed: list[bridge.QueueItem] = []
-    procs.wait_for(
-        "the lease to end",
-        lambda: claimed.append(queue.claim_item(5)) or claimed[-1],
-        timeout=lease + 10,
-    )
+    claimed: list[bridge.QueueItem | None] = []
+
+    def claim() -> bridge.QueueItem | None:
+        claimed.append(queue.claim_item(5))
+        return claimed[-1]
+
+    procs.wait_for("the lease to end", claim, timeout=lease + 10)
     item = claimed[-1]
+    assert item is not None
     assert (item.data, item.attempts) == ("hang", 2)
     assert queue.delete_item(item)
     assert procs.starts() == {"done": 1, "hang": 1}

@@ -209,5 +209,5 @@ def test_an_item_outlasting_the_grace_is_released_at_once(
 def _delete_amqp_queue(name: str) -> None:
     import kombu
 
-    with kombu.Connection(AMQP_URL) as conn:
+    with kombu.Connection(AMQP_URL) as conn:  # type: ignore[attr-defined]
         conn.default_channel.queue_delete(name)
