@@ -3,19 +3,20 @@
 Three abstract classes, one per role, so that code depends on only what it
 uses::
 
-    QueueStore        create, claim, settle (delete, release, delay), extend
+    QueueStore        create, claim, settle (delete, release, delay, fail), extend
     Introspection     read-only: queue names, counts by state, peek
     Administration    release every lease, delete a queue
-    Backend           all three: what a URL scheme's class implements
+    Holding           set failed items aside, list them, kick them back, delete them
+    Backend           all four: what a URL scheme's class implements
 
 The CLI, metrics and the web UI read through :class:`Introspection`; the
 runner works through :class:`QueueStore`. A backend class subclasses
 :class:`Backend` and is marked ``@typing.final``: mypy then fails on a
 method that is missing or renamed ("final class has abstract attributes")
 and on one whose signature drifts ("incompatible with supertype"), which
-``tests/test_contract_typing.py`` proves. A later capability (holding failed
-items) is one more abstract method here and one more flag in
-:class:`Capabilities`.
+``tests/test_contract_typing.py`` proves. A capability is a role class
+here and one flag in :class:`Capabilities` (``hold`` for :class:`Holding`),
+which the facade checks before it calls the backend.
 
 Derived operations have one implementation, here: ``number_of_items`` is
 ``counts().total``, ``garbage_collection`` does nothing (claims never need
@@ -54,6 +55,10 @@ MAX_PRIORITY = 2**31 - 1
 """Priorities are 32-bit signed integers, PostgreSQL's and MariaDB's INTEGER."""
 MAX_COUNT = 2**31 - 1
 """The most items one claim or peek may ask for (every driver binds it as an int)."""
+MAX_ERROR_CHARS = 4000
+"""The longest error text kept with an item: the head and the tail of a longer one."""
+MAX_REASON_CHARS = 1000
+"""The longest hold reason kept with an item."""
 MAX_NAME_BYTES = 255
 """The longest queue name, in UTF-8 bytes (RabbitMQ's limit for a queue name)."""
 
@@ -91,6 +96,8 @@ class Capabilities:
         ``max_delay`` holds for both.
     max_priority: the highest priority the store orders by, when below
         :data:`MAX_PRIORITY` (RabbitMQ's ``x-max-priority``).
+    hold: the :class:`Holding` operations: failed items set aside, never
+        claimable, until kicked back or deleted.
     """
 
     reliable: bool
@@ -109,6 +116,7 @@ class Capabilities:
     max_lease: float | None = None
     max_create_delay: float | None = None
     max_priority: int | None = None
+    hold: bool = False
 
 
 # -- the contract ------------------------------------------------------------------
@@ -167,6 +175,19 @@ class QueueStore(ABC):
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
         """Lease the item ``lease_time`` s from now; the new expire, or None if not held."""
 
+    @abstractmethod
+    def fail_item(
+        self, name: str, item: QueueItem, error: str, delay: float | None
+    ) -> float | None:
+        """Keep ``error`` as the item's ``last_error``, in the same round trip as the rest.
+
+        With ``delay`` None the item stays leased (it comes back when its lease
+        ends, as in Drupal); with a delay it is claimable ``delay`` s from now,
+        as ``delay_item`` makes it. Returns the item's expire, or None if the
+        caller no longer holds it (then nothing is written). The next claimer
+        sees the error as ``last_error``.
+        """
+
     def create_queue(self, name: str) -> None:  # noqa: B027 - optional by design
         """Set up storage ahead of use; creating items works without it."""
 
@@ -193,6 +214,14 @@ class Introspection(ABC):
         """Every item not deleted (Drupal's count)."""
         return self.counts(name).total
 
+    def oldest_ready_age(self, name: str) -> float | None:
+        """Seconds the oldest ready item has waited since it was created (the store's clock).
+
+        How long work waits: what an alert on a stuck queue watches. None when
+        nothing is ready, and also where a store cannot tell (the default).
+        """
+        return None
+
     @abstractmethod
     def queue_names(self) -> dict[str, int]:
         """Every queue with items in this store, with its item count."""
@@ -218,5 +247,35 @@ class Administration(ABC):
         """Delete the queue's items, leased ones included; other queues are untouched."""
 
 
-class Backend(QueueStore, Introspection, Administration):
+class Holding(ABC):
+    """Failed items set aside: beanstalkd's bury and kick, SQS's dead-letter queue.
+
+    A held item is never claimable and never expires; it is counted (as
+    ``held``) and deleted only when someone asks. Moving an item to held and
+    back is atomic: a crash at any instant leaves it where it was or where
+    it went, never lost, never in both.
+    """
+
+    @abstractmethod
+    def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
+        """Hold a claimed item, with why and the error if any; False if not held by the caller."""
+
+    @abstractmethod
+    def held_items(self, name: str, limit: int) -> list[StoredItem]:
+        """Up to ``limit`` held items, oldest held first, with ``held_at`` and ``hold_reason``."""
+
+    @abstractmethod
+    def kick(self, name: str, limit: int | None) -> int:
+        """Back to ready, oldest held first, attempts reset to 0; how many (None: all)."""
+
+    @abstractmethod
+    def kick_item(self, name: str, item_id: ItemId) -> bool:
+        """Kick one held item back to ready; False if it is not held here."""
+
+    @abstractmethod
+    def delete_held(self, name: str, limit: int | None) -> int:
+        """Delete held items, oldest held first; how many (None: all)."""
+
+
+class Backend(QueueStore, Introspection, Administration, Holding):
     """Everything a backend class implements; the registry builds these."""

@@ -18,16 +18,21 @@ class ItemCounts:
     """A queue's items by state, at one instant of the backend's clock.
 
     ``ready`` items are claimable now (expired leases included); ``leased``
-    ones are held by a claim; ``delayed`` ones wait for a delay to pass.
+    ones are held by a claim; ``delayed`` ones wait for a delay to pass;
+    ``held`` ones were set aside (``hold_item``, ``max_attempts``) and wait
+    for an operator.
     """
 
     ready: int
     leased: int
     delayed: int
+    held: int = 0
+    """Held items: set aside after failing, never claimable, kept until kicked or deleted."""
 
     @property
     def total(self) -> int:
-        return self.ready + self.leased + self.delayed
+        """Every item not deleted, held ones included (Drupal's count)."""
+        return self.ready + self.leased + self.delayed + self.held
 
 
 class StoredItem(NamedTuple):
@@ -45,6 +50,12 @@ class StoredItem(NamedTuple):
     attempts: int
     priority: int
     token: str
+    last_error: str | None = None
+    """The error of the latest failed attempt (``fail_item``, ``hold_item``), if any."""
+    held_at: float | None = None
+    """When the item was held (epoch seconds, the store's clock); None unless held."""
+    hold_reason: str | None = None
+    """Why the item was held; None unless held."""
 
 
 @dataclass(slots=True)
@@ -67,3 +78,28 @@ class QueueItem:
     priority: int
     queue: str
     token: str = field(repr=False)
+    last_error: str | None = None
+    """The previous failed attempt's error (type, message, last frames), if one failed."""
+    held_at: float | None = None
+    """On held items: when the item was held."""
+    hold_reason: str | None = None
+    """On held items: why (the worker's ``HoldItem`` reason, or attempts exhausted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """The data of a listed item whose stored bytes the codec cannot decode.
+
+    ``peek`` and ``held_items`` show such items instead of failing, so an
+    operator can see (and kick or delete) them; ``raw`` is the stored bytes,
+    ``error`` what the codec said. Claims never hand one out: the claim holds
+    it with a reason naming the problem.
+    """
+
+    raw: bytes
+    error: str
+
+    def __str__(self) -> str:
+        shown = self.raw[:200].decode("utf-8", "backslashreplace")
+        more = "..." if len(self.raw) > 200 else ""
+        return f"<undecodable {len(self.raw)} bytes: {shown!r}{more}; {self.error}>"

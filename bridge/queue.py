@@ -11,6 +11,7 @@ the backend's methods take the queue name; the facade binds it.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -18,15 +19,19 @@ from typing import Any
 from bridge.codecs import Codec
 from bridge.contract import (
     MAX_COUNT,
+    MAX_ERROR_CHARS,
     MAX_NAME_BYTES,
     MAX_PRIORITY,
+    MAX_REASON_CHARS,
     MAX_SECONDS,
     MIN_PRIORITY,
     Backend,
     Capabilities,
 )
-from bridge.errors import InvalidArgumentError, UnsupportedOperationError
-from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.errors import InvalidArgumentError, PayloadError, UnsupportedOperationError
+from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem, Undecodable
+
+logger = logging.getLogger(__name__)
 
 
 def check_seconds(
@@ -60,6 +65,18 @@ def check_count(what: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
         raise InvalidArgumentError(f"{what} must be an int from 0 to {MAX_COUNT}, not {value!r}")
     return value
+
+
+def cap_text(what: str, text: object, most: int) -> str:
+    """``text`` as a str of at most ``most`` characters: its head and its tail, which
+    for a traceback hold the exception's type and its last frames."""
+    if not isinstance(text, str):
+        raise InvalidArgumentError(f"{what} must be a str, not {text!r}")
+    if len(text) <= most:
+        return text
+    head = most // 4
+    tail = most - head - 40
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters cut ...]\n{text[-tail:]}"
 
 
 def check_name(name: object) -> str:
@@ -137,12 +154,47 @@ class Queue:
         if count == 0:
             return []
         stored = self.backend.claim_items(self.name, count, lease_time)
-        # _item inlined: this runs once per claimed item, a hundred per batch.
+        # Built inline: this runs once per claimed item, a hundred per batch.
         decode, name = self.codec.decode, self.name
-        return [
-            QueueItem(item_id, decode(payload), created, expire, attempts, priority, name, token)
-            for item_id, payload, created, expire, attempts, priority, token in stored
-        ]
+        try:
+            return [
+                QueueItem(row[0], decode(row[1]), row[2], row[3], row[4], row[5], name, row[6],
+                          row[7])
+                for row in stored
+            ]
+        except PayloadError:
+            return self._set_aside_undecodable(stored, count, lease_time)
+
+    def _set_aside_undecodable(
+        self, stored: list[StoredItem], count: int, lease_time: float
+    ) -> list[QueueItem]:
+        """Hold the claimed items whose bytes do not decode; hand out the rest.
+
+        A row written by another program (or damaged) must never block the
+        queue: it is held with a reason naming it, and the claim asks again
+        for as many items as it set aside, so a caller who asked for one gets
+        one while good items remain.
+        """
+        good: list[QueueItem] = []
+        while stored:
+            for row in stored:
+                try:
+                    data = self.codec.decode(row[1])
+                except PayloadError as exc:
+                    self._hold_undecodable(row, exc)
+                    continue
+                good.append(self._built(row, data))
+            wanted = count - len(good)
+            stored = self.backend.claim_items(self.name, wanted, lease_time) if wanted else []
+        return good
+
+    def _hold_undecodable(self, row: StoredItem, exc: PayloadError) -> None:
+        claimed = self._built(row, Undecodable(row[1], str(exc)))
+        reason = f"item {row[0]!r}: its stored payload cannot be decoded: {exc}"
+        if not self.capabilities.hold:
+            raise PayloadError(reason) from exc
+        self.backend.hold_item(self.name, claimed, reason, None)
+        logger.error("Queue %s: held %s", self.name, reason)
 
     def delete_item(self, item: QueueItem) -> bool:
         """Delete a claimed item; False if its claim was lost to another claimer."""
@@ -202,9 +254,72 @@ class Queue:
         self.backend.garbage_collection(self.name)
 
     def peek(self, limit: int = 10) -> list[QueueItem]:
-        """The next ``limit`` items in claim order, not claimed; their token deletes nothing."""
+        """The next ``limit`` items in claim order, not claimed; their token deletes nothing.
+
+        An item whose bytes do not decode is listed with an
+        :class:`~bridge.items.Undecodable` as its data.
+        """
         check_count("limit", limit)
         return [self._item(row) for row in self.backend.peek(self.name, limit)]
+
+    # -- failures and held items -----------------------------------------------------
+
+    def fail_item(self, item: QueueItem, error: str, delay: float | None = None) -> bool:
+        """Keep ``error`` with the item as its ``last_error``; False if the claim was lost.
+
+        With ``delay`` None the item stays leased and comes back when its lease
+        ends (Drupal's way); with a delay it is claimable ``delay`` s from now.
+        One round trip either way. The runner calls this for a worker that
+        raised; so may a loop of one's own.
+        """
+        self._check_item(item)
+        text = cap_text("error", error, MAX_ERROR_CHARS)
+        seconds = None if delay is None else self._check_delay(delay, self.capabilities.max_delay)
+        expire = self.backend.fail_item(self.name, item, text, seconds)
+        if expire is None:
+            return False
+        item.expire = expire
+        item.last_error = text
+        return True
+
+    def hold_item(self, item: QueueItem, reason: str = "", error: str | None = None) -> bool:
+        """Set a claimed item aside: never claimable until kicked; False if not held.
+
+        Fenced by the claim token like :meth:`delete_item`. ``error``, when
+        given, becomes the item's ``last_error``.
+        """
+        self._check_item(item)
+        self._require_hold("hold_item")
+        why = cap_text("reason", reason, MAX_REASON_CHARS)
+        text = None if error is None else cap_text("error", error, MAX_ERROR_CHARS)
+        return self.backend.hold_item(self.name, item, why, text)
+
+    def held_items(self, limit: int = 100) -> list[QueueItem]:
+        """Up to ``limit`` held items, oldest held first, with ``held_at`` and ``hold_reason``."""
+        check_count("limit", limit)
+        self._require_hold("held_items")
+        return [self._item(row) for row in self.backend.held_items(self.name, limit)]
+
+    def kick(self, limit: int | None = None) -> int:
+        """Held items back to ready, oldest held first, attempts reset; how many (None: all)."""
+        if limit is not None:
+            check_count("limit", limit)
+        self._require_hold("kick")
+        return self.backend.kick(self.name, limit)
+
+    def kick_item(self, item_id: ItemId) -> bool:
+        """One held item back to ready, attempts reset; False if no such item is held."""
+        if isinstance(item_id, bool) or not isinstance(item_id, int | str):
+            raise InvalidArgumentError(f"an item id is an int or str, not {item_id!r}")
+        self._require_hold("kick_item")
+        return self.backend.kick_item(self.name, item_id)
+
+    def delete_held(self, limit: int | None = None) -> int:
+        """Delete held items, oldest held first; how many (None: all)."""
+        if limit is not None:
+            check_count("limit", limit)
+        self._require_hold("delete_held")
+        return self.backend.delete_held(self.name, limit)
 
     def release_all(self) -> int:
         """Drop every lease and delay in this queue; returns how many items it freed.
@@ -215,18 +330,22 @@ class Queue:
         return self.backend.release_all(self.name)
 
     def _item(self, row: StoredItem) -> QueueItem:
-        item_id, payload, created, expire, attempts, priority, token = row
-        # Positional: a claim of 100 builds 100 of these, and keywords cost double.
+        """A listed item: undecodable bytes are shown, not raised."""
+        try:
+            data = self.codec.decode(row[1])
+        except PayloadError as exc:
+            data = Undecodable(row[1], str(exc))
+        return self._built(row, data)
+
+    def _built(self, row: StoredItem, data: Any) -> QueueItem:
         return QueueItem(
-            item_id,
-            self.codec.decode(payload),
-            created,
-            expire,
-            attempts,
-            priority,
-            self.name,
-            token,
+            row.item_id, data, row.created, row.expire, row.attempts, row.priority, self.name,
+            row.token, row.last_error, row.held_at, row.hold_reason,
         )
+
+    def _require_hold(self, operation: str) -> None:
+        if not self.capabilities.hold:
+            self._refuse(operation)
 
     def _check_item(self, item: QueueItem) -> None:
         if not isinstance(item, QueueItem):

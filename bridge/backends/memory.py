@@ -10,7 +10,8 @@ Features:
     A record's token is that of its latest claim: the holder's own release
     or delay keeps it (Drupal lets the holder go on settling), a new claim
     replaces it and ``release_all`` clears it. ``delayed`` tells a delayed
-    item from a leased one for ``counts``.
+    item from a leased one for ``counts``; ``held_at`` marks a held item,
+    which no claim, peek or ``release_all`` touches until it is kicked.
 
 URL format:
     ``memory://`` (anything after the scheme is ignored). Every queue served
@@ -47,8 +48,11 @@ class _Record:
     priority: int
     token: str
     delayed: bool = False
+    last_error: str | None = None
+    held_at: float | None = None
+    hold_reason: str | None = None
 
-    def stored(self, item_id: int) -> StoredItem:
+    def stored(self, item_id: int, token: str) -> StoredItem:
         return StoredItem(
             item_id,
             self.payload,
@@ -56,7 +60,10 @@ class _Record:
             self.expire,
             self.attempts,
             self.priority,
-            self.token,
+            token,
+            self.last_error,
+            self.held_at,
+            self.hold_reason,
         )
 
 
@@ -72,6 +79,7 @@ class MemoryBackend(Backend):
         delay=True,
         priority=True,
         counts_leased=True,
+        hold=True,
     )
 
     def __init__(self, url: str = "memory://") -> None:
@@ -107,15 +115,17 @@ class MemoryBackend(Backend):
         with self._lock:
             now = time.time()
             records = self._queues.get(name, {}).values()
-            waiting = [record for record in records if record.expire > now]
+            held = sum(1 for record in records if record.held_at is not None)
+            waiting = [r for r in records if r.held_at is None and r.expire > now]
             leased = sum(1 for record in waiting if not record.delayed)
-            return ItemCounts(len(records) - len(waiting), leased, len(waiting) - leased)
+            ready = len(records) - held - len(waiting)
+            return ItemCounts(ready, leased, len(waiting) - leased, held)
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         with self._lock:
             now = time.time()
             queue = self._queues.get(name, {})
-            claimable = [i for i, record in queue.items() if record.expire <= now]
+            claimable = [i for i, r in queue.items() if r.held_at is None and r.expire <= now]
             claimable.sort(key=lambda i: (-queue[i].priority, i))
             claimed = []
             for item_id in claimable[:count]:
@@ -124,7 +134,7 @@ class MemoryBackend(Backend):
                 record.attempts += 1
                 record.token = secrets.token_hex(16)
                 record.delayed = False
-                claimed.append(record.stored(item_id))
+                claimed.append(record.stored(item_id, record.token))
             return claimed
 
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
@@ -132,7 +142,7 @@ class MemoryBackend(Backend):
             queue = self._queues.get(name, {})
             deleted = 0
             for item in items:
-                if self._held(queue, item):
+                if self._claimed_by(queue, item):
                     del queue[item.item_id]  # type: ignore[arg-type]
                     deleted += 1
             return deleted
@@ -146,6 +156,30 @@ class MemoryBackend(Backend):
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
         return self._set_expire(name, item, lambda now: now + lease_time, delayed=False)
 
+    def fail_item(
+        self, name: str, item: QueueItem, error: str, delay: float | None
+    ) -> float | None:
+        with self._lock:
+            queue = self._queues.get(name, {})
+            if not self._claimed_by(queue, item):
+                return None
+            record = queue[item.item_id]  # type: ignore[index]
+            record.last_error = error
+            if delay is not None:
+                record.expire = time.time() + delay
+                record.delayed = True
+            return record.expire
+
+    def oldest_ready_age(self, name: str) -> float | None:
+        with self._lock:
+            now = time.time()
+            ready = [
+                r.created
+                for r in self._queues.get(name, {}).values()
+                if r.held_at is None and r.expire <= now
+            ]
+            return now - min(ready) if ready else None
+
     def queue_names(self) -> dict[str, int]:
         with self._lock:
             return {name: len(queue) for name, queue in self._queues.items() if queue}
@@ -154,14 +188,17 @@ class MemoryBackend(Backend):
         with self._lock:
             now = time.time()
             queue = self._queues.get(name, {})
-            order = sorted(queue, key=lambda i: (queue[i].expire > now, -queue[i].priority, i))
-            return [queue[i].stored(i)._replace(token="") for i in order[:limit]]
+            listed = [i for i, record in queue.items() if record.held_at is None]
+            listed.sort(key=lambda i: (queue[i].expire > now, -queue[i].priority, i))
+            return [queue[i].stored(i, "") for i in listed[:limit]]
 
     def release_all(self, name: str) -> int:
         with self._lock:
             now = time.time()
             freed = 0
             for record in self._queues.get(name, {}).values():
+                if record.held_at is not None:
+                    continue
                 if record.expire > now:
                     freed += 1
                 record.expire = 0.0
@@ -169,12 +206,69 @@ class MemoryBackend(Backend):
                 record.delayed = False
             return freed
 
+    # -- holding ------------------------------------------------------------------
+
+    def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
+        with self._lock:
+            queue = self._queues.get(name, {})
+            if not self._claimed_by(queue, item):
+                return False
+            record = queue[item.item_id]  # type: ignore[index]
+            record.held_at = time.time()
+            record.hold_reason = reason
+            if error is not None:
+                record.last_error = error
+            record.token = ""
+            record.delayed = False
+            return True
+
+    def held_items(self, name: str, limit: int) -> list[StoredItem]:
+        with self._lock:
+            queue = self._queues.get(name, {})
+            return [queue[i].stored(i, "") for i in self._held_order(queue)[:limit]]
+
+    def kick(self, name: str, limit: int | None) -> int:
+        with self._lock:
+            queue = self._queues.get(name, {})
+            kicked = self._held_order(queue)[:limit]
+            for item_id in kicked:
+                self._unhold(queue[item_id])
+            return len(kicked)
+
+    def kick_item(self, name: str, item_id: ItemId) -> bool:
+        with self._lock:
+            record = self._queues.get(name, {}).get(item_id)  # type: ignore[arg-type]
+            if record is None or record.held_at is None:
+                return False
+            self._unhold(record)
+            return True
+
+    def delete_held(self, name: str, limit: int | None) -> int:
+        with self._lock:
+            queue = self._queues.get(name, {})
+            doomed = self._held_order(queue)[:limit]
+            for item_id in doomed:
+                del queue[item_id]
+            return len(doomed)
+
+    @staticmethod
+    def _held_order(queue: dict[int, _Record]) -> list[int]:
+        held = [i for i, record in queue.items() if record.held_at is not None]
+        held.sort(key=lambda i: (queue[i].held_at, i))
+        return held
+
+    @staticmethod
+    def _unhold(record: _Record) -> None:
+        record.held_at = record.hold_reason = None
+        record.attempts = 0
+        record.expire = 0.0
+
     def _set_expire(
         self, name: str, item: QueueItem, expire_at: Callable[[float], float], *, delayed: bool
     ) -> float | None:
         with self._lock:
             queue = self._queues.get(name, {})
-            if not self._held(queue, item):
+            if not self._claimed_by(queue, item):
                 return None
             record = queue[item.item_id]  # type: ignore[index]
             record.expire = expire_at(time.time())
@@ -182,7 +276,8 @@ class MemoryBackend(Backend):
             return record.expire
 
     @staticmethod
-    def _held(queue: dict[int, _Record], item: QueueItem) -> bool:
+    def _claimed_by(queue: dict[int, _Record], item: QueueItem) -> bool:
+        """Whether ``item``'s claim is the record's latest (a held record has none)."""
         record = queue.get(item.item_id)  # type: ignore[arg-type]
         # An unclaimed record has no token; a peeked item's empty token matches none.
         return record is not None and bool(item.token) and record.token == item.token
