@@ -2,14 +2,25 @@
 
 The connection is killed by the server while a call is blocked inside it
 (another session holds a table lock), which is as close to "the database
-died mid-call" as a test can get without stopping the shared server.
+died mid-call" as a test can get without stopping the shared server. A
+server that stops altogether is a TCP forwarder in front of the shared one,
+closed under the backend. And a payload too large for MariaDB is refused
+as what it is, not reported as a lost server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +29,7 @@ import sqlalchemy as sa
 import bridge
 from bridge.backends.sql import SqlBackend
 
-from conftest import MARIADB_URL, POSTGRES_URL, spec_for
+from conftest import MARIADB_URL, POSTGRES_URL, SESSION_TABLE, spec_for
 
 
 def _backend(queue: bridge.Queue) -> SqlBackend:
@@ -157,3 +168,179 @@ def test_sqlite_writer_held_past_the_busy_timeout_is_a_clear_error(tmp_path: Any
     assert item is not None
     assert item.attempts == 1, "the failed claim counted an attempt"
     factory.close()
+
+
+# -- a server that stops ---------------------------------------------------------------
+
+
+class Forwarder:
+    """A local port forwarding to the database: stopping it is the server stopping.
+
+    Connections through it drop at once, and new ones are refused, while
+    the shared server goes on serving everyone else.
+    """
+
+    def __init__(self, host: str, port: int, listen_port: int = 0) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", listen_port))
+        self.port: int = self.listener.getsockname()[1]
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # stopped
+                return
+            upstream = socket.create_connection(self.target)
+            self.open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for each in (source, sink):
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); the port refuses from now
+        self.listener.close()
+        for each in self.open:
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+
+
+OUTAGE_SCRIPT = textwrap.dedent("""
+    import gc, json, sys, threading
+    import sqlalchemy as sa
+    import bridge
+    from test_sql_failures import Forwarder
+
+    url, table = sa.engine.make_url(sys.argv[1]), sys.argv[2]
+    forwarder = Forwarder(url.host, url.port or 5432)
+    through = url.set(host="127.0.0.1", port=forwarder.port)
+    spec = {"url": through.render_as_string(hide_password=False), "options": {"table": table}}
+    factory = bridge.QueueFactory(default=spec)
+    queue = factory.get(sys.argv[3])
+    queue.create_item("before")  # set up, with a pinned connection
+    forwarder.stop()
+
+    def attempt(call):
+        try:
+            call()
+        except bridge.BackendUnavailableError as exc:
+            print(type(exc).__name__, type(exc.__cause__).__module__, flush=True)
+
+    attempt(lambda: queue.create_item("pinned connection dropped"))
+    attempt(lambda: queue.create_item("no connection opens"))
+    attempt(lambda: queue.claim_item(lease_time=60))
+    thread = threading.Thread(target=attempt, args=(lambda: queue.create_item("new thread"),))
+    thread.start()
+    thread.join()
+    attempt(lambda: queue.counts())
+    gc.collect()
+
+    forwarder = Forwarder(url.host, url.port or 5432, listen_port=forwarder.port)
+    queue.create_item("after")
+    print("back", queue.number_of_items(), flush=True)
+    queue.delete_queue()
+    factory.close()
+""")
+
+
+@pytest.mark.service("postgres")
+def test_a_stopped_server_is_unavailable_never_a_bare_driver_error() -> None:
+    """Once the backend has connected, a server that stops must still surface as
+    BackendUnavailableError: new connections used to raise psycopg's own error,
+    with an "Exception ignored in _Pinned.__del__" after it. Run in a child
+    process so that its stderr can be read whole."""
+    proc = subprocess.run(
+        [sys.executable, "-c", OUTAGE_SCRIPT, POSTGRES_URL, SESSION_TABLE, "outage"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:-1] == ["BackendUnavailableError sqlalchemy.exc"] * 5, proc.stdout
+    assert lines[-1] == "back 2", "the backend did not recover once the server was back"
+
+
+# -- a payload too large for MariaDB ----------------------------------------------------
+
+
+@pytest.fixture
+def mariadb_queue(tmp_path: Path) -> Any:
+    factory = bridge.QueueFactory(default=spec_for("mariadb", tmp_path))
+    queue = factory.get(f"big_{uuid.uuid4().hex[:10]}")
+    yield queue
+    queue.delete_queue()
+    factory.close()
+
+
+def _max_allowed_packet() -> int:
+    engine = sa.create_engine(MARIADB_URL)
+    with engine.connect() as conn:
+        limit = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one())
+    engine.dispose()
+    return limit
+
+
+@pytest.mark.service("mariadb")
+def test_a_payload_over_max_allowed_packet_is_refused_before_it_is_sent(
+    mariadb_queue: bridge.Queue, tmp_path: Path
+) -> None:
+    limit = _max_allowed_packet()
+    mariadb_queue.create_item("first")
+    # JSON adds quotes, and the driver sends bytes as hex: over the limit.
+    too_big = "x" * (limit // 2)
+    with pytest.raises(bridge.PayloadError) as caught:
+        mariadb_queue.create_items(["fits", too_big])
+    message = str(caught.value)
+    assert f"{len(json.dumps(too_big)):,} bytes" in message, message
+    assert f"max_allowed_packet is {limit:,} bytes" in message, message
+    assert mariadb_queue.number_of_items() == 1, "create_items stores all or none"
+
+    # The issue's case, on a backend whose first call it is: 50 MB.
+    fresh = bridge.QueueFactory(default=spec_for("mariadb", tmp_path))
+    with pytest.raises(bridge.PayloadError, match="max_allowed_packet"):
+        fresh.get(mariadb_queue.name).create_item("y" * 50_000_000)
+    fresh.close()
+    assert mariadb_queue.number_of_items() == 1
+
+    # Under the limit, whole; and several that fit alone go in several statements.
+    fits = "z" * (limit // 2 - 8192)
+    thirds = ["t" * (limit // 6)] * 3
+    mariadb_queue.create_items([fits, *thirds])
+    claimed = mariadb_queue.claim_items(5, lease_time=60)
+    assert [item.data for item in claimed] == ["first", fits, *thirds]
+    assert mariadb_queue.delete_items(claimed) == 5
+
+
+@pytest.mark.service("mariadb")
+def test_a_statement_the_server_refuses_as_too_large_is_no_outage(
+    mariadb_queue: bridge.Queue,
+) -> None:
+    """The limit read at start may be stale (lowered since): the server then refuses
+    the statement itself (error 1153) and closes the connection. That is still
+    a refusal, not an outage, and the next call works at once."""
+    limit = _max_allowed_packet()
+    mariadb_queue.create_item("first")
+    backend = mariadb_queue.backend
+    assert isinstance(backend, SqlBackend)
+    backend._max_statement = 4 * limit  # what a stale reading would say
+    with pytest.raises(bridge.BackendError, match="max_allowed_packet") as caught:
+        mariadb_queue.create_item("w" * (limit // 2 + 1000))
+    assert not isinstance(caught.value, bridge.BackendUnavailableError)
+    assert mariadb_queue.create_item("next")
+    assert mariadb_queue.number_of_items() == 2

@@ -35,7 +35,10 @@ def filled(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     other.delete_queue()
     queue.create_items([{"n": n} for n in range(ITEMS)])
     other.create_items([{"n": n} for n in range(ITEMS)])
-    queue.claim_items(100, lease_time=60)  # leased rows at the head, as in real use
+    # Leased and held rows at the head, as in real use: held items are old
+    # ones, and the claim must skip them without leaving the index.
+    for item in queue.claim_items(100, lease_time=60)[:20]:
+        assert queue.hold_item(item, reason="at the head")
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
     with backend.engine.begin() as conn:

@@ -1,9 +1,11 @@
 """The queue table over time and on disk: older tables migrate, files stay private.
 
-A table made by the previous bridge has no ``state`` column, and that
-version told a delayed item from a leased one by a missing token. The
-backend adds the column on first use and marks the old leases, so counts
-stay right and the holder rules of this version apply to old items too.
+A table made by the first bridge has no ``state`` column, and that version
+told a delayed item from a leased one by a missing token. The backend adds
+the column on first use and marks the old leases, so counts stay right and
+the holder rules of this version apply to old items too. A table made
+before held items has ``state`` but no ``last_error``, ``held_at`` or
+``hold_reason``; those are added on first use too.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from bridge.contract import MAX_SECONDS
 from conftest import SERVICE_URLS, SQL_BACKENDS, spec_for
 
 
-def _previous_table(name: str) -> sa.Table:
-    """The table as the previous version created it (no state column)."""
+def _first_table(name: str) -> sa.Table:
+    """The table as the first version created it (no state column)."""
     table = sa.Table(
         name,
         sa.MetaData(),
@@ -45,15 +47,25 @@ def _previous_table(name: str) -> sa.Table:
     return table
 
 
+def _table_before_holding(name: str) -> sa.Table:
+    """The table as the version before held items created it: a state, no error columns."""
+    table = _first_table(name)
+    table.append_column(sa.Column("state", sa.String(16), nullable=False, server_default="ready"))
+    return table
+
+
+def _engine(kind: str, spec: dict[str, Any]) -> sa.Engine:
+    return sa.create_engine(spec["url"] if kind == "sqlite" else SERVICE_URLS[kind])
+
+
 @pytest.fixture(params=SQL_BACKENDS)
 def old_table(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[dict[str, Any]]:
-    """A spec whose table was filled by the previous version: one item in each state."""
+    """A spec whose table was filled by the first version: one item in each state."""
     table_name = f"old_{uuid.uuid4().hex[:10]}"
     spec = spec_for(request.param, tmp_path)
     spec = {"url": spec["url"], "options": {"table": table_name}}
-    url = spec["url"] if request.param == "sqlite" else SERVICE_URLS[request.param]
-    engine = sa.create_engine(url)
-    table = _previous_table(table_name)
+    engine = _engine(request.param, spec)
+    table = _first_table(table_name)
     table.create(engine)
     now = time.time()
     rows = [
@@ -94,7 +106,8 @@ def test_a_table_of_the_previous_version_gets_the_state_column_on_first_use(
             dialect_kind(backend.engine.dialect), table=backend.table.name
         )
     }
-    assert listed["add_state_column"] in sent, "\n".join(sent)
+    for added in ("state", "last_error", "held_at", "hold_reason"):
+        assert listed[f"add_{added}_column"] in sent, "\n".join(sent)
     assert listed["backfill_state"] in sent, "\n".join(sent)
 
     # Old items follow this version's rules: claimable ones are claimed (the
@@ -115,11 +128,58 @@ def test_a_second_process_finding_the_column_added_goes_on(old_table: dict[str, 
     assert queue.counts().total == 4
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
-    schema._add_state(backend.engine, backend.statements)  # the loser's late ALTER
+    for column in ("state", "hold_reason"):  # the loser's late ALTERs
+        schema.add_column(backend.engine, backend.statements, column)
     second = bridge.QueueFactory(default=old_table)
     assert second.get("migrated").counts() == queue.counts()
     second.close()
     first.close()
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def table_before_holding(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[dict[str, Any]]:
+    """A spec whose table has a state column but none for errors and held items."""
+    table_name = f"pre_{uuid.uuid4().hex[:10]}"
+    spec = spec_for(request.param, tmp_path)
+    spec = {"url": spec["url"], "options": {"table": table_name}}
+    engine = _engine(request.param, spec)
+    table = _table_before_holding(table_name)
+    table.create(engine)
+    now = time.time()
+    rows = [
+        {"data": b'"ready"', "expire": 0.0, "token": None, "state": "ready"},
+        {"data": b'"leased"', "expire": now + 600, "token": "a" * 32, "state": "leased"},
+    ]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"name": "before", "created": now, **row} for row in rows])
+    yield spec
+    table.drop(engine)
+    engine.dispose()
+
+
+def test_a_table_from_before_held_items_gets_their_columns_and_can_hold(
+    table_before_holding: dict[str, Any],
+) -> None:
+    factory = bridge.QueueFactory(default=table_before_holding)
+    queue = factory.get("before")
+    counts = queue.counts()
+    assert (counts.ready, counts.leased, counts.held) == (1, 1, 0)
+    backend = queue.backend
+    assert isinstance(backend, SqlBackend)
+    columns = {c["name"] for c in sa.inspect(backend.engine).get_columns(backend.table.name)}
+    assert {"last_error", "held_at", "hold_reason"} <= columns
+
+    item = queue.claim_item(lease_time=60)
+    assert item is not None
+    assert (item.data, item.last_error) == ("ready", None), "old rows have no error"
+    assert queue.hold_item(item, reason="after the migration", error="E")
+    [held] = queue.held_items()
+    assert (held.data, held.hold_reason, held.last_error) == ("ready", "after the migration", "E")
+    assert queue.kick() == 1
+    again = queue.claim_item(lease_time=60)
+    assert again is not None
+    assert (again.item_id, again.attempts, again.last_error) == (item.item_id, 1, "E")
+    factory.close()
 
 
 # -- SQLite files --------------------------------------------------------------------

@@ -36,6 +36,10 @@ NOT_EXERCISED = {
     "create_claim_index",
     "add_state_column",
     "backfill_state",
+    "add_last_error_column",
+    "add_held_at_column",
+    "add_hold_reason_column",
+    "max_allowed_packet",
     "rollback",
     "begin",
     "commit",
@@ -137,7 +141,27 @@ def _every_operation(queue: bridge.Queue) -> None:
     backend._pinned._local.pinned.used -= 2 * driver.PING_AFTER  # idle: pinged first
     assert queue.release_all() == 1
     queue.create_item("f")
+    _every_holding_operation(queue)
     queue.delete_queue()
+
+
+def _every_holding_operation(queue: bridge.Queue) -> None:
+    """Failures and held items: each statement once."""
+    queue.create_item("g")
+    assert queue.backend.oldest_ready_age(queue.name) is not None
+    first, second, third = queue.claim_items(100, lease_time=60)
+    assert queue.fail_item(first, "ValueError: once")
+    assert queue.fail_item(first, "ValueError: twice", delay=0)
+    assert queue.hold_item(second, reason="poison", error="KeyError: 'k'")
+    assert queue.hold_item(third, reason="poison")
+    assert len(queue.held_items()) == 2
+    assert queue.kick(limit=1) == 1
+    assert queue.kick() == 1
+    held = queue.claim_items(100, lease_time=60)
+    assert [queue.hold_item(item) for item in held] == [True, True, True]
+    assert queue.kick_item(held[0].item_id)
+    assert queue.delete_held(limit=1) == 1
+    assert queue.delete_held() == 1
 
 
 def test_a_live_backend_sends_only_listed_statements(

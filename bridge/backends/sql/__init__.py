@@ -25,6 +25,20 @@ Features:
     deleting, releasing, delaying or extending the item until another claim
     replaces its token, or ``release_all`` clears it.
 
+    Failed items (the ``hold`` capability): ``fail_item`` keeps the error
+    in ``last_error``, which the next claim returns; ``hold_item`` sets an
+    item aside in one UPDATE (``state = 'held'``, its ``expire`` at
+    9999-12-31 so that the claim's own ``expire <= now`` skips it), and
+    ``kick`` sets held items back in one UPDATE: a process killed at any
+    instant leaves each item held or not, never lost, never in both.
+
+    Failures: a server that cannot be reached, or a connection lost
+    mid-call, is ``BackendUnavailableError``; other database errors are
+    ``BackendError``. On MariaDB/MySQL a payload whose INSERT would exceed
+    the server's ``max_allowed_packet`` (read once per backend) is refused
+    with ``PayloadError`` before anything is sent, rather than left to the
+    server, which drops the connection as if it had gone away.
+
     Every statement, per dialect, is in ``queries/<dialect>.sql``, rendered
     from ``statements.py`` and kept true by ``tests/test_sql_statements.py``.
 
@@ -53,13 +67,15 @@ Storage layout:
     deadline when leased, the delay's end when delayed, 0 when ready),
     ``priority`` (higher first), ``attempts`` (claims so far), ``token``
     (the latest claim's token, kept through the holder's release and delay,
-    cleared by ``release_all``) and ``state`` (``ready``, ``leased`` or
-    ``delayed``: what a future ``expire`` is waiting for, which is how
-    ``counts()`` tells a lease from a delay). Index ``<table>_claim`` on
+    cleared by ``release_all`` and by a hold), ``state`` (``ready``,
+    ``leased``, ``delayed`` or ``held``: what a future ``expire`` is
+    waiting for, which is how ``counts()`` tells a lease from a delay),
+    ``last_error`` (the latest failed attempt's error), ``held_at`` and
+    ``hold_reason`` (NULL unless held). Index ``<table>_claim`` on
     ``(name, priority DESC, item_id)``: claim order, walked from its head.
     ``expire`` and ``state`` are kept out of the index so that a claim's
-    UPDATE changes no indexed column. A table made before ``state`` existed
-    gets it on first use (``schema.py``).
+    UPDATE changes no indexed column. A table made by an earlier version
+    gets the columns it lacks on first use (``schema.py``).
 
 Modules:
     ``backend.py`` the operations; ``statements.py`` every statement;

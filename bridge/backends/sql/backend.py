@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bridge.backends.sql.driver import Compiled, PinnedConnections
-from bridge.backends.sql.engine import check_server, create_engine
+from bridge.backends.sql.engine import check_server, create_engine, max_statement
 from bridge.backends.sql.errors import is_transient, wrap_errors
 from bridge.backends.sql.schema import ensure_schema
 from bridge.backends.sql.statements import Statements, queue_table
 from bridge.contract import Backend, Capabilities
-from bridge.errors import BackendError, ConfigurationError
+from bridge.errors import BackendError, ConfigurationError, PayloadError
 from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
 
 _ATTEMPTS = 5
@@ -32,6 +32,10 @@ _STATEMENTS_KEPT = 512
 # Rows per INSERT and ids per DELETE: far below every driver's parameter
 # limit (SQLite's was 999 before 3.32), and few enough sizes to cache.
 _CHUNK = 100
+# MariaDB/MySQL: generous bounds on an INSERT's text around its payloads (the
+# statement's head and each row's own text), to keep it under max_allowed_packet.
+_STATEMENT_TEXT = 1024
+_ROW_TEXT = 512
 _NAMES = {prefix: [f"{prefix}{i}" for i in range(_CHUNK)] for prefix in ("id", "data")}
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -50,6 +54,7 @@ class SqlBackend(Backend):
         delay=True,
         priority=True,
         counts_leased=True,
+        hold=True,
     )
     statements: Statements
     """Built on first use, once the dialect knows its server (MariaDB or MySQL)."""
@@ -73,6 +78,7 @@ class SqlBackend(Backend):
         self.table = queue_table(table)
         self._locking = self.dialect == "mysql"
         self._returning_ids = False  # known once connected; until then, the safe choice
+        self._max_statement: int | None = None  # MariaDB/MySQL: max_allowed_packet, once known
         self._ready = False
         self._compiled: dict[tuple[Any, ...], Compiled] = {}
         self._pinned = PinnedConnections(self.engine)
@@ -94,11 +100,13 @@ class SqlBackend(Backend):
         self, name: str, payloads: Sequence[bytes], delay: float, priority: int
     ) -> list[ItemId]:
         values = {"queue": name, "delay": float(delay), "priority": priority}
-        chunks = [payloads[start : start + _CHUNK] for start in range(0, len(payloads), _CHUNK)]
+        chunks = self._chunks(name, payloads)
+        # Before the first connection MariaDB's limit is unknown: cut again then.
+        ready = self._ready
 
         def insert(cursor: Any) -> list[ItemId]:
             ids: list[ItemId] = []
-            for chunk in chunks:
+            for chunk in chunks if ready else self._chunks(name, payloads):
                 ids.extend(self._insert(cursor, chunk, values, bool(delay)))
             return ids
 
@@ -144,13 +152,63 @@ class SqlBackend(Backend):
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
         return self._settle("extend_lease", item, lambda s: s.extend, {"seconds": lease_time})
 
+    def fail_item(
+        self, name: str, item: QueueItem, error: str, delay: float | None
+    ) -> float | None:
+        if delay is None:
+            return self._settle("fail_item", item, lambda s: s.fail, {"error": error})
+        given = {"error": error, "seconds": delay}
+        return self._settle("fail_item", item, lambda s: s.fail_delayed, given)
+
+    # -- held items ---------------------------------------------------------------------------
+
+    def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
+        if not item.token:
+            return False
+        given = {"id": item.item_id, "claim": item.token, "reason": reason, "error": error}
+        return self._changed("hold_item", lambda s: s.hold, given) == 1
+
+    def held_items(self, name: str, limit: int) -> list[StoredItem]:
+        rows = self._run(
+            "held_items",
+            lambda conn, s: conn.execute(s.held_items, {"queue": name, "limit": limit}).all(),
+            read=True,
+        )
+        return [
+            StoredItem(item_id, data, created, expire, attempts, priority, "", error, at, why)
+            for item_id, data, created, expire, attempts, priority, error, at, why in rows
+        ]
+
+    def kick(self, name: str, limit: int | None) -> int:
+        return self._changed("kick", lambda s: s.kick(limit is not None), _limited(name, limit))
+
+    def kick_item(self, name: str, item_id: ItemId) -> bool:
+        row_id = _row_id(item_id)
+        if row_id is None:
+            return False
+        return self._changed("kick_item", lambda s: s.kick_item, {"id": row_id, "queue": name}) == 1
+
+    def delete_held(self, name: str, limit: int | None) -> int:
+        statement = lambda s: s.delete_held(limit is not None)  # noqa: E731
+        return self._changed("delete_held", statement, _limited(name, limit))
+
     # -- introspection and administration ---------------------------------------------------
 
     def counts(self, name: str) -> ItemCounts:
-        total, leased, delayed = self._run(
+        row = self._run(
             "counts", lambda conn, s: conn.execute(s.counts, {"queue": name}).one(), read=True
         )
-        return ItemCounts(int(total) - int(leased) - int(delayed), int(leased), int(delayed))
+        total, leased, delayed, held = (int(number) for number in row)
+        return ItemCounts(total - leased - delayed - held, leased, delayed, held)
+
+    def oldest_ready_age(self, name: str) -> float | None:
+        age = self._run(
+            "oldest_ready_age",
+            lambda conn, s: conn.execute(s.oldest_ready_age, {"queue": name}).scalar(),
+            read=True,
+        )
+        # Never below 0: SQLite's clock has milliseconds, and so its created.
+        return None if age is None else max(0.0, float(age))
 
     def queue_names(self) -> dict[str, int]:
         rows = self._run(
@@ -164,7 +222,10 @@ class SqlBackend(Backend):
             lambda conn, s: conn.execute(s.peek, {"queue": name, "limit": limit}).all(),
             read=True,
         )
-        return [StoredItem._make((*row, "")) for row in rows]
+        return [
+            StoredItem(item_id, data, created, expire, attempts, priority, "", error)
+            for item_id, data, created, expire, attempts, priority, error in rows
+        ]
 
     def release_all(self, name: str) -> int:
         def release(conn: Connection, s: Statements) -> int:
@@ -204,7 +265,10 @@ class SqlBackend(Backend):
         cursor.execute(
             claim.sql, claim.parameters({"queue": name, "lease_time": lease_time, "token": token})
         )
-        return [StoredItem._make((*row, token)) for row in cursor.fetchall()]
+        return [
+            StoredItem(item_id, data, created, expire, attempts, priority, token, error)
+            for item_id, data, created, expire, attempts, priority, error in cursor.fetchall()
+        ]
 
     def _claim_locked_then_update(
         self, cursor: Any, name: str, count: int, lease_time: float, token: str
@@ -223,8 +287,10 @@ class SqlBackend(Backend):
         if cursor.rowcount != len(ids):
             raise _LostRace
         return [
-            StoredItem(item_id, data, created, now + lease_time, attempts + 1, priority, token)
-            for item_id, data, created, attempts, priority, _ in rows
+            StoredItem(
+                item_id, data, created, now + lease_time, attempts + 1, priority, token, error
+            )
+            for item_id, data, created, attempts, priority, error, _ in rows
         ]
 
     def _delete(self, cursor: Any, chunks: list[tuple[str, list[ItemId]]]) -> int:
@@ -261,7 +327,49 @@ class SqlBackend(Backend):
             ids.append(cursor.lastrowid)
         return ids
 
+    def _chunks(self, name: str, payloads: Sequence[bytes]) -> list[Sequence[bytes]]:
+        """The payloads of each INSERT: up to _CHUNK, and on MariaDB/MySQL what fits.
+
+        A statement longer than the server's ``max_allowed_packet`` makes it
+        drop the connection, which the client reports as a lost server: a
+        permanent refusal dressed as an outage, retried for nothing. So
+        payloads go in statements that fit, and one that fits in none is
+        refused before anything is sent. The driver writes bytes in hex, two
+        characters a byte: the largest payload is about half the limit.
+        """
+        most = self._max_statement
+        if most is None:
+            return [payloads[start : start + _CHUNK] for start in range(0, len(payloads), _CHUNK)]
+        room = most - _STATEMENT_TEXT
+        row = _ROW_TEXT + 2 * len(name.encode())  # each row repeats the queue's name
+        chunks: list[Sequence[bytes]] = []
+        chunk: list[bytes] = []
+        size = 0
+        for payload in payloads:
+            cost = 2 * len(payload) + row
+            if cost > room:
+                raise PayloadError(
+                    f"create_items on {self.url}: a payload of {len(payload):,} bytes is too "
+                    f"large for the server, whose max_allowed_packet is {most:,} bytes (the "
+                    f"driver sends bytes as hex, so payloads up to about {(room - row) // 2:,} "
+                    "bytes fit); nothing was stored"
+                )
+            if chunk and (len(chunk) == _CHUNK or size + cost > room):
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(payload)
+            size += cost
+        if chunk:
+            chunks.append(chunk)
+        return chunks
+
     # -- statements through SQLAlchemy ------------------------------------------------------
+
+    def _changed(
+        self, operation: str, statement: Callable[[Statements], sa.Executable], given: Any
+    ) -> int:
+        """How many rows one statement changed, in its own transaction."""
+        return self._run(operation, lambda conn, s: int(conn.execute(statement(s), given).rowcount))
 
     def _settle(
         self,
@@ -325,6 +433,8 @@ class SqlBackend(Backend):
             return
         with self.engine.connect() as conn:
             check_server(conn)
+            if self.dialect == "mysql":
+                self._max_statement = max_statement(conn)
         # The dialect has now met its server: MariaDB or MySQL, what it returns.
         self.statements = Statements(self.table, self.engine.dialect)
         self._returning_ids = self.statements.insert_returning
@@ -334,6 +444,20 @@ class SqlBackend(Backend):
 
 class _LostRace(Exception):
     """A conditional UPDATE matched fewer rows than it had locked: roll back, retry."""
+
+
+def _limited(name: str, limit: int | None) -> dict[str, Any]:
+    return {"queue": name} if limit is None else {"queue": name, "limit": limit}
+
+
+def _row_id(item_id: ItemId) -> int | None:
+    """The row an id names, or None: ids here are integers (given as text by a CLI)."""
+    if isinstance(item_id, str):
+        item_id = item_id.strip()
+        if not item_id.isascii() or not item_id.lstrip("-").isdigit():
+            return None
+        item_id = int(item_id)
+    return item_id if -(2**63) <= item_id < 2**63 else None
 
 
 def _numbered(prefix: str, values: Sequence[Any]) -> dict[str, Any]:

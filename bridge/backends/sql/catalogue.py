@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.schema import DDLElement
 
 from bridge.backends.sql.driver import BEGIN, BEGIN_WRITE, COMMIT, PING, ROLLBACK, Compiled
-from bridge.backends.sql.engine import session_statements
-from bridge.backends.sql.statements import Statements, queue_table
+from bridge.backends.sql.engine import MAX_STATEMENT, session_statements
+from bridge.backends.sql.statements import ADDED_COLUMNS, STATE_COLUMN, Statements, queue_table
 
 KINDS = ("sqlite", "postgresql", "mariadb", "mysql")
 QUERIES = Path(__file__).with_name("queries")
@@ -80,7 +80,7 @@ def statements_for(kind: str, table: str = DEFAULT_TABLE) -> Statements:
 def entries(kind: str, table: str = DEFAULT_TABLE) -> list[Entry]:
     """Every statement for ``kind``, in the order the files list them."""
     s = statements_for(kind, table)
-    sources = [*_schema(s), *_session(kind), *_hot_path(s), *_holder(s), *_admin(s)]
+    sources = [*_schema(s), *_session(kind), *_hot_path(s), *_holder(s), *_held(s), *_admin(s)]
     return [_entry(name, runs_in, source, s.dialect) for name, runs_in, source in sources]
 
 
@@ -117,20 +117,31 @@ def tidy(sql: str) -> str:
 
 
 def _schema(s: Statements) -> list[tuple[str, str, Source]]:
-    return [
+    found: list[tuple[str, str, Source]] = [
         ("create_table", "first use of a database (create_queue, or any call)", s.create_table()),
         ("create_claim_index", "first use, with the table", s.create_claim_index()),
-        (
-            "add_state_column",
-            "first use of a table made before the state column",
-            s.add_state_column(),
-        ),
-        (
-            "backfill_state",
-            "with add_state_column, in its transaction where DDL has one",
-            s.backfill_state,
-        ),
     ]
+    for column in ADDED_COLUMNS:
+        found.append(
+            (
+                f"add_{column}_column",
+                f"first use of a table made before the {column} column",
+                s.add_column(column),
+            )
+        )
+        if column == STATE_COLUMN:
+            found.append(
+                (
+                    "backfill_state",
+                    "with add_state_column, in its transaction where DDL has one",
+                    s.backfill_state,
+                )
+            )
+    if s.kind in ("mariadb", "mysql"):
+        found.append(
+            ("max_allowed_packet", "first use (create_items' statement size)", MAX_STATEMENT)
+        )
+    return found
 
 
 def _session(kind: str) -> list[tuple[str, str, Source]]:
@@ -185,21 +196,37 @@ def _holder(s: Statements) -> list[tuple[str, str, Source]]:
         ("release", "release_item", s.release),
         ("delay", "delay_item", s.delay),
         ("extend", "extend_lease", s.extend),
+        ("fail", "fail_item without a delay", s.fail),
+        ("fail_delayed", "fail_item with a delay", s.fail_delayed),
+        ("hold", "hold_item", s.hold),
     ]
     if not s.update_returning:
         found.append(
             (
                 "read_expire",
-                "delay_item, extend_lease, release_item: after the UPDATE, in its transaction",
+                "delay_item, extend_lease, release_item, fail_item: after the UPDATE, "
+                "in its transaction",
                 s.read_expire,
             )
         )
     return found
 
 
+def _held(s: Statements) -> list[tuple[str, str, Source]]:
+    return [
+        ("held_items", "held_items", s.held_items),
+        ("kick", "kick with a limit", s.kick(True)),
+        ("kick_all", "kick without a limit", s.kick(False)),
+        ("kick_item", "kick_item", s.kick_item),
+        ("delete_held", "delete_held with a limit", s.delete_held(True)),
+        ("delete_all_held", "delete_held without a limit", s.delete_held(False)),
+    ]
+
+
 def _admin(s: Statements) -> list[tuple[str, str, Source]]:
     return [
         ("counts", "counts, number_of_items", s.counts),
+        ("oldest_ready_age", "oldest_ready_age", s.oldest_ready_age),
         ("queue_names", "queue_names", s.queue_names),
         ("peek", "peek", s.peek),
         ("free_leases", "release_all, first", s.free_leases),

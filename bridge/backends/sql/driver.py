@@ -21,7 +21,10 @@ dialect, in ``statements.py``), and this module only *runs* the compiled SQL:
   did for every checkout; a busy worker never pays for it.
 * Driver errors become SQLAlchemy's own exception classes (with the
   dialect's disconnect detection), so ``errors.py`` handles both paths
-  alike, and a lost connection is dropped rather than reused.
+  alike, and a lost connection is dropped rather than reused. That
+  includes a connection that cannot be opened: the pool raises the
+  driver's own error there, where SQLAlchemy's ``engine.connect()`` would
+  have wrapped it.
 
 The few statements this module sends itself (transaction control and the
 ping) are the constants below, so ``catalogue.py`` lists them too.
@@ -49,6 +52,12 @@ BEGIN_WRITE = "BEGIN IMMEDIATE"
 halfway, which fails at once under contention ("database is locked")."""
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
+
+# MariaDB/MySQL errors after which the server closes the connection, though
+# the dialect does not count them as disconnects: 1153, a statement over
+# max_allowed_packet. Dropped at once, the next call opens a new one instead
+# of failing on the closed one.
+_CLOSING_MYSQL_CODES = {1153}
 
 # Connections a forked child inherited: kept referenced and never closed
 # here, since closing one would end the parent's session on the same socket.
@@ -80,17 +89,27 @@ class Compiled:
 class _Pinned:
     """A thread's connection, checked out of the pool for as long as the thread lives."""
 
+    pid = -1
+    """The process that opened it; -1 until it is set up, so that ``__del__``
+    leaves alone one whose set-up failed (the server down, say)."""
+
     def __init__(self, engine: Engine, dialect: str) -> None:
-        self.fairy = engine.raw_connection()
-        self.driver: Any = cast(Any, self.fairy.dbapi_connection)
-        self.cursor: Any = self.driver.cursor()
-        self.dialect = dialect
-        self.pid = os.getpid()
+        # Raises the driver's own error when no connection can be opened:
+        # the pool does not wrap it, PinnedConnections does.
+        fairy = engine.raw_connection()
+        try:
+            driver: Any = cast(Any, fairy.dbapi_connection)
+            cursor: Any = driver.cursor()
+            if dialect == "mysql":
+                # Single statements commit on their own, like PostgreSQL's
+                # autocommit; several run in an explicit BEGIN ... COMMIT.
+                driver.autocommit(True)
+        except BaseException:
+            fairy.invalidate()
+            raise
+        self.fairy, self.driver, self.cursor, self.dialect = fairy, driver, cursor, dialect
         self.used = time.monotonic()
-        if dialect == "mysql":
-            # Single statements commit on their own, like PostgreSQL's
-            # autocommit; several run in an explicit BEGIN ... COMMIT.
-            self.driver.autocommit(True)
+        self.pid = os.getpid()
 
     def give_back(self) -> None:
         try:
@@ -149,18 +168,12 @@ class PinnedConnections:
             return result
         except self._driver_error as exc:
             lost = self.engine.dialect.is_disconnect(cast(Any, exc), pinned.driver, cursor)
+            lost = lost or _closes_connection(exc)
             if began and not lost:
                 self._roll_back(pinned)
             if lost:
                 self._drop(pinned)
-            raise sa.exc.DBAPIError.instance(
-                None,
-                None,
-                exc,
-                self._driver_error,
-                connection_invalidated=lost,
-                dialect=self.engine.dialect,
-            ) from exc
+            raise self._wrapped(exc, lost) from exc
         except BaseException:
             if began:
                 self._roll_back(pinned)
@@ -191,11 +204,29 @@ class PinnedConnections:
             self._drop(pinned)
             pinned = None
         if pinned is None:
-            pinned = _Pinned(self.engine, self.dialect)
+            try:
+                pinned = _Pinned(self.engine, self.dialect)
+            except self._driver_error as exc:
+                # No connection could be opened (the server is down, say):
+                # the pool raises the driver's own error, which would escape
+                # errors.py; SQLAlchemy's engine.connect() wraps it so.
+                lost = self.engine.dialect.is_disconnect(cast(Any, exc), None, None)
+                raise self._wrapped(exc, lost) from exc
             self._local.pinned = pinned
             with self._lock:
                 self._all.add(pinned)
         return pinned
+
+    def _wrapped(self, exc: Exception, lost: bool) -> sa.exc.StatementError:
+        """The driver's error as SQLAlchemy's class for it, as its execution layer raises it."""
+        return sa.exc.DBAPIError.instance(
+            None,
+            None,
+            exc,
+            self._driver_error,
+            connection_invalidated=lost,
+            dialect=self.engine.dialect,
+        )
 
     def _alive(self, pinned: _Pinned) -> bool:
         try:
@@ -219,3 +250,8 @@ class PinnedConnections:
             pinned.fairy.invalidate()
         if getattr(self._local, "pinned", None) is pinned:
             self._local.pinned = None
+
+
+def _closes_connection(exc: Exception) -> bool:
+    """Whether the server closed the connection after this error (MariaDB/MySQL)."""
+    return bool(exc.args) and exc.args[0] in _CLOSING_MYSQL_CODES

@@ -146,6 +146,15 @@ def _install_session_settings(engine: Engine, backend: str, synchronous: str) ->
             conn.exec_driver_sql(BEGIN if read else BEGIN_WRITE)
 
 
+MAX_STATEMENT = "SELECT @@max_allowed_packet"
+"""MariaDB/MySQL: the longest statement the server takes, read once per backend."""
+
+
+def max_statement(conn: Connection) -> int:
+    """The server's ``max_allowed_packet``: a longer statement makes it drop the connection."""
+    return int(conn.exec_driver_sql(MAX_STATEMENT).scalar_one())
+
+
 def check_server(conn: Connection) -> None:
     """Refuse a MariaDB or MySQL server too old for SKIP LOCKED."""
     dialect = conn.dialect

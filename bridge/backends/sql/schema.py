@@ -1,18 +1,25 @@
 """The queue table on first use: created if missing, brought up to date if older.
 
-Tables made by an earlier bridge have no ``state`` column. That version
-cleared an item's token on release and delay and told a delayed item from a
-leased one by the missing token; this one keeps the token (the holder may
-go on settling, as in Drupal) and says which in ``state``. The column is
-added on first use, with ``ALTER TABLE ... ADD COLUMN`` (no table rewrite on
-PostgreSQL 11+, MariaDB 10.3+ or SQLite), and the items that version had
-leased are marked so; both run in one transaction where DDL is
-transactional (PostgreSQL, SQLite). Several processes may start at once:
-the one that loses the race finds the column there and goes on.
+Tables made by an earlier bridge lack columns added since
+(:data:`~bridge.backends.sql.statements.ADDED_COLUMNS`); each missing one
+is added on first use with ``ALTER TABLE ... ADD COLUMN``, which rewrites
+no table on PostgreSQL 11+, MariaDB 10.3+ or SQLite (a constant default or
+none). Several processes may start at once: the one whose ALTER loses the
+race finds the column there and goes on.
 
-While processes of the earlier version still share the table, ``counts()``
-may file their leases and delays under the wrong state; claims, leases and
-tokens are unaffected.
+``state`` (first release to second): that version cleared an item's token
+on release and delay and told a delayed item from a leased one by the
+missing token; this one keeps the token (the holder may go on settling, as
+in Drupal) and says which in ``state``. The items that version had leased
+are marked so with the column, in one transaction where DDL is
+transactional (PostgreSQL, SQLite). While processes of that version still
+share the table, ``counts()`` may file their leases and delays under the
+wrong state; claims, leases and tokens are unaffected.
+
+``last_error``, ``held_at``, ``hold_reason`` (held items): NULL on every
+existing row, which is what they are for an item that never failed. A
+bridge without them never claims a held item (its ``expire`` is far ahead),
+but its ``release_all`` would free one, as it frees any waiting item.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bridge.backends.sql.statements import STATE_COLUMN, Statements
+from bridge.backends.sql.statements import ADDED_COLUMNS, STATE_COLUMN, Statements
 
 
 def ensure_schema(engine: Engine, statements: Statements) -> None:
@@ -32,29 +39,33 @@ def ensure_schema(engine: Engine, statements: Statements) -> None:
         # Another process created it between our check and our CREATE.
         if not sa.inspect(engine).has_table(table.name):
             raise
-    if not _has_state(engine, table.name):
-        _add_state(engine, statements)
+    present = _columns(engine, table.name)
+    for column in ADDED_COLUMNS:
+        if column not in present:
+            add_column(engine, statements, column)
 
 
-def _has_state(engine: Engine, table: str) -> bool:
+def _columns(engine: Engine, table: str) -> set[str]:
     with engine.connect() as conn:
-        return any(column["name"] == STATE_COLUMN for column in sa.inspect(conn).get_columns(table))
+        return {column["name"] for column in sa.inspect(conn).get_columns(table)}
 
 
-def _add_state(engine: Engine, statements: Statements) -> None:
+def add_column(engine: Engine, statements: Statements, column: str) -> None:
+    """Add ``column`` (with what it implies for existing rows), unless a racer did."""
     try:
         with engine.connect() as conn:
-            _migrate(conn, statements)
+            _migrate(conn, statements, column)
     except sa.exc.DBAPIError:
         # Another process added it first: its ALTER won, ours failed.
-        if not _has_state(engine, statements.table.name):
+        if column not in _columns(engine, statements.table.name):
             raise
 
 
-def _migrate(conn: Connection, statements: Statements) -> None:
+def _migrate(conn: Connection, statements: Statements, column: str) -> None:
     if statements.kind == "postgresql":
         # The engine autocommits; the column and its values go in together.
         conn = conn.execution_options(isolation_level="READ COMMITTED")
     with conn.begin():
-        conn.exec_driver_sql(statements.add_state_column())
-        conn.execute(statements.backfill_state)
+        conn.exec_driver_sql(statements.add_column(column))
+        if column == STATE_COLUMN:
+            conn.execute(statements.backfill_state)

@@ -10,6 +10,10 @@ SQLAlchemy. ``catalogue.py`` renders every statement, per dialect, into
 What makes the statements fast is said where they are built: the LIMIT is
 written into the text (:func:`inline`), deletes and holder updates find
 rows by id and token only, and ``expire`` is out of the claim index.
+
+Held items are kept out of claims by ``expire`` alone (:data:`HELD_UNTIL`),
+so the claim is the same statement with or without them; everything else
+that must tell them apart reads ``state``.
 """
 
 from __future__ import annotations
@@ -31,8 +35,20 @@ LEASED = "leased"
 DELAYED = "delayed"
 """Created with a delay or delayed: ``expire`` is the delay's end."""
 
+HELD = "held"
+"""Set aside after failing (``hold_item``): never claimable until kicked."""
+HELD_UNTIL = 253402300799.0
+"""A held item's ``expire``: 9999-12-31 23:59:59 UTC, after any lease (the
+longest ends before 2100) and still a date every tool can show. With it the
+claim's own ``expire <= now`` skips held items: the claim statement, and
+its plan, stay what they were without holding, and a bridge too old to know
+``state = 'held'`` never claims a held item either."""
+
 STATE_COLUMN = "state"
 """Added after the first release; ``schema.py`` adds it to older tables."""
+ADDED_COLUMNS = (STATE_COLUMN, "last_error", "held_at", "hold_reason")
+"""Columns a table made by an earlier bridge may lack, in the order they came;
+``schema.py`` adds the missing ones on first use."""
 
 
 def queue_table(name: str) -> sa.Table:
@@ -52,9 +68,14 @@ def queue_table(name: str) -> sa.Table:
         sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("token", sa.String(32), nullable=True),
-        # A string, not an enum type, so that a state can be added (a held
-        # item, next) without altering a type on every database.
+        # A string, not an enum type, so that a state can be added (as
+        # 'held' was) without altering a type on every database.
         sa.Column(STATE_COLUMN, sa.String(16), nullable=False, server_default=READY),
+        # NULL unless set, with no default: adding them to a big table is
+        # then a change of the catalogue only, on every database.
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("held_at", sa.Double(), nullable=True),
+        sa.Column("hold_reason", sa.Text(), nullable=True),
     )
     sa.Index(f"{name}_claim", table.c.name, table.c.priority.desc(), table.c.item_id)
     return table
@@ -115,6 +136,16 @@ def _state(value: str) -> sa.ColumnElement[str]:
     return sa.literal_column(f"'{value}'", sa.String())
 
 
+def _error() -> sa.BindParameter[str]:
+    """The error text to keep (``last_error`` is a column, so not that name)."""
+    return sa.bindparam("error", type_=sa.Text())
+
+
+def _limit() -> sa.BindParameter[int]:
+    """A listing's or an operator's limit: sent, since these run seldom (see :func:`inline`)."""
+    return sa.bindparam("limit", type_=sa.Integer())
+
+
 class Statements:
     """Every statement on one queue table, for one dialect.
 
@@ -149,10 +180,10 @@ class Statements:
         (index,) = self.table.indexes
         return CreateIndex(index)
 
-    def add_state_column(self) -> str:
-        """For a table created before the state column: the column as CREATE TABLE has it."""
+    def add_column(self, name: str) -> str:
+        """For a table made before column ``name``: the column as CREATE TABLE has it."""
         compiler = self.dialect.ddl_compiler(self.dialect, self.create_table())
-        column = compiler.get_column_specification(self.table.c[STATE_COLUMN])
+        column = compiler.get_column_specification(self.table.c[name])
         table = self.dialect.identifier_preparer.format_table(self.table)
         return f"ALTER TABLE {table} ADD COLUMN {column}"
 
@@ -218,14 +249,24 @@ class Statements:
                 attempts=t.c.attempts + inline(1),
                 state=_state(LEASED),
             )
-            .returning(t.c.item_id, t.c.data, t.c.created, t.c.expire, t.c.attempts, t.c.priority)
+            # The previous attempt's error, for the worker that tries again:
+            # the one column the claim reads beyond what it always did.
+            .returning(
+                t.c.item_id,
+                t.c.data,
+                t.c.created,
+                t.c.expire,
+                t.c.attempts,
+                t.c.priority,
+                t.c.last_error,
+            )
         )
 
     def lock_claimable(self, count: int) -> sa.Select[Any]:
         """MariaDB/MySQL's first step: lock the next claimable rows, and read the clock."""
         t = self.table
         locked = self.claimable().add_columns(
-            t.c.data, t.c.created, t.c.attempts, t.c.priority, self.now
+            t.c.data, t.c.created, t.c.attempts, t.c.priority, t.c.last_error, self.now
         )
         return self._limited(locked, inline(count)).with_for_update(skip_locked=True)
 
@@ -265,32 +306,66 @@ class Statements:
 
     # -- a holder's calls: by id and token, as deletes are --------------------------------
 
-    def _held(self, state: str, expire: sa.ColumnElement[float]) -> sa.Update:
+    def _by_holder(self) -> sa.Update:
         t = self.table
-        update = (
-            sa.update(t)
-            # Not item_id and token, which are columns (see _queue).
-            .where(
-                t.c.item_id == sa.bindparam("id", type_=sa.BigInteger()),
-                t.c.token == sa.bindparam("claim", type_=sa.String()),
-            )
-            # The token stays: the holder may go on settling, as in Drupal,
-            # until another claim replaces it.
-            .values(expire=expire, state=_state(state))
+        # Not item_id and token, which are columns (see _queue).
+        return sa.update(t).where(
+            t.c.item_id == sa.bindparam("id", type_=sa.BigInteger()),
+            t.c.token == sa.bindparam("claim", type_=sa.String()),
         )
-        return update.returning(t.c.expire) if self.update_returning else update
+
+    def _returning_expire(self, update: sa.Update) -> sa.Update:
+        return update.returning(self.table.c.expire) if self.update_returning else update
+
+    def _moved(self, state: str, expire: sa.ColumnElement[float]) -> sa.Update:
+        # The token stays: the holder may go on settling, as in Drupal,
+        # until another claim replaces it.
+        return self._returning_expire(self._by_holder().values(expire=expire, state=_state(state)))
 
     @cached_property
     def release(self) -> sa.Update:
-        return self._held(READY, sa.literal_column("0", sa.Double()))
+        return self._moved(READY, sa.literal_column("0", sa.Double()))
 
     @cached_property
     def delay(self) -> sa.Update:
-        return self._held(DELAYED, self.now + sa.bindparam("seconds", type_=sa.Double()))
+        return self._moved(DELAYED, self._from_now())
 
     @cached_property
     def extend(self) -> sa.Update:
-        return self._held(LEASED, self.now + sa.bindparam("seconds", type_=sa.Double()))
+        return self._moved(LEASED, self._from_now())
+
+    def _from_now(self) -> sa.ColumnElement[float]:
+        return self.now + sa.bindparam("seconds", type_=sa.Double())
+
+    @cached_property
+    def fail(self) -> sa.Update:
+        """fail_item without a delay: the error kept, the lease left to run out."""
+        return self._returning_expire(self._by_holder().values(last_error=_error()))
+
+    @cached_property
+    def fail_delayed(self) -> sa.Update:
+        """fail_item with a delay: the error kept and the item delayed, as ``delay`` does."""
+        return self._returning_expire(
+            self._by_holder().values(
+                last_error=_error(), expire=self._from_now(), state=_state(DELAYED)
+            )
+        )
+
+    @cached_property
+    def hold(self) -> sa.Update:
+        """hold_item: the claim's item set aside in one UPDATE, which ends the claim.
+
+        Without an error (``error`` NULL) the item keeps the one it had.
+        """
+        t = self.table
+        return self._by_holder().values(
+            state=_state(HELD),
+            expire=sa.literal_column(repr(HELD_UNTIL), sa.Double()),
+            held_at=self.now,
+            hold_reason=sa.bindparam("reason", type_=sa.Text()),
+            last_error=sa.func.coalesce(_error(), t.c.last_error),
+            token=sa.null(),
+        )
 
     @cached_property
     def read_expire(self) -> sa.Select[Any]:
@@ -298,45 +373,163 @@ class Statements:
         t = self.table
         return sa.select(t.c.expire).where(t.c.item_id == sa.bindparam("id", type_=sa.BigInteger()))
 
+    # -- held items: by state, oldest held first --------------------------------------
+
+    @cached_property
+    def held_items(self) -> sa.Select[Any]:
+        """The oldest held items. No index has ``held_at``: this reads the
+        queue's rows (through the claim index's ``name``) and sorts the held ones."""
+        t = self.table
+        return self._limited(
+            sa.select(*self._listed(), t.c.held_at, t.c.hold_reason)
+            .where(t.c.name == _queue(), self._is_held())
+            .order_by(t.c.held_at, t.c.item_id),
+            _limit(),
+        )
+
+    def kick(self, limited: bool) -> sa.Update:
+        """Held items back to ready, attempts reset; ``limited``: the oldest ``limit``.
+
+        One UPDATE, so a kick that is killed has moved all or none.
+        ``last_error`` stays for the next claimer.
+        """
+        return sa.update(self.table).where(*self._held_here(limited)).values(self._kicked())
+
+    @cached_property
+    def kick_item(self) -> sa.Update:
+        t = self.table
+        return (
+            sa.update(t)
+            .where(
+                t.c.item_id == sa.bindparam("id", type_=sa.BigInteger()),
+                t.c.name == _queue(),
+                self._is_held(),
+            )
+            .values(self._kicked())
+        )
+
+    @staticmethod
+    def _kicked() -> dict[str, Any]:
+        return {
+            "state": _state(READY),
+            "expire": sa.literal_column("0", sa.Double()),
+            "attempts": inline(0),
+            "held_at": sa.null(),
+            "hold_reason": sa.null(),
+        }
+
+    def delete_held(self, limited: bool) -> sa.Delete:
+        """Held items deleted; ``limited``: the oldest ``limit`` of them."""
+        return sa.delete(self.table).where(*self._held_here(limited))
+
+    def _is_held(self) -> sa.ColumnElement[bool]:
+        return self.table.c.state == _state(HELD)
+
+    def _held_here(self, limited: bool) -> list[sa.ColumnElement[bool]]:
+        """The queue's held items; ``limited``: the oldest ``limit`` of them.
+
+        The outer ``state = 'held'`` is checked again on each row the
+        statement changes, so that an item another kick or delete took
+        first is not counted twice.
+        """
+        t = self.table
+        if not limited:
+            return [t.c.name == _queue(), self._is_held()]
+        picked = self._limited(
+            sa.select(t.c.item_id)
+            .where(t.c.name == _queue(), self._is_held())
+            .order_by(t.c.held_at, t.c.item_id),
+            _limit(),
+        )
+        if self.kind == "postgresql":
+            # A CTE, as the claim's: PostgreSQL may run an IN (...) subquery
+            # again for each row it changes, and each run, no longer seeing
+            # the rows changed so far, picks the next ones: kick(limit=1)
+            # kicked two. SKIP LOCKED lets a concurrent kick take the next ones.
+            oldest = picked.with_for_update(skip_locked=True).cte("oldest")
+            return [t.c.item_id == oldest.c.item_id, self._is_held()]
+        if self.kind in ("mysql", "mariadb"):
+            # They refuse a LIMIT inside IN (...) and, MySQL, a subquery on
+            # the table being changed; a derived table is neither, and its
+            # LIMIT makes it materialized before the change starts.
+            picked = sa.select(picked.subquery("oldest").c.item_id)
+        return [t.c.item_id.in_(picked.scalar_subquery()), self._is_held()]
+
     # -- introspection and administration ------------------------------------------------
 
     @cached_property
     def counts(self) -> sa.Select[Any]:
-        """Total, leased and delayed; a waiting item not under a lease counts as delayed."""
+        """Total, leased, delayed and held; a waiting item neither leased nor held is delayed."""
         t = self.table
         waiting = t.c.expire > self.now
         leased = t.c.state == _state(LEASED)
+        held = self._is_held()
         one, zero = inline(1), inline(0)
+
+        def number(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+            return sa.func.coalesce(sa.func.sum(sa.case((condition, one), else_=zero)), zero)
+
         return sa.select(
             sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((waiting & leased, one), else_=zero)), zero),
-            sa.func.coalesce(sa.func.sum(sa.case((waiting & ~leased, one), else_=zero)), zero),
+            number(waiting & leased),
+            number(waiting & ~leased & ~held),
+            number(held),
         ).where(t.c.name == _queue())
+
+    @cached_property
+    def oldest_ready_age(self) -> sa.Select[Any]:
+        """Seconds since the oldest claimable item was created (NULL: none is).
+
+        One pass over the queue's rows, as ``counts`` makes: no index has
+        ``created``, and one would cost every insert and delete (the hot
+        path) to serve a metric read every few seconds.
+        """
+        t = self.table
+        return sa.select(self.now - sa.func.min(t.c.created)).where(
+            t.c.name == _queue(), t.c.expire <= self.now
+        )
 
     @cached_property
     def queue_names(self) -> sa.Select[Any]:
         t = self.table
         return sa.select(t.c.name, sa.func.count()).group_by(t.c.name)
 
+    def _listed(self) -> tuple[sa.Column[Any], ...]:
+        """What a listing shows of an item (a StoredItem's fields up to ``last_error``,
+        without the token)."""
+        t = self.table
+        return (
+            t.c.item_id,
+            t.c.data,
+            t.c.created,
+            t.c.expire,
+            t.c.attempts,
+            t.c.priority,
+            t.c.last_error,
+        )
+
     @cached_property
     def peek(self) -> sa.Select[Any]:
-        """The next items in claim order, claimable ones first; this one sorts."""
+        """The next items in claim order, claimable ones first, held ones not; this one sorts."""
         t = self.table
         waiting = sa.case((t.c.expire <= self.now, inline(0)), else_=inline(1))
         return self._limited(
-            sa.select(t.c.item_id, t.c.data, t.c.created, t.c.expire, t.c.attempts, t.c.priority)
-            .where(t.c.name == _queue())
+            sa.select(*self._listed())
+            .where(t.c.name == _queue(), ~self._is_held())
             .order_by(waiting, t.c.priority.desc(), t.c.item_id),
-            sa.bindparam("limit", type_=sa.Integer()),
+            _limit(),
         )
 
     @cached_property
     def free_leases(self) -> sa.Update:
-        """release_all, first: every lease and delay dropped, and its claim ended."""
+        """release_all, first: every lease and delay dropped, and its claim ended.
+
+        Held items wait too (their ``expire`` is :data:`HELD_UNTIL`) but stay held.
+        """
         t = self.table
         return (
             sa.update(t)
-            .where(t.c.name == _queue(), t.c.expire > self.now)
+            .where(t.c.name == _queue(), t.c.expire > self.now, ~self._is_held())
             .values(
                 expire=sa.literal_column("0", sa.Double()), token=sa.null(), state=_state(READY)
             )

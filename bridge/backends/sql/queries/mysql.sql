@@ -22,6 +22,9 @@ CREATE TABLE bridge_queue (
 	attempts INTEGER NOT NULL DEFAULT '0',
 	token VARCHAR(32),
 	state VARCHAR(16) NOT NULL DEFAULT 'ready',
+	last_error TEXT,
+	held_at DOUBLE,
+	hold_reason TEXT,
 	PRIMARY KEY (item_id)
 );
 
@@ -36,6 +39,22 @@ ALTER TABLE bridge_queue ADD COLUMN state VARCHAR(16) NOT NULL DEFAULT 'ready';
 -- name: backfill_state
 -- runs in: with add_state_column, in its transaction where DDL has one
 UPDATE bridge_queue SET state='leased' WHERE bridge_queue.token IS NOT NULL AND bridge_queue.state = 'ready';
+
+-- name: add_last_error_column
+-- runs in: first use of a table made before the last_error column
+ALTER TABLE bridge_queue ADD COLUMN last_error TEXT;
+
+-- name: add_held_at_column
+-- runs in: first use of a table made before the held_at column
+ALTER TABLE bridge_queue ADD COLUMN held_at DOUBLE;
+
+-- name: add_hold_reason_column
+-- runs in: first use of a table made before the hold_reason column
+ALTER TABLE bridge_queue ADD COLUMN hold_reason TEXT;
+
+-- name: max_allowed_packet
+-- runs in: first use (create_items' statement size)
+SELECT @@max_allowed_packet;
 
 -- name: session_1
 -- runs in: every new connection
@@ -58,7 +77,7 @@ INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (
 -- name: lock_claimable[n=1]
 -- runs in: claim_items, first
 -- parameters: queue
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, unix_timestamp(now(6)) AS unix_timestamp_1
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, unix_timestamp(now(6)) AS unix_timestamp_1
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 FOR UPDATE SKIP LOCKED;
@@ -66,7 +85,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(no
 -- name: lock_claimable[n=100]
 -- runs in: claim_items, first
 -- parameters: queue
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, unix_timestamp(now(6)) AS unix_timestamp_1
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, unix_timestamp(now(6)) AS unix_timestamp_1
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 100 FOR UPDATE SKIP LOCKED;
@@ -106,19 +125,82 @@ UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='de
 -- parameters: seconds, id, claim
 UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='leased' WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
 
+-- name: fail
+-- runs in: fail_item without a delay
+-- parameters: error, id, claim
+UPDATE bridge_queue SET last_error=%(error)s WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
+
+-- name: fail_delayed
+-- runs in: fail_item with a delay
+-- parameters: seconds, error, id, claim
+UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='delayed', last_error=%(error)s WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
+
+-- name: hold
+-- runs in: hold_item
+-- parameters: error, reason, id, claim
+UPDATE bridge_queue SET expire=253402300799.0, token=NULL, state='held', last_error=coalesce(%(error)s, bridge_queue.last_error), held_at=unix_timestamp(now(6)), hold_reason=%(reason)s WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
+
 -- name: read_expire
--- runs in: delay_item, extend_lease, release_item: after the UPDATE, in its transaction
+-- runs in: delay_item, extend_lease, release_item, fail_item: after the UPDATE, in its transaction
 -- parameters: id
 SELECT bridge_queue.expire
 FROM bridge_queue
 WHERE bridge_queue.item_id = %(id)s;
 
+-- name: held_items
+-- runs in: held_items
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' ORDER BY bridge_queue.held_at, bridge_queue.item_id
+ LIMIT %(limit)s;
+
+-- name: kick
+-- runs in: kick with a limit
+-- parameters: queue, limit
+UPDATE bridge_queue SET expire=0, attempts=0, state='ready', held_at=NULL, hold_reason=NULL WHERE bridge_queue.item_id IN (SELECT oldest.item_id
+FROM (SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' ORDER BY bridge_queue.held_at, bridge_queue.item_id
+ LIMIT %(limit)s) AS oldest) AND bridge_queue.state = 'held';
+
+-- name: kick_all
+-- runs in: kick without a limit
+-- parameters: queue
+UPDATE bridge_queue SET expire=0, attempts=0, state='ready', held_at=NULL, hold_reason=NULL WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held';
+
+-- name: kick_item
+-- runs in: kick_item
+-- parameters: id, queue
+UPDATE bridge_queue SET expire=0, attempts=0, state='ready', held_at=NULL, hold_reason=NULL WHERE bridge_queue.item_id = %(id)s AND bridge_queue.name = %(queue)s AND bridge_queue.state = 'held';
+
+-- name: delete_held
+-- runs in: delete_held with a limit
+-- parameters: queue, limit
+DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (SELECT oldest.item_id
+FROM (SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' ORDER BY bridge_queue.held_at, bridge_queue.item_id
+ LIMIT %(limit)s) AS oldest) AND bridge_queue.state = 'held';
+
+-- name: delete_all_held
+-- runs in: delete_held without a limit
+-- parameters: queue
+DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held';
+
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state != 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_2
+SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s;
+
+-- name: oldest_ready_age
+-- runs in: oldest_ready_age
+-- parameters: queue
+SELECT unix_timestamp(now(6)) - min(bridge_queue.created) AS anon_1
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6));
 
 -- name: queue_names
 -- runs in: queue_names
@@ -128,15 +210,15 @@ FROM bridge_queue GROUP BY bridge_queue.name;
 -- name: peek
 -- runs in: peek
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s ORDER BY CASE WHEN (bridge_queue.expire <= unix_timestamp(now(6))) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.state != 'held' ORDER BY CASE WHEN (bridge_queue.expire <= unix_timestamp(now(6))) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: free_leases
 -- runs in: release_all, first
 -- parameters: queue
-UPDATE bridge_queue SET expire=0, token=NULL, state='ready' WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > unix_timestamp(now(6));
+UPDATE bridge_queue SET expire=0, token=NULL, state='ready' WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state != 'held';
 
 -- name: end_claims
 -- runs in: release_all, then, in its transaction
