@@ -1,8 +1,10 @@
 """The RabbitMQ backend: what the broker really does under Drupal's queue API.
 
 The contract suite runs on RabbitMQ's default layout (quorum queues) through
-conftest's ``rabbitmq`` kind, and on classic queues in
-``test_amqp_classic.py``; ``test_amqp_crash.py`` kills the broker. This
+conftest's ``rabbitmq`` kind, and on classic queues through its
+``rabbitmq-classic`` kind; ``test_amqp_crash.py`` kills the broker, and
+``test_amqp_holding.py`` checks held items, failures and the moves between
+queues, killing the processes that make them. This
 file checks what only a broker shows: refused Kombu transports, the layout
 (queue types, holding queues, names), one message per fetch, the emulated
 lease (alive, expired, killed), real delays, priorities, claims that only
@@ -708,6 +710,6 @@ def test_long_names_delay_without_errors(connect: Connect, name: str) -> None:
 
 @rabbitmq
 def test_names_rabbitmq_or_bridge_keep_are_refused(connect: Connect) -> None:
-    for name in ("amq.mine", "bridge.delay.mine"):
+    for name in ("amq.mine", "bridge.delay.mine", "bridge.held.mine"):
         with pytest.raises(bridge.InvalidArgumentError, match=r"never start with 'amq\.'"):
             connect(name).create_item("x")

@@ -1,11 +1,12 @@
 """RabbitMQ (AMQP 0-9-1) queues, through Kombu's py-amqp transport.
 
-The queue semantics live here: claims, the emulated lease, delays, who may
-settle a claim. ``amqp_session.py`` talks to the broker (the connection and
-its channels), ``amqp_layout.py`` decides queue types, arguments and
-holding queues, ``amqp_delays.py`` runs the holding queues,
-``amqp_claims.py`` and ``amqp_records.py`` keep what this object holds and
-has seen. ``docs/rabbitmq.md`` explains the choices and the measurements.
+The queue semantics live here: claims, the emulated lease, delays, failures,
+who may settle a claim. ``amqp_session.py`` talks to the broker (the
+connection and its channels), ``amqp_layout.py`` decides queue types,
+arguments and the names of holding and held queues, ``amqp_delays.py`` runs
+the holding queues, ``amqp_held.py`` the held queues, ``amqp_claims.py`` and
+``amqp_records.py`` keep what this object holds and has seen.
+``docs/rabbitmq.md`` explains the choices and the measurements.
 
 Features:
     Quorum queues where the server has them (RabbitMQ 3.10 and later): an
@@ -25,11 +26,31 @@ Features:
     broker at once. RabbitMQ's ``consumer_timeout`` counts from the delivery,
     hence ``max_lease``.
 
+    Moves are transactions. A message never changes, so an item that moves
+    (delayed, held, kicked, given back after a failure) moves as a new copy:
+    the copy is published and the original acknowledged in one AMQP
+    transaction on the channel that holds the original. A process killed
+    at any instant leaves the item where it was or where it went, once
+    (``tests/test_amqp_holding.py`` kills holders, kickers and delayers).
+    A broker that crashes during the commit is another matter: RabbitMQ
+    makes a transaction atomic only within one queue, so the copy and the
+    acknowledgement could part (``docs/rabbitmq.md``).
+
     Delays are real: a delayed item waits in a holding queue and is
     dead-lettered back when its delay ends, whatever the processes do;
     ``counts`` reports it ``delayed``, ``release_all`` hands it back early.
-    A delay publishes a copy, then acknowledges the original: a failure in
-    between leaves the item twice, never lost.
+
+    Held items (``hold_item``) wait in the queue's held queue, in the order
+    they were held, with why, when and the last error in their headers;
+    ``counts`` reports them ``held``, ``kick`` moves them back with attempts
+    from 0, ``held_items`` looks at them by fetching and requeueing them in
+    one transaction (their order is kept; for that moment other processes do
+    not see them). ``fail_item`` with a delay sends the error with the
+    delayed copy; without one, the claim keeps it until the lease ends, and
+    the item then goes back as a copy carrying it, at the back of the queue.
+    A claimer that dies first loses that error: the broker requeues the
+    message it had, as it was. ``oldest_ready_age`` is None: AMQP cannot see
+    a message without fetching it, which counts as a delivery.
 
     Who may settle: AMQP acknowledges a delivery by its tag, numbered per
     channel, so only the object that claimed an item can delete, release,
@@ -72,18 +93,20 @@ Storage layout:
     One durable queue per bridge queue, named as it, on the default
     exchange. Message: body = the payload; ``message_id`` = the item id (32
     hex digits); ``priority``; headers ``bridge-created`` (creation time,
-    epoch seconds, the creating process's clock) and, on a delayed copy,
-    ``bridge-attempts`` (claims before it). Holding queues
+    epoch seconds, the creating process's clock) and, on a copy made when
+    the item moved, ``bridge-attempts`` (claims before it; 0 once kicked),
+    ``bridge-copy`` (the copy's id) and ``bridge-last-error``; on a held
+    copy, ``bridge-held-at`` and ``bridge-hold-reason``. Holding queues
     ``bridge.delay.<2**k>ms.<name>`` and an index queue
-    ``bridge.delay.index.<name>`` (the name's SHA-256 in place of the name
-    when the whole would pass 255 bytes), which delete themselves when
-    unused. Messages from other producers are claimed too; without a
+    ``bridge.delay.index.<name>``, which delete themselves when unused; a
+    held queue ``bridge.held.<name>``, declared at the first hold (the
+    name's SHA-256 in place of the name when the whole would pass 255
+    bytes). Messages from other producers are claimed too; without a
     message id, they get a new id at each claim.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -94,6 +117,7 @@ from typing import Any, final
 from bridge.backends import missing_driver
 from bridge.backends.amqp_claims import Claims
 from bridge.backends.amqp_delays import Delays
+from bridge.backends.amqp_held import HeldQueues
 from bridge.backends.amqp_layout import MAX_DELAY, Layout
 from bridge.backends.amqp_records import (
     Fetched,
@@ -101,6 +125,7 @@ from bridge.backends.amqp_records import (
     Ledger,
     Outgoing,
     check_max_lease,
+    held_copy,
     longest_lease,
 )
 from bridge.backends.amqp_session import AmqpSession
@@ -114,8 +139,6 @@ from bridge.errors import (
     UnsupportedOperationError,
 )
 from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
-
-log = logging.getLogger(__name__)
 
 
 def amqp_capabilities(
@@ -143,11 +166,8 @@ def amqp_capabilities(
         max_delay=MAX_DELAY,
         max_lease=longest_lease(max_lease),
         max_priority=max_priority,
+        hold=True,
     )
-
-
-def _requeued_on_quorum(fetched: Fetched) -> bool:
-    return fetched.redelivered and fetched.delivery_count is not None
 
 
 @final
@@ -180,6 +200,7 @@ class AmqpBackend(Backend):
         }
         self._session = AmqpSession(kombu, url, self.url, options, layout)
         self._delays = Delays(self._session)
+        self._held = HeldQueues(self._session)
         self._max_lease = check_max_lease(max_lease)
         self.capabilities = amqp_capabilities(
             max_priority=max_priority,
@@ -197,11 +218,12 @@ class AmqpBackend(Backend):
             self._channel(name)
 
     def delete_queue(self, name: str) -> None:
-        """Delete the queue and its holding queues, unacknowledged messages included."""
+        """Delete the queue with its holding and held queues, unacknowledged messages included."""
         with self._calling("delete_queue"):
             self._session.discard(name)
             self._delays.delete(name)  # first: their messages would dead-letter into it
             self._session.delete(name)
+            self._held.drop(name)
             self._known.discard(name)
 
     # -- items -------------------------------------------------------------------
@@ -227,8 +249,20 @@ class AmqpBackend(Backend):
         with self._calling("counts"):
             ready = self._session.ready_count(name) or 0
             expired = len(self._expired(name))
-            held = self._claims.count(name)
-            return ItemCounts(ready + expired, held - expired, self._delays.count(name))
+            leased = self._claims.count(name) - expired
+            delayed = self._delays.count(name)
+            return ItemCounts(ready + expired, leased, delayed, self._held.count(name))
+
+    def oldest_ready_age(self, name: str) -> float | None:
+        """None: RabbitMQ cannot tell without fetching, and a fetch is not harmless.
+
+        AMQP shows a queue's messages only by fetching them. A fetch for a
+        look counts as a delivery on a quorum queue (``attempts`` of the item
+        at the head would grow with every metrics scrape, in every other
+        process, towards ``max_attempts``), marks the message redelivered on
+        a classic one, and hides it from claimers meanwhile.
+        """
+        return None
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         with self._calling("claim_items"):
@@ -253,7 +287,7 @@ class AmqpBackend(Backend):
                     taken.append(held)
             for held in taken:
                 held.channel.basic_ack(held.fetched.tag)
-                self._ledger.forget(held.fetched.message_id)
+                self._ledger.forget(held.fetched.key)
             return len(taken) if taken and self._session.confirmed(name) else 0
 
     def release_item(self, name: str, item: QueueItem) -> bool:
@@ -262,32 +296,33 @@ class AmqpBackend(Backend):
             return held is not None and self._requeue(name, [(item.token, held)], visibly=True)
 
     def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
-        """Move the item to its holding queue: a copy first, then the original acknowledged."""
+        """Move the item to its holding queue: a copy published, the original acknowledged."""
         with self._calling("delay_item"):
             held = self._find(name, item)
             if held is None:
                 return None
-            now = time.time()
-            if delay <= 0:
-                return now if self._requeue(name, [(item.token, held)], visibly=True) else None
-            if not self._session.confirmed(name):  # the broker took it back meanwhile
-                self._claims.pop(item.token)
+            return self._delay(name, item.token, held, delay, held.error)
+
+    def fail_item(
+        self, name: str, item: QueueItem, error: str, delay: float | None
+    ) -> float | None:
+        """Keep ``error`` for the next claimer: on the delayed copy, or with the claim.
+
+        Without a delay the claim keeps the error (one round trip confirms the
+        claim is still this backend's); when the lease ends, the item goes
+        back as a copy carrying it. A process that dies first loses the
+        error: the broker requeues the message it had, without it.
+        """
+        with self._calling("fail_item"):
+            held = self._find(name, item)
+            if held is None:
                 return None
-            copy = held.fetched.again(held.item_id, held.attempts)
-            self._delays.hold(name, [copy], delay, int(now))
-            self._claims.pop(item.token)
-            self._ledger.note(held.item_id, held.attempts, looks=0)
-            held.channel.basic_ack(held.fetched.tag)
+            if delay is not None:
+                return self._delay(name, item.token, held, delay, error)
             if not self._session.confirmed(name):
-                log.warning(
-                    "item %s of queue %r on %s is now there twice, delayed and ready: the broker "
-                    "requeued it between the delay and its acknowledgement",
-                    held.item_id,
-                    name,
-                    self.url,
-                )
                 return None
-            return now + delay
+            held.error = error
+            return held.expire
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
         """Move the local deadline, once the broker confirms the delivery is still held."""
@@ -306,6 +341,30 @@ class AmqpBackend(Backend):
                 return None
             held.expire = now + lease_time
             return held.expire
+
+    def _delay(
+        self, name: str, token: str, held: Held, delay: float, error: str | None
+    ) -> float | None:
+        now = time.time()
+        held.error = error
+        if delay <= 0:
+            return now if self._requeue(name, [(token, held)], visibly=True) else None
+        holding, expiration, redeclare = self._delays.prepare(name, delay)
+        copy = held.fetched.again(held.item_id, held.attempts, error)
+        self._claims.pop(token)
+        moved = self._session.move(
+            name,
+            holding,
+            [copy],
+            int(now),
+            redeclare,
+            ack=[held.fetched.tag],
+            expiration_ms=expiration,
+        )
+        if not moved:
+            return None
+        self._ledger.forget(held.fetched.key)
+        return now + delay
 
     def garbage_collection(self, name: str) -> None:
         """Give every expired lease of this queue held here back to the broker."""
@@ -340,18 +399,69 @@ class AmqpBackend(Backend):
             self._prune()
             held = self._claims.of(name)
             self._requeue(name, held, visibly=True)
-            redeclare = self._redeclarer(name)
-            cancelled = self._delays.cancel(
-                name,
-                lambda copies: self._session.publish(name, copies, int(time.time()), redeclare),
-            )
+            cancelled = self._delays.cancel(name, self._redeclarer(name))
             return len(held) + cancelled
 
+    # -- held items ------------------------------------------------------------------
+
+    def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
+        """Move the item to the held queue: a copy published, the original acknowledged."""
+        with self._calling("hold_item"):
+            held = self._find(name, item)
+            if held is None:
+                return False
+            now = time.time()
+            last_error = held.error if error is None else error
+            copy = held.fetched.again(held.item_id, held.attempts, last_error)
+            target, redeclare = self._held.target(name)
+            self._claims.pop(item.token)
+            moved = self._session.move(
+                name,
+                target,
+                [held_copy(copy, now, reason)],
+                int(now),
+                redeclare,
+                ack=[held.fetched.tag],
+            )
+            if moved:
+                self._ledger.forget(held.fetched.key)
+            return moved
+
+    def held_items(self, name: str, limit: int) -> list[StoredItem]:
+        with self._calling("held_items"):
+            return self._held.look(name, limit)
+
+    def kick(self, name: str, limit: int | None) -> int:
+        with self._calling("kick"):
+            self._channel(name)  # the copies go there: it must exist
+            return self._held.kick(name, limit, self._redeclarer(name))
+
+    def kick_item(self, name: str, item_id: ItemId) -> bool:
+        with self._calling("kick_item"):
+            self._channel(name)
+            return self._held.kick_item(name, item_id, self._redeclarer(name))
+
+    def delete_held(self, name: str, limit: int | None) -> int:
+        with self._calling("delete_held"):
+            return self._held.delete(name, limit)
+
     def close(self) -> None:
-        """Close the connection; the broker requeues every message still held."""
+        """Close the connection; the broker requeues every message still held.
+
+        Claims that failed (``fail_item`` without a delay) go back first, as
+        copies carrying their error, where the connection still allows it.
+        """
         with self._lock:
+            session = self._session
+            try:
+                self._prune()
+                for name in self._claims.busy():
+                    failed = [pair for pair in self._claims.of(name) if pair[1].changed]
+                    self._requeue(name, failed)
+            except (*session.channel_errors, *session.connection_errors, *session.other_errors):
+                pass  # the broker requeues them as they were
             self._claims.clear()
-            self._session.close()
+            session.close()
 
     def forget_connections(self) -> None:
         """Start afresh without a word to the broker: at start-up and in a forked child.
@@ -400,29 +510,35 @@ class AmqpBackend(Backend):
     def _requeue(self, name: str, held: list[tuple[str, Held]], *, visibly: bool = False) -> bool:
         """Requeue these deliveries: back at their place (classic) or ahead of the ready ones.
 
-        True once the broker confirmed. The queue's count shows a requeue a
-        moment after the broker confirms it (a quorum queue once its log has
-        it; a classic queue too, seen here in about one look in six);
-        ``visibly`` waits for the count to show the items back, so that the
-        caller's next count, and other connections' claims, see them.
+        A delivery whose item failed under this claim goes back as a copy
+        carrying the error instead, at the back of the queue, in the same
+        transaction. True once the broker committed it. ``visibly`` waits
+        for the queue's count to show the items back
+        (:meth:`AmqpSession.await_ready`), so that the caller's next count,
+        and other connections' claims, see them.
         """
+        if not held:
+            return False
         before = (self._session.ready_count(name) or 0) if visibly else 0
+        copies: list[Outgoing] = []
+        acks: list[int] = []
+        requeues: list[int] = []
         for token, delivery in held:
             self._claims.pop(token)
-            delivery.channel.basic_reject(delivery.fetched.tag, requeue=True)
-        confirmed = bool(held) and self._session.confirmed(name)
+            if delivery.changed:
+                fetched = delivery.fetched
+                copies.append(fetched.again(delivery.item_id, delivery.attempts, delivery.error))
+                acks.append(fetched.tag)
+                self._ledger.forget(fetched.key)
+            else:
+                requeues.append(delivery.fetched.tag)
+        redeclare = self._redeclarer(name)
+        confirmed = self._session.move(
+            name, name, copies, int(time.time()), redeclare, ack=acks, requeue=requeues
+        )
         if visibly and confirmed:
-            self._await_ready(name, before + len(held))
+            self._session.await_ready(name, before + len(held))
         return confirmed
-
-    def _await_ready(self, name: str, ready: int) -> None:
-        """Wait until the queue counts ``ready`` messages, or half a second has passed.
-
-        Other claimers may keep the count lower; the wait ends then anyway.
-        """
-        deadline = time.monotonic() + 0.5
-        while (self._session.ready_count(name) or 0) < ready and time.monotonic() < deadline:
-            time.sleep(0.002)
 
     def _borrow(self, name: str, limit: int) -> list[StoredItem]:
         """Fetch up to ``limit`` ready messages for a look, then requeue them all.
@@ -431,12 +547,12 @@ class AmqpBackend(Backend):
         so on one every earlier-requeued message is borrowed too (they come
         first, marked redelivered), and all go back in the order they came.
         It applies requeues a moment after confirming them, so the look ends
-        once the queue's count shows them back (see :meth:`_await_ready`).
+        once the queue's count shows them back (see :meth:`AmqpSession.await_ready`).
         """
         channel = self._channel(name)
         borrowed: list[tuple[str, Held]] = []
         ready: int | None = None
-        while len(borrowed) < limit or (borrowed and _requeued_on_quorum(borrowed[-1][1].fetched)):
+        while len(borrowed) < limit or (borrowed and borrowed[-1][1].fetched.returned):
             message = channel.basic_get(queue=name, no_ack=False)
             if message is None:
                 break
@@ -447,7 +563,7 @@ class AmqpBackend(Backend):
             borrowed.append(self._claims.receive(name, channel, fetched, 0.0, looked))
         self._requeue(name, borrowed)
         if ready is not None:
-            self._await_ready(name, ready)
+            self._session.await_ready(name, ready)
         return [held.stored("") for _, held in borrowed[:limit]]
 
     def _prune(self) -> None:
@@ -489,3 +605,6 @@ class AmqpBackend(Backend):
                     f"{operation} on {self.url} failed: the broker connection is lost ({exc}); "
                     "the broker requeued this connection's claims; the next call reconnects"
                 ) from exc
+            except session.other_errors as exc:
+                session.bury_dead()
+                raise BackendError(f"{operation} on {self.url} failed: {exc!r}") from exc

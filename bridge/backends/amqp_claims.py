@@ -39,6 +39,7 @@ class Claims:
             expire=expire,
             delivered=time.time(),
             seq=next(self._seq),
+            error=fetched.error,
         )
         token = new_token(self.owner)
         self._held[token] = held

@@ -35,6 +35,16 @@ class Delays:
 
     def hold(self, name: str, messages: list[Outgoing], delay: float, timestamp: int) -> None:
         """Publish ``messages`` to come into queue ``name`` ``delay`` s from now, all or none."""
+        holding, expiration, declare = self.prepare(name, delay)
+        self._session.publish(holding, messages, timestamp, declare, expiration)
+
+    def prepare(self, name: str, delay: float) -> tuple[str, int, Callable[[], None]]:
+        """Where an item of ``name`` delayed by ``delay`` s waits, ready for a publish.
+
+        Returns the holding queue (declared unless this backend did so
+        lately), the message expiration in milliseconds, and what declares
+        the holding queue again if a publish finds it gone.
+        """
         session = self._session
         bucket = bucket_for(delay)
         holding = holding_name(name, bucket)
@@ -49,7 +59,7 @@ class Delays:
 
         if time.monotonic() - self._renewed.get(holding, -math.inf) >= RENEW_AFTER:
             declare()
-        session.publish(holding, messages, timestamp, declare, expiration_ms(delay))
+        return holding, expiration_ms(delay), declare
 
     def count(self, name: str) -> int:
         """Messages waiting in the queue's holding queues."""
@@ -58,12 +68,13 @@ class Delays:
             return 0
         return sum(session.ready_count(holding_name(name, bucket)) or 0 for bucket in BUCKETS_MS)
 
-    def cancel(self, name: str, republish: Callable[[list[Outgoing]], None]) -> int:
+    def cancel(self, name: str, redeclare: Callable[[], None]) -> int:
         """Move every waiting message into the queue now; how many were moved.
 
-        Each holding queue's messages are published into the queue first and
-        acknowledged after, so a failure in between leaves an item twice,
-        never lost.
+        Each holding queue's messages are published into the queue and
+        acknowledged in one transaction: a failure leaves them where they
+        were or where they went. ``redeclare`` declares the queue again if
+        another process deleted it meanwhile.
         """
         session = self._session
         if session.ready_count(index_name(name)) is None:
@@ -73,20 +84,17 @@ class Delays:
             holding = holding_name(name, bucket)
             if not session.ready_count(holding):
                 continue
-            channel, messages = session.take_all(holding)
-            if not messages:
+            waiting = [Fetched.of(message) for message in session.take_all(holding)]
+            if not waiting:
                 continue
-            copies = []
-            for message in messages:
-                fetched = Fetched.of(message)
-                copies.append(
-                    fetched.again(fetched.message_id or uuid.uuid4().hex, fetched.earlier)
+            copies = [
+                fetched.again(
+                    fetched.message_id or uuid.uuid4().hex, fetched.earlier, fetched.error
                 )
-            republish(copies)
-            for message in messages:
-                channel.basic_ack(message.delivery_tag)
-            channel.basic_qos(0, 0, False)  # acks get no reply: this round trip confirms them
-            moved += len(messages)
+                for fetched in waiting
+            ]
+            session.move_held(name, copies, redeclare, ack=[fetched.tag for fetched in waiting])
+            moved += len(waiting)
         return moved
 
     def delete(self, name: str) -> None:

@@ -1,4 +1,4 @@
-"""How the RabbitMQ backend lays its queues out: queue types, declare arguments, holding queues.
+"""How the RabbitMQ backend lays its queues out: types, arguments, holding and held queues.
 
 No I/O here: these are the decisions, kept apart from ``amqp_session.py``
 (which talks to the broker) so that they read, and test, on their own.
@@ -33,6 +33,16 @@ publishing to it whenever its last declaration is older than
 bridge queue, declared with every holding queue and living longer than any,
 says whether the bridge queue has any holding queue at all, so counting a
 queue that never delayed costs one look, not one per bucket.
+
+Held queues. Items set aside (``hold_item``) wait in their bridge queue's
+held queue, ``bridge.held.<name>``, in the order they were held, until
+kicked back or deleted. It has the type the bridge queue is declared with:
+a quorum queue gets the same ``x-delivery-limit``, which keeps the order
+through the requeues of a look and never drops a message however often it
+is looked at; a classic one gets no priorities, which would reorder it. It
+has nothing that could drop a message (no expiry, no length limit, none of
+``queue_arguments``), is declared at the first hold and lives until its
+bridge queue is deleted.
 """
 
 from __future__ import annotations
@@ -59,6 +69,9 @@ EXPIRES_MARGIN_MS = 600_000
 RENEW_AFTER = 300.0
 """Seconds after which a holding queue is declared again before use (half the margin)."""
 HOLDING_PREFIX = "bridge.delay."
+HELD_PREFIX = "bridge.held."
+RESERVED_PREFIXES = ("amq.", HOLDING_PREFIX, HELD_PREFIX)
+"""Queue names bridge refuses: RabbitMQ's own, and those of its holding and held queues."""
 _MAX_NAME_BYTES = 255
 
 
@@ -153,6 +166,12 @@ class Layout:
             )
         return arguments
 
+    def held_arguments(self, version: tuple[int, ...] | None) -> dict[str, Any]:
+        """The held queue: the bridge queue's type, and nothing that drops or reorders."""
+        if self.main_type(version) == "quorum":
+            return {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT}
+        return {}
+
     def index_arguments(self, version: tuple[int, ...] | None) -> dict[str, Any]:
         arguments: dict[str, Any] = {"x-expires": BUCKETS_MS[-1] + 2 * EXPIRES_MARGIN_MS}
         if self.holding_type(version) == "quorum":
@@ -191,6 +210,10 @@ def holding_name(name: str, bucket_ms: int) -> str:
 
 def index_name(name: str) -> str:
     return _derived(f"{HOLDING_PREFIX}index.", name)
+
+
+def held_name(name: str) -> str:
+    return _derived(HELD_PREFIX, name)
 
 
 def _derived(prefix: str, name: str) -> str:

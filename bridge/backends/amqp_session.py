@@ -6,9 +6,16 @@ leases, tokens), so that this module is only about talking to RabbitMQ:
 * one channel per queue, which declares, fetches, acknowledges and
   requeues that queue's messages. Delivery tags are numbered per channel,
   and a channel error (a missing queue, RabbitMQ's consumer_timeout) costs
-  every delivery on that channel, so queues do not share one;
+  every delivery on that channel, so queues do not share one. It is
+  transactional: what a call does to a claimed message (acknowledge it,
+  requeue it, publish its new copy elsewhere) takes effect at one commit,
+  all of it or none, so a process killed at any instant leaves the item
+  where it was or where it went (:meth:`AmqpSession.move`);
 * one transactional channel that publishes (``tx_commit`` makes a batch
-  all-or-nothing) and gets unroutable messages back (``mandatory``);
+  all-or-nothing); every channel gets unroutable messages back
+  (``mandatory``);
+* one transactional channel that takes messages out of held and holding
+  queues, and puts back the ones it only looked at (:meth:`AmqpSession.mover`);
 * one channel for everything else: passive declares, holding queues,
   deletes.
 
@@ -29,10 +36,11 @@ from __future__ import annotations
 
 import logging
 import select
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge.backends.amqp_layout import HOLDING_PREFIX, Layout, parse_version
+from bridge.backends.amqp_layout import RESERVED_PREFIXES, Layout, parse_version
 from bridge.backends.amqp_records import Outgoing
 from bridge.errors import BackendError, ConfigurationError, InvalidArgumentError
 
@@ -69,6 +77,13 @@ class AmqpSession:
             *transport.connection_errors,
             kombu.exceptions.OperationalError,
         )
+        amqp = kombu.transport.pyamqp.amqp
+        self.other_errors: tuple[type[Exception], ...] = (
+            amqp.exceptions.AMQPError,
+            amqp.exceptions.MessageNacked,
+            kombu.exceptions.KombuError,
+        )
+        """Every other error of the drivers: a failure of the call, not of the connection."""
         self.forget()
 
     def forget(self) -> None:
@@ -76,6 +91,7 @@ class AmqpSession:
         self._conn: Any = None
         self.channels: dict[str, Any] = {}
         self._publisher: Any = None
+        self._mover: Any = None
         self._admin: Any = None
         self._returned: list[str] = []
 
@@ -92,7 +108,7 @@ class AmqpSession:
         if conn is not None:
             try:
                 conn.release()
-            except (*self.connection_errors, *self.channel_errors):
+            except (*self.connection_errors, *self.channel_errors, *self.other_errors):
                 pass
 
     # -- channels ------------------------------------------------------------------
@@ -106,11 +122,11 @@ class AmqpSession:
         channel = self.channels.get(name)
         if channel is not None and channel.is_open:
             return channel
-        if name.startswith(("amq.", HOLDING_PREFIX)) or len(name.encode()) > 255:
+        if name.startswith(RESERVED_PREFIXES) or len(name.encode()) > 255:
             raise InvalidArgumentError(
                 f"RabbitMQ queue names are at most 255 bytes and never start with 'amq.'; "
-                f"bridge keeps names starting with {HOLDING_PREFIX!r} for its holding queues: "
-                f"{name[:40]!r}"
+                f"bridge keeps names starting with {RESERVED_PREFIXES[1]!r} and "
+                f"{RESERVED_PREFIXES[2]!r} for its holding and held queues: {name[:40]!r}"
             )
         if len(self.channels) >= _MAX_CHANNELS:
             for idle in [queue for queue in self.channels if queue not in busy]:
@@ -119,6 +135,7 @@ class AmqpSession:
         channel = self.declare(
             channel, name, self.layout.main_arguments(self.version), strict=self.layout.strict
         )
+        channel.tx_select()
         self.channels[name] = channel
         return channel
 
@@ -180,6 +197,14 @@ class AmqpSession:
             self._admin = self._open()
         return self._admin
 
+    def mover(self) -> Any:
+        """The transactional channel that takes messages out of held and holding queues."""
+        if self._mover is None or not self._mover.is_open:
+            mover = self._open()
+            mover.tx_select()
+            self._mover = mover
+        return self._mover
+
     def declare_admin(
         self, name: str, arguments: Callable[[tuple[int, ...] | None], dict[str, Any]]
     ) -> None:
@@ -196,7 +221,7 @@ class AmqpSession:
             if not channel.is_open:
                 del self.channels[name]
                 channel.collect()
-        for attribute in ("_publisher", "_admin"):
+        for attribute in ("_publisher", "_mover", "_admin"):
             channel = getattr(self, attribute)
             if channel is not None and not channel.is_open:
                 channel.collect()
@@ -220,22 +245,38 @@ class AmqpSession:
                 return
 
     def confirmed(self, name: str) -> bool:
-        """A round trip on the queue's channel: True if the broker still has it open.
+        """Commit the queue channel's transaction: True if the broker still has the channel open.
 
-        Acks and rejects get no reply; a channel the broker closed meanwhile
-        would swallow them, its messages already requeued.
+        What was done on the channel since its last commit (acknowledgements,
+        requeues, publishes) takes effect now. The commit is also the round
+        trip that tells whether it did: acknowledgements get no reply, and a
+        channel the broker closed meanwhile (its consumer_timeout) has its
+        messages already requeued and its transaction void.
         """
         for _ in range(2):
             channel = self.channels.get(name)
             if channel is None or not channel.is_open:
                 return False
             try:
-                channel.basic_qos(0, 0, False)
+                channel.tx_commit()
             except self.channel_errors:
                 self.bury_dead()  # the close may have been another channel's: look again
                 continue
             return True
         return False
+
+    def await_ready(self, name: str, ready: int) -> None:
+        """Wait until the queue counts ``ready`` messages, or half a second has passed.
+
+        The queue's count shows a requeue a moment after the broker confirms
+        it (a quorum queue once its log has it; a classic queue too, seen in
+        about one look in six); waiting for it lets the caller's next count,
+        and other connections' fetches, see the messages back. Other
+        claimers may keep the count lower; the wait ends then anyway.
+        """
+        deadline = time.monotonic() + 0.5
+        while (self.ready_count(name) or 0) < ready and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     # -- calls -----------------------------------------------------------------------
 
@@ -252,13 +293,13 @@ class AmqpSession:
                 return None
             raise
 
-    def take_all(self, name: str) -> tuple[Any, list[Any]]:
-        """Every ready message of a queue of bridge's own, fetched unacknowledged on one channel."""
-        channel = self.admin()
+    def take_all(self, name: str) -> list[Any]:
+        """Every ready message of a queue of bridge's own, fetched unacknowledged on the mover."""
+        mover = self.mover()
         messages = []
-        while (message := channel.basic_get(queue=name, no_ack=False)) is not None:
+        while (message := mover.basic_get(queue=name, no_ack=False)) is not None:
             messages.append(message)
-        return channel, messages
+        return messages
 
     def delete(self, name: str) -> None:
         """Delete a queue with every message in it; a missing queue is no error."""
@@ -278,22 +319,10 @@ class AmqpSession:
         connection declared it; ``redeclare`` declares it again and those are
         resent.
         """
-        extra = {"expiration": str(expiration_ms)} if expiration_ms is not None else {}
         for _ in range(2):
             publisher = self._publishing_channel()
             self._returned.clear()
-            for message_id, body, priority, headers in messages:
-                message = publisher.prepare_message(
-                    body,
-                    priority,
-                    CONTENT_TYPE,
-                    "binary",
-                    headers,
-                    {"delivery_mode": 2, "message_id": message_id, "timestamp": timestamp, **extra},
-                )
-                publisher.basic_publish(
-                    message, exchange="", routing_key=routing_key, mandatory=True
-                )
+            self._stage(publisher, routing_key, messages, timestamp, expiration_ms)
             publisher.tx_commit()
             if not self._returned:
                 return
@@ -302,11 +331,110 @@ class AmqpSession:
             redeclare()
         raise BackendError(f"publishing on {self._url}: queue {routing_key!r} keeps disappearing")
 
+    def move(
+        self,
+        queue: str,
+        routing_key: str,
+        messages: list[Outgoing],
+        timestamp: int,
+        redeclare: Callable[[], None],
+        *,
+        ack: Sequence[int] = (),
+        requeue: Sequence[int] = (),
+        expiration_ms: int | None = None,
+    ) -> bool:
+        """In one transaction on ``queue``'s channel: publish, acknowledge, requeue.
+
+        All of it takes effect at the commit, or none of it: a process killed
+        before the commit reached the broker leaves every delivery unsettled
+        (the broker requeues them) and nothing published. False when the
+        channel is gone (its deliveries already requeued by the broker).
+
+        Once committed, a message that came back unroutable (its queue deleted
+        by another process since it was declared here) is published again
+        after ``redeclare``: from then until that publish, it lives only in
+        this process.
+        """
+        channel = self.channels.get(queue)
+        if channel is None or not channel.is_open:
+            return False
+        self._returned.clear()
+        self._stage(channel, routing_key, messages, timestamp, expiration_ms)
+        for tag in ack:
+            channel.basic_ack(tag)
+        for tag in requeue:
+            channel.basic_reject(tag, requeue=True)
+        if not self.confirmed(queue):
+            return False
+        self._resend(routing_key, messages, timestamp, redeclare, expiration_ms)
+        return True
+
+    def move_held(
+        self,
+        routing_key: str,
+        messages: list[Outgoing],
+        redeclare: Callable[[], None],
+        *,
+        ack: Sequence[int] = (),
+        requeue: Sequence[int] = (),
+    ) -> None:
+        """:meth:`move` for messages fetched on the :meth:`mover` channel.
+
+        The mover is transactional for the same reason as the queue channels:
+        a message taken out of a held or holding queue is acknowledged there
+        in the transaction that publishes its copy.
+        """
+        mover = self.mover()
+        self._returned.clear()
+        timestamp = int(time.time())
+        self._stage(mover, routing_key, messages, timestamp, None)
+        for tag in ack:
+            mover.basic_ack(tag)
+        for tag in requeue:
+            mover.basic_reject(tag, requeue=True)
+        mover.tx_commit()
+        self._resend(routing_key, messages, timestamp, redeclare, None)
+
+    def _resend(
+        self,
+        routing_key: str,
+        messages: list[Outgoing],
+        timestamp: int,
+        redeclare: Callable[[], None],
+        expiration_ms: int | None,
+    ) -> None:
+        if not self._returned:
+            return
+        returned = set(self._returned)
+        redeclare()
+        again = [message for message in messages if message.message_id in returned]
+        self.publish(routing_key, again, timestamp, redeclare, expiration_ms)
+
+    def _stage(
+        self,
+        channel: Any,
+        routing_key: str,
+        messages: list[Outgoing],
+        timestamp: int,
+        expiration_ms: int | None,
+    ) -> None:
+        """Publish persistent messages on a transactional channel: sent at its commit."""
+        extra = {"expiration": str(expiration_ms)} if expiration_ms is not None else {}
+        for message_id, body, priority, headers in messages:
+            message = channel.prepare_message(
+                body,
+                priority,
+                CONTENT_TYPE,
+                "binary",
+                headers,
+                {"delivery_mode": 2, "message_id": message_id, "timestamp": timestamp, **extra},
+            )
+            channel.basic_publish(message, exchange="", routing_key=routing_key, mandatory=True)
+
     def _publishing_channel(self) -> Any:
         if self._publisher is None or not self._publisher.is_open:
             publisher = self._open()
             publisher.tx_select()
-            publisher.events["basic_return"].add(self._on_return)
             self._publisher = publisher
         return self._publisher
 
@@ -326,4 +454,6 @@ class AmqpSession:
             channel.is_open = False  # instead of py-amqp's reopening; see the docstring
 
         channel._do_revive = closed_by_broker
+        # Every publish is mandatory; py-amqp raises a return nobody listens for.
+        channel.events["basic_return"].add(self._on_return)
         return channel
