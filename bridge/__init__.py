@@ -25,6 +25,7 @@ from bridge.errors import (
     UnsupportedOperationError,
 )
 from bridge.factory import QueueFactory, configure, get_factory, get_queue
+from bridge.failures import Backoff, HoldItem
 from bridge.items import ItemCounts, QueueItem
 from bridge.queue import Queue
 from bridge.runner import Summary, process_queue, run_cron
@@ -43,11 +44,13 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendUnavailableError",
+    "Backoff",
     "BridgeError",
     "Capabilities",
     "Codec",
     "ConfigurationError",
     "DelayedRequeue",
+    "HoldItem",
     "InvalidArgumentError",
     "ItemCounts",
     "JsonCodec",

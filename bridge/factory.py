@@ -4,10 +4,11 @@ A queue's setting is the default's, overridden by its entry in ``queues``
 (the model of Drupal's ``queue_service_<name>`` and Marconi's
 ``marconi_queue_<name>``). An entry may be a URL, or ``{"url": ..., "options":
 {...}}``; a missing ``url`` means the default's. Options inherit: the
-``codec`` option always, backend options whenever the same backend class
-serves the entry and the default (``postgresql://`` and ``mysql://`` are one
-SQL backend; ``amqp://`` and ``sqs://`` are two), since they would be
-meaningless to another one.
+facade's options always (``codec``, and the failure policy's
+``max_attempts`` and ``retry``: see :mod:`bridge.failures`), backend
+options whenever the same backend class serves the entry and the default
+(``postgresql://`` and ``mysql://`` are one SQL backend; ``amqp://`` and
+``sqs://`` are two), since they would be meaningless to another one.
 
 One name, one store: which store serves a queue depends only on the
 settings and on what declares the queue reliable (``reliable_queues``, or a
@@ -31,12 +32,13 @@ from bridge.backends import backend_class, open_backend
 from bridge.codecs import get_codec
 from bridge.contract import Backend, Introspection
 from bridge.errors import ConfigurationError
+from bridge.failures import FailurePolicy
 from bridge.queue import Queue
-from bridge.settings import DEFAULT_URL, Settings, Spec, load_settings
+from bridge.settings import DEFAULT_URL, Settings, Spec, load_settings, with_failure_defaults
 from bridge.urls import mask_password
 from bridge.workers import declared_reliable, import_worker_modules
 
-_FACADE_OPTIONS = ("codec",)
+_FACADE_OPTIONS = ("codec", "max_attempts", "retry")
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,10 @@ class QueueFactory:
     def from_settings(cls, settings: Settings | None = None) -> QueueFactory:
         settings = settings or load_settings()
         return cls(
-            settings.default, settings.reliable_default, settings.queues, settings.reliable_queues
+            with_failure_defaults(settings.default, settings.failure_options),
+            with_failure_defaults(settings.reliable_default, settings.failure_options),
+            settings.queues,
+            settings.reliable_queues,
         )
 
     def get(self, name: str, reliable: bool = False) -> Queue:
@@ -255,7 +260,7 @@ class QueueFactory:
                     f"reliable_default {backend.url} is not a reliable backend"
                 )
         codec = get_codec(str(resolved.options.get("codec", "json")))
-        return Queue(name, backend, codec)
+        return Queue(name, backend, codec, FailurePolicy.from_options(resolved.options, what))
 
     def _backend(self, resolved: _Resolved) -> Backend:
         backend = self._backends.get(resolved.cache_key)
@@ -279,12 +284,20 @@ def configure(
     queues: Mapping[str, Spec] | None = None,
     reliable_queues: Iterable[str] | None = None,
 ) -> QueueFactory:
-    """Set what :func:`get_queue` uses; unset arguments come from the settings."""
+    """Set what :func:`get_queue` uses; unset arguments come from the settings.
+
+    ``BRIDGE_MAX_ATTEMPTS`` and ``BRIDGE_RETRY`` apply under a ``default``
+    or ``reliable_default`` given here too, unless its own options set them.
+    """
     global _factory
     settings = load_settings()
+    failure = settings.failure_options
     factory = QueueFactory(
-        default if default is not None else settings.default,
-        reliable_default if reliable_default is not None else settings.reliable_default,
+        with_failure_defaults(default if default is not None else settings.default, failure),
+        with_failure_defaults(
+            reliable_default if reliable_default is not None else settings.reliable_default,
+            failure,
+        ),
         queues if queues is not None else settings.queues,
         reliable_queues if reliable_queues is not None else settings.reliable_queues,
     )

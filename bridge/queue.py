@@ -29,6 +29,7 @@ from bridge.contract import (
     Capabilities,
 )
 from bridge.errors import InvalidArgumentError, PayloadError, UnsupportedOperationError
+from bridge.failures import DEFAULT_POLICY, FailurePolicy
 from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem, Undecodable
 
 logger = logging.getLogger(__name__)
@@ -97,10 +98,18 @@ def check_name(name: object) -> str:
 class Queue:
     """One named queue on one backend: Drupal's queue API, typed and leased."""
 
-    def __init__(self, name: str, backend: Backend, codec: Codec) -> None:
+    def __init__(
+        self,
+        name: str,
+        backend: Backend,
+        codec: Codec,
+        failure_policy: FailurePolicy = DEFAULT_POLICY,
+    ) -> None:
         self.name = check_name(name)
         self.backend = backend
         self.codec = codec
+        self.failure_policy = failure_policy
+        """``max_attempts`` and ``retry`` from the queue's settings (see :mod:`bridge.failures`)."""
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} on {self.backend.url}>"

@@ -8,7 +8,7 @@ before each claim, so a slow item may overrun it) with that lease, unless
 revisited in the same run. Both share one pass loop, :func:`_run_pass`.
 
 How a worker's outcome becomes a queue call, as in Drupal's
-``Cron::processQueue``:
+``Cron::processQueue`` except for failures:
 
 - returns: the item is deleted (counted ``processed``, or ``lost`` when the
   lease ran out meanwhile and another claimer holds the item now);
@@ -24,14 +24,25 @@ How a worker's outcome becomes a queue call, as in Drupal's
   stops for this run;
 - raises an interrupt (``interrupts=``, Celery's soft time limit): released,
   and the run ends;
-- raises any other ``Exception``: logged at ERROR with its traceback; the item
-  stays leased until its lease expires, then is claimable again, and its
-  ``attempts`` tell how often it was tried.
+- raises :class:`~bridge.failures.HoldItem`: held at once (``held``);
+- raises any other ``Exception``: settled by the queue's failure policy
+  (:func:`bridge.failures.settle_failure`): the error is stored with the
+  item, which comes back after the ``retry`` backoff or when its lease ends
+  (``failed``), or is held when that was attempt ``max_attempts`` (``held``).
+
+An item claimed more often than ``max_attempts`` (its earlier claims died
+with their process) is held without running the worker. Every settled item
+is reported once to :func:`bridge.stats.record_outcome`.
 
 :func:`_settle` is the one place that turns an outcome into a queue call, so
-a new outcome is one branch there. The runner uses only the core queue
-operations of the :class:`~bridge.queue.Queue` facade (claim, delete,
-release, delay, garbage collection).
+a new outcome is one branch there.
+
+A pass rides out a short outage: a round trip that fails with
+:class:`~bridge.errors.BackendUnavailableError` is retried with backoff for
+up to ``outage_tolerance`` seconds (``BRIDGE_OUTAGE_TOLERANCE``), and never
+past the lease of the item in hand, after which another claimer may have
+it. Past that, the pass stops (``stopped_by="backend unavailable"``, the
+error in ``error``), and the item in hand comes back when its lease ends.
 
 A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``,
 ``SystemExit``) is not caught: the run stops and the item comes back when its
@@ -42,16 +53,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from bridge.contract import MAX_SECONDS
-from bridge.errors import InvalidArgumentError, UnsupportedOperationError
+from bridge import stats
+from bridge.errors import (
+    BackendUnavailableError,
+    InvalidArgumentError,
+    UnsupportedOperationError,
+)
 from bridge.factory import QueueFactory, get_queue
+from bridge.failures import FailurePolicy, exhausted, feasible_delay, settle_failure
 from bridge.items import QueueItem
 from bridge.queue import Queue
+from bridge.settings import load_settings
 from bridge.workers import (
     DelayedRequeue,
     QueueWorker,
@@ -65,16 +83,32 @@ from bridge.workers import (
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 DEFAULT_LEASE_TIME = 30.0
 """The lease of ``process_queue`` when neither the call nor the worker sets one (drush's)."""
+OUTAGE_FIRST_PAUSE = 0.25
+OUTAGE_LONGEST_PAUSE = 1.0
+"""Pauses between retries of a round trip during an outage, doubling from the first:
+a Redis restart answers again within a second, a PostgreSQL or RabbitMQ one in a few."""
 
 StopReason = Literal[
-    "empty", "time_limit", "items_limit", "suspended", "interrupted", "shutdown", "running"
+    "empty",
+    "time_limit",
+    "items_limit",
+    "suspended",
+    "interrupted",
+    "shutdown",
+    "backend unavailable",
+    "running",
 ]
 ShouldStop = Callable[[], bool]
 """Asked before each claim; True ends the pass (``stopped_by="shutdown"``)."""
 Interrupts = tuple[type[BaseException], ...]
 """Exceptions that end a run at once, their item released (a Celery soft time limit)."""
+OUTCOMES = ("processed", "requeued", "delayed", "kept_leased", "failed", "held", "lost")
+"""What a settled item counts as in a :class:`Summary`. :func:`bridge.stats.record_outcome`
+receives these, and ``released`` for an item a suspension or an interrupt handed back."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +116,17 @@ class Summary:
     """What one pass over one queue did.
 
     ``processed`` items were deleted after the worker succeeded; ``lost``
-    items succeeded (or were released or delayed) after their lease had been
-    lost to another claimer, so the call found someone else's claim.
-    ``delayed`` counts only delays the backend made; ``kept_leased`` counts
-    items whose worker asked for a delay the backend cannot make at all,
-    left leased until their lease ends instead. ``failed`` counts other
-    exceptions. ``stopped_by`` is ``"running"`` only in the
-    summaries handed to a ``progress`` callback before the pass ends.
+    items succeeded (or were released, delayed, failed or held) after their
+    lease had been lost to another claimer, so the call found someone else's
+    claim. ``delayed`` counts only delays the backend made; ``kept_leased``
+    counts items whose worker asked for a delay the backend cannot make at
+    all, left leased until their lease ends instead. ``failed`` counts
+    failed attempts whose item comes back (its error stored); ``held``
+    counts items set aside (``HoldItem``, the last of ``max_attempts``, or
+    attempts exhausted by crashes). ``error`` says why a pass stopped with
+    ``stopped_by="backend unavailable"``. ``stopped_by`` is ``"running"``
+    only in the summaries handed to a ``progress`` callback before the pass
+    ends.
     """
 
     queue: str
@@ -97,8 +135,10 @@ class Summary:
     delayed: int = 0
     kept_leased: int = 0
     failed: int = 0
+    held: int = 0
     lost: int = 0
     suspended: str | None = None
+    error: str | None = None
     elapsed: float = 0.0
     stopped_by: StopReason = "running"
 
@@ -107,21 +147,26 @@ class Summary:
         return dataclasses.asdict(self)
 
 
+class _Unavailable(Exception):
+    """A round trip kept failing past the outage tolerance: the pass stops."""
+
+
 @dataclass
 class _Tally:
     """The running counts of one pass; frozen into a :class:`Summary`."""
 
     queue: str
     started: float = dataclasses.field(default_factory=time.monotonic)
-    counts: dict[str, int] = dataclasses.field(
-        default_factory=lambda: dict.fromkeys(
-            ("processed", "requeued", "delayed", "kept_leased", "failed", "lost"), 0
-        )
-    )
+    counts: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     suspension: SuspendQueue | None = None
+    error: str | None = None
 
-    def add(self, held: bool, outcome: str, item: QueueItem) -> None:
-        if not held:
+    def add(self, outcome: str) -> None:
+        self.counts[outcome] += 1
+        stats.record_outcome(self.queue, outcome)
+
+    def settled(self, still_ours: bool, outcome: str, item: QueueItem) -> None:
+        if not still_ours:
             # The worker outlived its lease and the item was claimed again:
             # the other claimer's outcome stands, ours is dropped.
             logger.warning(
@@ -132,7 +177,7 @@ class _Tally:
                 outcome,
             )
             outcome = "lost"
-        self.counts[outcome] += 1
+        self.add(outcome)
 
     def stop_reason(
         self,
@@ -153,10 +198,92 @@ class _Tally:
         return Summary(
             queue=self.queue,
             suspended=suspended,
+            error=self.error,
             elapsed=time.monotonic() - self.started,
             stopped_by=stopped_by,
             **self.counts,
         )
+
+
+@dataclass
+class _RoundTrips:
+    """The pass's calls to its queue, each retried through a short outage.
+
+    A call failing with :class:`BackendUnavailableError` is tried again
+    after a pause that doubles up to :data:`OUTAGE_LONGEST_PAUSE`, until
+    ``tolerance`` seconds have passed; with an item in hand, never past its
+    lease (another claimer may hold it by then, and our call could only find
+    it lost), and without one, never past the pass's time budget, nor once
+    ``should_stop`` says so. Retrying is safe: a claim whose answer was lost
+    leaves an item leased to nobody until its lease ends; a settling call
+    that did reach the store finds its claim gone the second time.
+    """
+
+    queue: Queue
+    tolerance: float
+    should_stop: ShouldStop | None = None
+    budget_ends: float | None = None
+
+    def __call__(
+        self, what: str, call: Callable[[], T], item: QueueItem | None = None, patient: bool = True
+    ) -> T:
+        """``call()``, retried through an outage; ``_Unavailable`` once past the bound."""
+        try:
+            return call()
+        except BackendUnavailableError as exc:
+            # Only a failed call pays for the clock readings below.
+            return self._ride_out(what, call, item, patient, exc)
+
+    def _ride_out(
+        self,
+        what: str,
+        call: Callable[[], T],
+        item: QueueItem | None,
+        patient: bool,
+        failed: BackendUnavailableError,
+    ) -> T:
+        started = time.monotonic()
+        deadline = started + (self.tolerance if patient else 0.0)
+        if item is not None:
+            deadline = min(deadline, started + item.expire - time.time())
+        elif self.budget_ends is not None:
+            deadline = min(deadline, self.budget_ends)
+        left = deadline - started
+        if left > 0:
+            logger.warning(
+                "Queue %s: could not %s (%s); retrying for up to %.3g s.",
+                self.queue.name,
+                what,
+                failed,
+                left,
+            )
+        pause = OUTAGE_FIRST_PAUSE
+        while True:
+            stopping = item is None and self.should_stop is not None and self.should_stop()
+            if left <= 0 or stopping:
+                raise _Unavailable(self._gave_up(what, item, failed, started)) from failed
+            time.sleep(min(pause * random.uniform(0.8, 1.2), left))
+            pause = min(pause * 2, OUTAGE_LONGEST_PAUSE)
+            try:
+                answer = call()
+            except BackendUnavailableError as exc:
+                failed, left = exc, deadline - time.monotonic()
+                continue
+            logger.warning(
+                "Queue %s: the store answered again after %.2f s.",
+                self.queue.name,
+                time.monotonic() - started,
+            )
+            return answer
+
+    def _gave_up(
+        self, what: str, item: QueueItem | None, exc: BackendUnavailableError, started: float
+    ) -> str:
+        waited = time.monotonic() - started
+        text = f"could not {what} on {self.queue.backend.url} for {waited:.1f} s: {exc}"
+        if item is not None:
+            text += f"; item {item.item_id!r} comes back when its lease ends"
+        return text
 
 
 def _call(worker: QueueWorker, item: QueueItem, interrupts: Interrupts) -> BaseException | None:
@@ -174,17 +301,24 @@ def _call(worker: QueueWorker, item: QueueItem, interrupts: Interrupts) -> BaseE
 
 
 def _settle(
-    queue: Queue,
+    trips: _RoundTrips,
     item: QueueItem,
     outcome: BaseException | None,
     tally: _Tally,
     interrupts: Interrupts,
+    policy: FailurePolicy,
 ) -> StopReason | None:
     """Turn the worker's outcome into a queue call; why the pass must stop, if it must."""
+    queue = trips.queue
     if outcome is None:
-        tally.add(queue.delete_item(item), "processed", item)
+        tally.settled(
+            trips("delete an item", lambda: queue.delete_item(item), item), "processed", item
+        )
     elif isinstance(outcome, interrupts):
-        queue.release_item(item)
+        # No patience: an interrupt means the process is about to stop, and the
+        # lease brings the item back if this one call fails.
+        trips("release an item", lambda: queue.release_item(item), item, patient=False)
+        stats.record_outcome(queue.name, "released")
         logger.warning(
             "Interrupted on item %s of queue %s (%s); released it.",
             item.item_id,
@@ -193,88 +327,57 @@ def _settle(
         )
         return "interrupted"
     elif isinstance(outcome, SuspendQueue):
-        queue.release_item(item)
+        trips("release an item", lambda: queue.release_item(item), item)
+        stats.record_outcome(queue.name, "released")
         logger.debug("A worker for %s queue suspended further processing of the queue.", queue.name)
         tally.suspension = outcome
         return "suspended"
     elif isinstance(outcome, DelayedRequeue):
-        delay = _feasible_delay(queue, item, outcome.delay)
-        if delay is None:
-            tally.counts["kept_leased"] += 1
-        elif not queue.capabilities.delay:
-            # A delay of 0 is a release, which every backend can do.
-            tally.add(queue.release_item(item), "requeued", item)
-        else:
-            try:
-                held = queue.delay_item(item, delay)
-            except (InvalidArgumentError, UnsupportedOperationError) as exc:
-                # A limit the backend enforces without declaring it in its
-                # capabilities: refused before anything changed, so the item
-                # is still leased to us, and one item must not end the pass.
-                logger.warning(
-                    "Queue %s refused to delay item %s by %g s (%s); it stays leased "
-                    "until its lease ends.",
-                    queue.name,
-                    item.item_id,
-                    delay,
-                    exc,
-                )
-                tally.counts["kept_leased"] += 1
-            else:
-                tally.add(held, "delayed", item)
+        _delay(trips, item, outcome.delay, tally)
     elif isinstance(outcome, Requeue):
-        tally.add(queue.release_item(item), "requeued", item)
-    else:
-        logger.error(
-            "Worker for queue %s failed on item %s (attempt %d); it stays leased until "
-            "its lease expires: %s: %s",
-            queue.name,
-            item.item_id,
-            item.attempts,
-            type(outcome).__name__,
-            outcome,
-            exc_info=outcome,
+        tally.settled(
+            trips("release an item", lambda: queue.release_item(item), item), "requeued", item
         )
-        tally.counts["failed"] += 1
+    else:
+        # HoldItem, attempts exhausted, and any other exception: the policy
+        # decides, and logs the failure or the hold.
+        tally.add(
+            trips(
+                "settle a failed item", lambda: settle_failure(queue, item, outcome, policy), item
+            )
+        )
     return None
 
 
-def _feasible_delay(queue: Queue, item: QueueItem, seconds: float) -> float | None:
-    """The delay to ask of the backend for ``seconds``; None when it can make none.
-
-    A delay past the backend's longest is clamped to that longest, so the item
-    still waits as long as the store allows. A backend without delays leaves
-    the item leased until its lease ends, as Drupal does; a delay of 0 needs
-    no delay support and comes back as 0.
-    """
-    capabilities = queue.capabilities
-    if not capabilities.delay:
-        if seconds == 0:
-            return 0.0
-        logger.warning(
-            "Queue %s on %s cannot delay items; item %s stays leased until its lease "
-            "ends instead of being delayed %g s.",
-            queue.name,
-            queue.backend.url,
-            item.item_id,
-            seconds,
+def _delay(trips: _RoundTrips, item: QueueItem, seconds: float, tally: _Tally) -> None:
+    """Settle a ``DelayedRequeue``: delayed as asked, or as near as the backend allows."""
+    queue = trips.queue
+    delay = feasible_delay(queue, item, seconds)
+    if delay is None:
+        tally.add("kept_leased")
+    elif not queue.capabilities.delay:
+        # A delay of 0 is a release, which every backend can do.
+        tally.settled(
+            trips("release an item", lambda: queue.release_item(item), item), "requeued", item
         )
-        return None
-    most = (
-        MAX_SECONDS if capabilities.max_delay is None else min(capabilities.max_delay, MAX_SECONDS)
-    )
-    if seconds > most:
-        logger.warning(
-            "Queue %s on %s delays items at most %g s; item %s is delayed that long "
-            "instead of the %g s its worker asked for.",
-            queue.name,
-            queue.backend.url,
-            most,
-            item.item_id,
-            seconds,
-        )
-        return float(most)
-    return seconds
+    else:
+        try:
+            held = trips("delay an item", lambda: queue.delay_item(item, delay), item)
+        except (InvalidArgumentError, UnsupportedOperationError) as exc:
+            # A limit the backend enforces without declaring it in its
+            # capabilities: refused before anything changed, so the item
+            # is still leased to us, and one item must not end the pass.
+            logger.warning(
+                "Queue %s refused to delay item %s by %g s (%s); it stays leased "
+                "until its lease ends.",
+                queue.name,
+                item.item_id,
+                delay,
+                exc,
+            )
+            tally.add("kept_leased")
+        else:
+            tally.settled(held, "delayed", item)
 
 
 def _feasible_lease(queue: Queue, seconds: float) -> float:
@@ -298,31 +401,69 @@ def _feasible_lease(queue: Queue, seconds: float) -> float:
     return float(most)
 
 
+def _policy(queue: Queue, worker: QueueWorker) -> FailurePolicy:
+    """The failure policy of the worker's items, refused where the store cannot hold."""
+    policy = worker.failure_policy(queue.failure_policy)
+    if policy.max_attempts is not None and not queue.capabilities.hold:
+        raise UnsupportedOperationError(
+            f"queue {queue.name!r} on {queue.backend.url} cannot hold items, so "
+            f"max_attempts={policy.max_attempts} cannot be kept; set max_attempts=None "
+            "(in the queue's settings or its worker) to retry failed items for ever, "
+            "as Drupal does"
+        )
+    return policy
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a pass over one queue works with, fixed before it starts."""
+
+    queue: Queue
+    worker: QueueWorker
+    policy: FailurePolicy
+    lease: float
+    tolerance: float
+    interrupts: Interrupts
+
+
 def _run_pass(
-    queue: Queue,
-    worker: QueueWorker,
-    lease_time: float,
+    plan: _Plan,
     limits: tuple[float | None, int | None, ShouldStop | None],
     progress: Callable[[Summary], object] | None,
-    interrupts: Interrupts,
+    housekeeping: bool = False,
 ) -> tuple[Summary, SuspendQueue | None]:
     """Claim and process items until the queue is empty, a limit is hit or it suspends.
 
     The limits (time, items, should_stop) are checked before each claim, never during an
     item: stopping a worker midway would leave its item leased for nothing.
     An interrupt does stop it midway, and releases the item first.
+    ``housekeeping`` runs the queue's garbage collection first.
     """
+    queue, interrupts = plan.queue, plan.interrupts
     tally = _Tally(queue.name)
-    lease_time = _feasible_lease(queue, lease_time)
-    stop = tally.stop_reason(*limits)
+    budget = limits[0]
+    trips = _RoundTrips(
+        queue, plan.tolerance, limits[2], None if budget is None else tally.started + budget
+    )
+    lease_time = _feasible_lease(queue, plan.lease)
+    stop: StopReason | None = None
     try:
+        if housekeeping:
+            # As drush does, so expired leases and delays are reset first on
+            # backends whose housekeeping does more than claims need.
+            trips("collect garbage", queue.garbage_collection)
+        stop = tally.stop_reason(*limits)
         while stop is None:
-            item = queue.claim_item(lease_time)
+            item = trips("claim an item", lambda: queue.claim_item(lease_time))
             if item is None:
                 stop = "empty"
                 continue
-            outcome = _call(worker, item, interrupts)
-            stop = _settle(queue, item, outcome, tally, interrupts)
+            # An item claimed past max_attempts is held as it is: its worker
+            # killed the process on each of those claims.
+            outcome: BaseException | None = exhausted(item, plan.policy)
+            if outcome is None:
+                outcome = _call(plan.worker, item, interrupts)
+            stop = _settle(trips, item, outcome, tally, interrupts, plan.policy)
             if progress is not None and stop != "interrupted":
                 progress(tally.summary("running"))
             if stop is None:
@@ -331,13 +472,18 @@ def _run_pass(
         # Raised outside the worker (in a claim or a delete): this pass holds
         # nothing that its lease will not bring back.
         stop = "interrupted"
+    except _Unavailable as exc:
+        stop = "backend unavailable"
+        tally.error = str(exc)
+        logger.error("Queue %s: stopping the pass: %s", queue.name, exc)
     summary = tally.summary(stop)
     logger.info(
-        "Processed %d items from the %s queue in %.2f sec (stopped by %s).",
+        "Processed %d items from the %s queue in %.2f sec (stopped by %s)%s.",
         summary.processed,
         queue.name,
         summary.elapsed,
         stop,
+        f"; {summary.failed} failed, {summary.held} held" if summary.failed or summary.held else "",
     )
     return summary, tally.suspension
 
@@ -357,6 +503,17 @@ def _items_limit(value: int | None) -> int | None:
     return value
 
 
+def _tolerance(value: float | None) -> float:
+    """``outage_tolerance``: the argument, else ``BRIDGE_OUTAGE_TOLERANCE``; 0 retries nothing."""
+    if value is None:
+        return load_settings().outage_tolerance
+    if value == 0 and not isinstance(value, bool):
+        return 0.0
+    seconds = positive_seconds("outage_tolerance", value)
+    assert seconds is not None
+    return seconds
+
+
 def _queue(name: str, factory: QueueFactory | None) -> Queue:
     return factory.get(name) if factory is not None else get_queue(name)
 
@@ -371,6 +528,7 @@ def process_queue(
     progress: Callable[[Summary], object] | None = None,
     interrupts: Interrupts = (),
     should_stop: ShouldStop | None = None,
+    outage_tolerance: float | None = None,
 ) -> Summary:
     """Run the worker of queue ``name`` over its items: ``drush queue:run``.
 
@@ -383,27 +541,30 @@ def process_queue(
     ends the run (``stopped_by="interrupted"``): Celery passes its soft time
     limit here. ``should_stop`` is asked before each claim; once it says True the
     pass claims nothing more (``stopped_by="shutdown"``).
+
+    A store that cannot be reached is retried for ``outage_tolerance``
+    seconds (default ``BRIDGE_OUTAGE_TOLERANCE``, 30 s; 0: not at all), then
+    the pass stops (``stopped_by="backend unavailable"``, the error in
+    ``error``). Failed items are settled by the queue's failure policy with
+    the worker's own ``max_attempts`` and ``retry`` over it; a policy with
+    ``max_attempts`` on a store that cannot hold items is refused up front
+    (:class:`~bridge.errors.UnsupportedOperationError`).
     """
     worker = get_worker(name)
     budget = _limit("time_limit", time_limit)
     max_items = _items_limit(items_limit)
     lease = positive_seconds("lease_time", lease_time) or worker.cron_lease or DEFAULT_LEASE_TIME
+    tolerance = _tolerance(outage_tolerance)
     queue = _queue(name, factory)
-    # As drush does, so expired leases and delays are reset first on backends
-    # whose housekeeping does more than claims need.
-    queue.garbage_collection()
-    summary, _ = _run_pass(
-        queue, worker, lease, (budget, max_items, should_stop), progress, interrupts
-    )
+    plan = _Plan(queue, worker, _policy(queue, worker), lease, tolerance, interrupts)
+    summary, _ = _run_pass(plan, (budget, max_items, should_stop), progress, housekeeping=True)
     return summary
 
 
 @dataclass
 class _CronEntry:
-    worker: QueueWorker
-    queue: Queue
+    plan: _Plan
     budget: float
-    lease: float
     process_from: float = 0.0
 
 
@@ -413,6 +574,7 @@ def run_cron(
     max_wait: float = 30.0,
     interrupts: Interrupts = (),
     should_stop: ShouldStop | None = None,
+    outage_tolerance: float | None = None,
 ) -> list[Summary]:
     """Run every cron worker once, in registration order: ``Cron::processQueues``.
 
@@ -422,39 +584,53 @@ def run_cron(
     queues wait in order of when they may run next. Returns one summary per
     pass, so a revisited queue appears more than once. An interrupt (see
     :func:`process_queue`) ends the whole run after releasing its item, and so
-    does ``should_stop``, asked before each claim and each revisit.
+    does ``should_stop``, asked before each claim and each revisit. A store
+    that stays unreachable past ``outage_tolerance`` (see
+    :func:`process_queue`) ends the passes of every queue it serves, each
+    with its own summary; queues on other stores still run.
     """
     if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or max_wait < 0:
         raise InvalidArgumentError(f"max_wait must be 0 or more seconds, not {max_wait!r}")
-    entries = [
-        _CronEntry(worker, _queue(worker.name, factory), worker.cron_time, worker.cron_lease)
-        for worker in registered_workers().values()
-        if worker.cron_time is not None and worker.cron_lease is not None
-    ]
-    for entry in entries:
-        entry.queue.create_queue()
-        entry.queue.garbage_collection()
+    tolerance = _tolerance(outage_tolerance)
+    entries = []
+    for worker in registered_workers().values():
+        if worker.cron_time is None or worker.cron_lease is None:
+            continue
+        queue = _queue(worker.name, factory)
+        plan = _Plan(
+            queue, worker, _policy(queue, worker), worker.cron_lease, tolerance, interrupts
+        )
+        entries.append(_CronEntry(plan, worker.cron_time))
     summaries: list[Summary] = []
+    down: dict[int, str] = {}
+    """The stores found unreachable in this run, by id, with the error."""
+    for entry in list(entries):
+        queue = entry.plan.queue
+        trips = _RoundTrips(queue, tolerance if id(queue.backend) not in down else 0.0)
+        try:
+            trips("create the queue", queue.create_queue)
+            trips("collect garbage", queue.garbage_collection)
+        except _Unavailable as exc:
+            down.setdefault(id(queue.backend), str(exc))
+    stopping = should_stop or (lambda: False)
     while entries:
         entry = entries.pop(0)
-        stopping = should_stop or (lambda: False)
+        queue = entry.plan.queue
+        if id(queue.backend) in down:
+            summaries.append(_unavailable(queue.name, down[id(queue.backend)]))
+            continue
         # Drupal truncates this sleep to whole seconds; a 0.3 s delay means 0.3 s here.
         # Slept in slices, so that a shutdown does not wait out a revisit.
         while (wait := entry.process_from - time.monotonic()) > 0 and not stopping():
             time.sleep(min(wait, 0.25))
         if stopping():
             break
-        summary, suspension = _run_pass(
-            entry.queue,
-            entry.worker,
-            entry.lease,
-            (entry.budget, None, should_stop),
-            None,
-            interrupts,
-        )
+        summary, suspension = _run_pass(entry.plan, (entry.budget, None, should_stop), None)
         summaries.append(summary)
         if summary.stopped_by in ("interrupted", "shutdown"):
             break
+        if summary.stopped_by == "backend unavailable":
+            down[id(queue.backend)] = summary.error or "unavailable"
         delay = suspension.delay if suspension is not None else None
         if delay is not None and delay < max_wait:
             entry.process_from = time.monotonic() + delay
@@ -462,3 +638,9 @@ def run_cron(
         # Stable, so queues due at the same time keep registration order.
         entries.sort(key=lambda e: e.process_from)
     return summaries
+
+
+def _unavailable(name: str, error: str) -> Summary:
+    """The summary of a cron queue skipped because its store was found unreachable."""
+    logger.error("Queue %s: not run, its store is unavailable: %s", name, error)
+    return Summary(name, error=error, stopped_by="backend unavailable")

@@ -24,32 +24,54 @@ Highest first:
        that carry options or names an environment variable cannot spell.
    ``BRIDGE_IMPORTS``
        comma-separated modules that register queue workers.
+   ``BRIDGE_MAX_ATTEMPTS``
+       the claims a failing item gets before it is held, for every queue
+       whose settings do not say (default 10; ``none``: never held, as in
+       Drupal). See :mod:`bridge.failures`.
+   ``BRIDGE_RETRY``
+       the backoff between failed attempts for every queue whose settings do
+       not say, a JSON object such as ``{"initial": 10, "factor": 2,
+       "maximum": 3600}``; ``none`` (the default): a failed item waits for
+       its lease to end.
+   ``BRIDGE_OUTAGE_TOLERANCE``
+       how long (seconds) a pass retries a store it cannot reach before it
+       stops (default 30; 0: stop at the first failed round trip).
 
 3. The Celery configuration module (``celeryconfig`` or the module named by
    ``CELERY_CONFIG_MODULE``), if importable: its ``bridge_queue_default``,
-   ``bridge_queue_default_reliable``, ``bridge_queues``, ``bridge_imports`` and
-   ``bridge_reliable_queues``.
+   ``bridge_queue_default_reliable``, ``bridge_queues``, ``bridge_imports``,
+   ``bridge_reliable_queues``, ``bridge_max_attempts``, ``bridge_retry`` and
+   ``bridge_outage_tolerance``.
+
+``BRIDGE_MAX_ATTEMPTS`` and ``BRIDGE_RETRY`` become options of the default
+queue setting (:func:`with_failure_defaults`), which every queue inherits;
+the default setting's own ``max_attempts`` and ``retry`` options win.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import math
 import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from bridge.errors import ConfigurationError
 
 DEFAULT_URL = "sqlite:///bridge.sqlite"
 QUEUE_ENV_PREFIX = "BRIDGE_QUEUE__"
+DEFAULT_OUTAGE_TOLERANCE = 30.0
+"""Seconds a pass retries an unreachable store: a server restart, a failover."""
 
 Spec = str | Mapping[str, Any]
 """A backend URL, or ``{"url": ..., "options": {...}}``; either part may be left out."""
+_S = TypeVar("_S", bound=Spec | None)
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,9 @@ class Settings:
     queues: Mapping[str, Spec] = field(default_factory=dict)
     imports: tuple[str, ...] = ()
     reliable_queues: frozenset[str] = frozenset()
+    failure_options: Mapping[str, Any] = field(default_factory=dict)
+    """``max_attempts`` and ``retry`` for every queue, where given."""
+    outage_tolerance: float = DEFAULT_OUTAGE_TOLERANCE
 
 
 def queue_env_name(queue: str) -> str:
@@ -91,7 +116,71 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         queues=EnvironmentQueues(queues, env),
         imports=tuple(module.strip() for module in imports.split(",") if module.strip()),
         reliable_queues=frozenset(n.strip() for n in reliable_queues.split(",") if n.strip()),
+        failure_options=_failure_options(env, config),
+        outage_tolerance=_outage_tolerance(env, config),
     )
+
+
+def with_failure_defaults(spec: _S, failure_options: Mapping[str, Any]) -> _S | Spec:
+    """A default queue setting ``spec`` with ``failure_options`` under its own options."""
+    if spec is None or not failure_options:
+        return spec
+    if isinstance(spec, str):
+        return {"url": spec, "options": dict(failure_options)}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("options") or {}, Mapping):
+        return spec  # the factory says what is wrong with it
+    return {**spec, "options": {**failure_options, **(spec.get("options") or {})}}
+
+
+def _failure_options(env: Mapping[str, str], config: ModuleType | None) -> dict[str, Any]:
+    """``max_attempts`` and ``retry`` for every queue, from the environment or celeryconfig.
+
+    Checked when a queue is built from them (:class:`bridge.failures.FailurePolicy`).
+    """
+    options: dict[str, Any] = {}
+    text = env.get("BRIDGE_MAX_ATTEMPTS", "").strip()
+    if text:
+        if text.lower() == "none":
+            options["max_attempts"] = None
+        else:
+            try:
+                options["max_attempts"] = int(text)
+            except ValueError:
+                raise ConfigurationError(
+                    f"BRIDGE_MAX_ATTEMPTS must be a whole number of 1 or more, or none, "
+                    f"not {text!r}"
+                ) from None
+    elif config is not None and hasattr(config, "bridge_max_attempts"):
+        options["max_attempts"] = config.bridge_max_attempts
+    text = env.get("BRIDGE_RETRY", "").strip()
+    if text:
+        if text.lower() == "none":
+            options["retry"] = None
+        else:
+            try:
+                options["retry"] = json.loads(text)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"BRIDGE_RETRY must be a JSON object such as "
+                    f'{{"initial": 10, "factor": 2, "maximum": 3600}}, or none: {exc}'
+                ) from None
+    elif config is not None and hasattr(config, "bridge_retry"):
+        options["retry"] = config.bridge_retry
+    return options
+
+
+def _outage_tolerance(env: Mapping[str, str], config: ModuleType | None) -> float:
+    text = env.get("BRIDGE_OUTAGE_TOLERANCE", "").strip()
+    value: object = text or getattr(config, "bridge_outage_tolerance", DEFAULT_OUTAGE_TOLERANCE)
+    seconds = math.nan
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            seconds = float(value)
+    if not 0 <= seconds <= 2**31 - 1:
+        raise ConfigurationError(
+            f"BRIDGE_OUTAGE_TOLERANCE must be seconds from 0 to {2**31 - 1}, not {value!r}"
+        )
+    return seconds
 
 
 class EnvironmentQueues(Mapping[str, Spec]):

@@ -4,9 +4,11 @@ A worker is a function registered for one queue name with
 :func:`queue_worker`; it receives each item's data. How it ends decides the
 item's fate, as in Drupal's ``Cron::processQueue``: it returns (the item is
 deleted), or raises one of the control-flow exceptions defined here
-(:class:`Requeue`, :class:`DelayedRequeue`, :class:`SuspendQueue`), or raises
-anything else (a failure). :mod:`bridge.runner` claims the items, calls the
-workers and acts on those outcomes; this module only says what a worker is.
+(:class:`Requeue`, :class:`DelayedRequeue`, :class:`SuspendQueue`,
+:class:`~bridge.failures.HoldItem`), or raises anything else (a failure,
+which its queue's failure policy settles: see :mod:`bridge.failures`).
+:mod:`bridge.runner` claims the items, calls the workers and acts on those
+outcomes; this module only says what a worker is.
 
 Worker modules are imported from the ``BRIDGE_IMPORTS`` setting (see
 :mod:`bridge.settings`) before the registry is read, so a Celery worker or the
@@ -24,6 +26,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bridge.errors import ConfigurationError, InvalidArgumentError, UnknownQueueError
+from bridge.failures import (
+    UNSET,
+    Backoff,
+    FailurePolicy,
+    Unset,
+    check_max_attempts,
+)
+from bridge.failures import (
+    HoldItem as HoldItem,
+)
 from bridge.items import QueueItem
 from bridge.queue import check_seconds
 from bridge.settings import load_settings
@@ -72,7 +84,8 @@ class QueueWorker:
     ``reliable`` declares that the queue must keep its items through crashes:
     every ``get(name)`` of it, producers' and consumers' alike, then reaches
     ``reliable_default`` when the default backend is not reliable (see
-    :meth:`bridge.factory.QueueFactory.get`).
+    :meth:`bridge.factory.QueueFactory.get`). ``max_attempts`` and ``retry``
+    override the queue's failure policy (``UNSET``: the queue's applies).
     """
 
     name: str
@@ -80,11 +93,17 @@ class QueueWorker:
     cron_time: float | None = None
     lease_time: float | None = None
     reliable: bool = False
+    max_attempts: int | Unset | None = UNSET
+    retry: Backoff | Unset | None = UNSET
 
     @property
     def cron_lease(self) -> float | None:
         """The lease cron claims with: ``lease_time`` if set, else ``cron_time``."""
         return self.lease_time if self.lease_time is not None else self.cron_time
+
+    def failure_policy(self, queue_policy: FailurePolicy) -> FailurePolicy:
+        """The policy this worker's items fail by: the queue's, with the worker's own options."""
+        return queue_policy.overridden(self.max_attempts, self.retry)
 
 
 _registry: dict[str, QueueWorker] = {}
@@ -113,6 +132,8 @@ def queue_worker(
     lease_time: float | None = None,
     *,
     reliable: bool = False,
+    max_attempts: int | Unset | None = UNSET,
+    retry: Backoff | Unset | None = UNSET,
 ) -> Callable[[F], F]:
     """Register the decorated ``callback(data)`` as the worker of queue ``name``.
 
@@ -123,6 +144,11 @@ def queue_worker(
     reliable (see :class:`QueueWorker`); declare it in a module that every
     process using the queue imports (``BRIDGE_IMPORTS``), or in the
     ``BRIDGE_RELIABLE_QUEUES`` setting.
+
+    ``max_attempts`` (claims before a failing item is held; None: never held)
+    and ``retry`` (a :class:`~bridge.failures.Backoff` between failed
+    attempts; None: the item waits for its lease to end) override the
+    queue's settings; left out, the queue's apply (default 10 and None).
     """
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError(f"a queue worker needs a queue name, not {name!r}")
@@ -130,13 +156,17 @@ def queue_worker(
     lease = positive_seconds("lease_time", lease_time)
     if not isinstance(reliable, bool):
         raise InvalidArgumentError(f"reliable must be True or False, not {reliable!r}")
+    if max_attempts is not UNSET:
+        check_max_attempts(max_attempts)
+    if retry is not UNSET and retry is not None and not isinstance(retry, Backoff):
+        raise InvalidArgumentError(f"retry must be a bridge.Backoff or None, not {retry!r}")
 
     def register(callback: F) -> F:
         if not callable(callback):
             raise InvalidArgumentError(
                 f"queue_worker({name!r}) decorates a function, not {callback!r}"
             )
-        worker = QueueWorker(name, callback, cron, lease, reliable)
+        worker = QueueWorker(name, callback, cron, lease, reliable, max_attempts, retry)
         with _lock:
             existing = _registry.get(name)
             if existing is not None and _origin(existing.callback) != _origin(callback):

@@ -1,4 +1,5 @@
-"""A worker process killed mid-item loses nothing: its lease brings the item back.
+"""A worker process killed mid-item loses nothing: its lease brings the item back;
+an item that kills its worker on every attempt is held after ``max_attempts`` kills.
 
 A real OS process claims an item through ``process_queue`` and is SIGKILLed
 while its worker runs, as the OOM killer or a Celery hard time limit would.
@@ -127,4 +128,96 @@ def test_a_killed_worker_loses_nothing_and_the_item_runs_once_more(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+        queue.delete_queue()
+
+
+CRASH_LOOP_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+
+    import bridge
+    from bridge.workers import current_item
+
+    spec, name, record = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    lease, max_attempts = float(sys.argv[4]), int(sys.argv[5])
+
+    @bridge.queue_worker(name, lease_time=lease, max_attempts=max_attempts)
+    def work(data):
+        with record.open("a") as out:
+            out.write(f"{current_item().attempts}\\n")
+        time.sleep(600)
+
+    summary = bridge.process_queue(name, factory=bridge.QueueFactory(default=spec))
+    print(json.dumps(summary.as_dict()))
+""")
+MAX_ATTEMPTS = 3
+CRASH_LEASE = 2.0
+
+
+def _runs(record: Path) -> list[str]:
+    return record.read_text().split() if record.exists() else []
+
+
+def test_an_item_that_kills_its_worker_every_time_is_held_after_max_attempts_kills(
+    shared_factory: bridge.QueueFactory, tmp_path: Path
+) -> None:
+    """A poison item that takes its process down (OOM, a segfault) on every attempt."""
+    name = f"loop_{uuid.uuid4().hex[:10]}"
+    queue = shared_factory.get(name)
+    queue.create_item("poison")
+    script, record = tmp_path / "worker.py", tmp_path / "runs"
+    script.write_text(CRASH_LOOP_SCRIPT)
+    args = [
+        sys.executable,
+        str(script),
+        json.dumps(shared_factory.default),
+        name,
+        str(record),
+        str(CRASH_LEASE),
+        str(MAX_ATTEMPTS),
+    ]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for kill in range(1, MAX_ATTEMPTS + 1):
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            procs.append(proc)
+            deadline = time.monotonic() + 60
+            while len(_runs(record)) < kill:
+                if proc.poll() is not None:
+                    out, err = proc.communicate()
+                    pytest.fail(f"run {kill} exited {proc.returncode}: {out!r} {err.decode()}")
+                assert time.monotonic() < deadline, f"run {kill} never started the item"
+                time.sleep(0.02)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+            # The item must be claimable again before the next run starts.
+            if queue.capabilities.crash_recovery == "lease":
+                time.sleep(max(0.0, started + CRASH_LEASE + 0.3 - time.monotonic()))
+            deadline = time.monotonic() + 30
+            while queue.counts().ready != 1:
+                assert time.monotonic() < deadline, "the killed run's item never came back"
+                time.sleep(0.05)
+
+        last = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.append(last)
+        out, err = last.communicate(timeout=60)
+        assert last.returncode == 0, err.decode()
+        summary = json.loads(out.decode().splitlines()[-1])
+
+        assert _runs(record) == ["1", "2", "3"], "the worker ran once per kill, then never"
+        assert (summary["held"], summary["processed"], summary["failed"]) == (1, 0, 0)
+        [held] = queue.held_items()
+        assert held.data == "poison"
+        assert held.attempts == MAX_ATTEMPTS + 1
+        assert (held.hold_reason or "").startswith(
+            f"attempts exhausted: claimed {MAX_ATTEMPTS + 1} times, max_attempts is 3"
+        )
+        counts = queue.counts()
+        assert (counts.held, counts.ready, counts.leased, counts.delayed) == (1, 0, 0, 0)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
         queue.delete_queue()

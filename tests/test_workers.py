@@ -219,7 +219,7 @@ def test_cron_suspend_with_a_delay_of_max_wait_or_more_is_not_revisited(
     assert queue.number_of_items() == 1
 
 
-def test_cron_other_exception_is_logged_and_the_item_stays_leased_until_its_lease_ends(
+def test_cron_other_exception_is_stored_and_the_item_stays_leased_until_its_lease_ends(
     factory: bridge.QueueFactory, make_queue: MakeQueue, caplog: pytest.LogCaptureFixture
 ) -> None:
     queue = make_queue(unique())
@@ -231,17 +231,21 @@ def test_cron_other_exception_is_logged_and_the_item_stays_leased_until_its_leas
         raise RuntimeError("the disk is full")
 
     started = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="bridge.runner"):
+    with caplog.at_level(logging.INFO):
         [summary] = bridge.run_cron(factory=factory)
     finished = time.monotonic()
 
-    assert (summary.failed, summary.processed, summary.stopped_by) == (1, 0, "empty")
-    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert error.name == "bridge.runner"
-    assert error.exc_info is not None
-    assert isinstance(error.exc_info[1], RuntimeError)
-    assert "the disk is full" in caplog.text
-    assert "Traceback" in caplog.text
+    assert (summary.failed, summary.held, summary.processed, summary.stopped_by) == (
+        1,
+        0,
+        0,
+        "empty",
+    )
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.levelno == logging.WARNING
+    assert warning.name == "bridge.failures"
+    assert "RuntimeError: the disk is full" in warning.getMessage()
+    assert "attempt 1 of 10" in warning.getMessage()
     assert queue.number_of_items() == 1
     assert queue.claim_item(lease_time=1) is None
     assert time.monotonic() - started < lease, "machine too slow to observe the lease"
@@ -249,6 +253,9 @@ def test_cron_other_exception_is_logged_and_the_item_stays_leased_until_its_leas
     item = queue.claim_item(lease_time=1)
     assert item is not None
     assert (item.data, item.attempts) == ({"n": 1}, 2)
+    assert item.last_error is not None
+    assert item.last_error.startswith("RuntimeError: the disk is full\nTraceback")
+    assert "in broken" in item.last_error
 
 
 def test_cron_never_runs_a_queue_without_cron_time(

@@ -19,10 +19,16 @@ as a ``task-progress`` event whose ``result`` is that summary (Flower shows
 it as the task's result while its state is ``PROGRESS``); no other field of
 Flower's task is touched. The summary's ``failed`` count once landed in
 Flower's ``failed`` timestamp.
+
+A runner task in which nothing worked ends in FAILURE with
+:class:`PassFailed`, whose message holds the summary, so that Flower and
+monitoring see it: no item processed and at least one failed or held, or a
+store that stayed unavailable. Otherwise it succeeds with the counts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -123,6 +129,22 @@ class _Progress:
             logger.warning("Could not report progress of queue %s: %s", summary.queue, exc)
 
 
+class PassFailed(Exception):
+    """A runner task in which nothing worked; the message holds the summary as JSON."""
+
+
+def _raise_if_nothing_worked(results: list[dict[str, Any]]) -> None:
+    """FAILURE for a run that processed nothing while items failed or were held,
+    or that stopped because a store was unavailable; the counts travel in the error."""
+    processed = sum(r["processed"] for r in results)
+    failures = sum(r["failed"] + r["held"] for r in results)
+    unavailable = any(r["stopped_by"] == "backend unavailable" for r in results)
+    if (failures and not processed) or unavailable:
+        what = "a store was unavailable" if unavailable else "every item failed or was held"
+        shown = results[0] if len(results) == 1 else results
+        raise PassFailed(f"{what}: {json.dumps(shown, default=str)}")
+
+
 def _stopped_by(summary: Summary) -> str:
     if summary.stopped_by != "interrupted":
         return summary.stopped_by
@@ -163,7 +185,9 @@ def _process_queue(
         summary = Summary(**{**summary.as_dict(), "stopped_by": "interrupted"})
     result = summary.as_dict()
     result["stopped_by"] = _stopped_by(summary)
-    result["remaining"] = get_queue(name).number_of_items()
+    if summary.stopped_by != "backend unavailable":
+        result["remaining"] = get_queue(name).number_of_items()
+    _raise_if_nothing_worked([result])
     return result
 
 
@@ -175,7 +199,9 @@ def _run_cron(self: RunnerTask) -> list[dict[str, Any]]:
             f"no cron queue is registered in this worker process ({self.bridge.imports_note()})"
         )
     summaries = run_cron(interrupts=INTERRUPTS, should_stop=shutdown.requested)
-    return [{**s.as_dict(), "stopped_by": _stopped_by(s)} for s in summaries]
+    results = [{**s.as_dict(), "stopped_by": _stopped_by(s)} for s in summaries]
+    _raise_if_nothing_worked(results)
+    return results
 
 
 def _clean_broker(self: Task) -> dict[str, int]:
