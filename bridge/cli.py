@@ -3,6 +3,7 @@
 ::
 
     bridge [--import MODULE]... queue list|run|send|peek|release|delete ...
+    bridge queue held|kick|delete-held NAME ...
     bridge demo [--items N] [--queue NAME]
     bridge celery-demo [--seconds S] [--rate N] [--concurrency N] [--flower [--flower-port N]]
     bridge metrics [--port N] [--address HOST] [--once]
@@ -16,7 +17,8 @@ calling :func:`bridge.configure` decides which backends serve its queues.
 A user's mistake (a :class:`~bridge.errors.BridgeError`, or an option value
 click refuses) ends the command with one ``Error: ...`` line on stderr and a
 non-zero exit, never a traceback: exit 2 for a bad argument value, 1 for
-anything else. Each mistake is caught where it arises and named there. Any
+anything else (``bridge queue run`` adds 3: an item failed or was held).
+Each mistake is caught where it arises and named there. Any
 other exception is a bug in bridge: :func:`main` prints one line naming it
 and how to report it, and ``BRIDGE_DEBUG=1`` shows its traceback instead.
 """
@@ -29,6 +31,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +40,7 @@ from typing import Any
 
 import click
 
+from bridge.contract import Introspection
 from bridge.errors import (
     BridgeError,
     InvalidArgumentError,
@@ -44,7 +48,7 @@ from bridge.errors import (
     UnknownQueueError,
 )
 from bridge.factory import QueueFactory, get_factory
-from bridge.items import QueueItem
+from bridge.items import ItemId, QueueItem, Undecodable
 from bridge.queue import Queue
 from bridge.runner import Summary, process_queue
 from bridge.workers import import_worker_modules, registered_workers
@@ -84,6 +88,36 @@ def _when(timestamp: float) -> str:
 
 def _shorten(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _cell(text: str | None, width: int = 60) -> str:
+    """``text`` on one table line: control characters escaped, shortened; "-" if None.
+
+    Reasons and errors come from workers and other programs; a newline or an
+    escape sequence in one must not break the table or the terminal.
+    """
+    if text is None:
+        return "-"
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return _shorten(shown, width)
+
+
+def _first_line(text: str | None) -> str | None:
+    """The first non-blank line of an error: its type and message."""
+    if text is None:
+        return None
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _data_cell(data: Any) -> str:
+    if isinstance(data, Undecodable):
+        return _shorten(str(data))  # already escaped: raw bytes, then the codec's error
+    return _shorten(json.dumps(data, default=repr))
+
+
+def _json_default(value: object) -> str:
+    # A listed item's data is JSON, except an undecodable payload: shown escaped.
+    return str(value) if isinstance(value, Undecodable) else repr(value)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -159,25 +193,58 @@ def list_queues(factory: QueueFactory, output: str) -> None:
     """List worker queues and queues with items.
 
     One row per queue and backend: every registered worker's queue, and every
-    queue with items in a backend the settings name. Items include leased and
-    delayed ones, as Drupal counts them.
+    queue with items in a backend the settings name. Items include leased,
+    delayed and held ones, as Drupal counts them; held items (set aside after
+    failing, see `bridge queue held`) are also shown on their own.
     """
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    stores: dict[tuple[str, int], tuple[Introspection, float | None]] = {}
     for name, worker in registered_workers().items():
-        q = factory.get(name)
-        row = {"name": name, "items": q.number_of_items(), "backend": q.backend.url}
-        rows[(name, id(q.backend))] = {**row, "cron": worker.cron_time}
-    for backend in factory.backends():
-        for name, count in backend.queue_names().items():
-            row = {"name": name, "items": count, "backend": backend.url, "cron": None}
-            rows.setdefault((name, id(backend)), row)
-    found = sorted(rows.values(), key=lambda row: (row["name"], row["backend"]))
+        store: Introspection = factory.get(name).backend
+        stores[(name, id(store))] = (store, worker.cron_time)
+    for store in factory.backends():
+        for name in store.queue_names():
+            stores.setdefault((name, id(store)), (store, None))
+    rows: list[dict[str, Any]] = []
+    for (name, _), (store, cron) in stores.items():
+        counts = store.counts(name)
+        rows.append(
+            {
+                "name": name,
+                "items": counts.total,
+                "held": counts.held,
+                "backend": store.url,
+                "cron": cron,
+            }
+        )
+    rows.sort(key=lambda row: (row["name"], row["backend"]))
     if output == "json":
-        click.echo(json.dumps(found, indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    for row in found:
+    for row in rows:
         row["cron"] = "-" if row["cron"] is None else f"{row['cron']:g}"
-    click.echo(_table(["name", "items", "backend", "cron"], [list(r.values()) for r in found]))
+    headers = ["name", "items", "held", "backend", "cron"]
+    click.echo(_table(headers, [list(row.values()) for row in rows]))
+
+
+class OneLineError(click.ClickException):
+    """An error printed as one ``Error:`` line whatever it quotes.
+
+    Queue names, worker messages and driver errors may hold newlines; the
+    user gets one line, as :class:`BridgeGroup` gives for bridge's errors.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(Exception(message)))
+
+
+ITEMS_FAILED = 3
+"""``bridge queue run``'s exit status when an item failed or was held."""
+
+
+class ItemsFailed(OneLineError):
+    """Some items of the pass failed or were held: one error line, exit 3."""
+
+    exit_code = ITEMS_FAILED
 
 
 def _drain(name: str, factory: QueueFactory, **limits: Any) -> Summary:
@@ -197,12 +264,14 @@ def _drain(name: str, factory: QueueFactory, **limits: Any) -> Summary:
         f"{summary.elapsed:.2f} s (requeued {summary.requeued}, delayed {summary.delayed}, "
         # Only when it happened: items a backend could not delay, left leased.
         + (f"kept leased {summary.kept_leased}, " if summary.kept_leased else "")
-        + f"failed {summary.failed}, lost {summary.lost})"
+        + f"failed {summary.failed}, held {summary.held}, lost {summary.lost})"
     )
     if summary.stopped_by in ("time_limit", "items_limit"):
         click.echo(f"Stopped at the {summary.stopped_by.replace('_', ' ')}.")
     if summary.suspended is not None:
-        raise click.ClickException(f"the {name} queue was suspended: {summary.suspended}")
+        raise OneLineError(f"the {name} queue was suspended: {summary.suspended}")
+    if summary.stopped_by == "backend unavailable":
+        raise OneLineError(f"the pass over {name} stopped: {summary.error}")
     return summary
 
 
@@ -217,7 +286,17 @@ def run(
 ) -> None:
     """Process NAME with its worker (drush queue:run).
 
-    Fails if a worker suspends the queue.
+    Prints what the pass did: processed, requeued, delayed, failed, held and
+    lost items (lost: the lease ran out and another claimer took the item).
+
+    \b
+    Exit status:
+      0  every item the pass took was settled without failing
+      1  the pass stopped early: a worker suspended the queue, or the
+         backend failed (also: an unknown queue, an unreachable backend)
+      2  a bad argument
+      3  at least one item failed or was held (a failed one comes back
+         when its lease or retry delay ends; see `bridge queue held NAME`)
     """
     if name not in registered_workers():
         raise UnknownQueueError(
@@ -225,7 +304,14 @@ def run(
             "register one with @queue_worker and --import its module (or BRIDGE_IMPORTS)"
         )
     limits = {"time_limit": time_limit or None, "items_limit": items_limit or None}
-    _drain(name, factory, lease_time=lease_time, **limits)
+    summary = _drain(name, factory, lease_time=lease_time, **limits)
+    held_count = summary.held
+    if summary.failed or held_count:
+        raise ItemsFailed(
+            f"{_plural(summary.failed, 'item')} failed and {_plural(held_count, 'item')} "
+            f"{'was' if held_count == 1 else 'were'} held in the {name} queue"
+            + (f"; list them with: bridge queue held {name}" if held_count else "")
+        )
 
 
 @queue.command("send")
@@ -259,7 +345,8 @@ def send(
 
 
 def _item_row(item: QueueItem, now: float) -> dict[str, Any]:
-    state = "ready" if not item.expire else f"held {item.expire - now:.1f} s"
+    # A leased item and a delayed one look alike here: both wait for expire.
+    state = "ready" if not item.expire else f"claimable in {item.expire - now:.1f} s"
     if 0 < item.expire <= now:
         state = "ready (lease expired)"
     return {
@@ -270,6 +357,7 @@ def _item_row(item: QueueItem, now: float) -> dict[str, Any]:
         "attempts": item.attempts,
         "priority": item.priority,
         "data": item.data,
+        "last_error": item.last_error,
     }
 
 
@@ -279,20 +367,125 @@ def _item_row(item: QueueItem, now: float) -> dict[str, Any]:
 @format_option
 @click.pass_obj
 def peek(factory: QueueFactory, name: str, limit: int, output: str) -> None:
-    """Show the next items of NAME without claiming them."""
+    """Show the next items of NAME without claiming them.
+
+    Each with its attempts (claims so far) and the first line of the last
+    failed attempt's error; --format json gives the whole error. Held items
+    are not shown here: see `bridge queue held`. A payload that cannot be
+    decoded is shown as its raw bytes, escaped.
+    """
     items = _known_queue(factory, name).peek(limit)
     now = time.time()
     rows = [_item_row(item, now) for item in items]
     if output == "json":
-        click.echo(json.dumps(rows, indent=2, default=repr))
+        click.echo(json.dumps(rows, indent=2, default=_json_default))
     elif not rows:
         click.echo(f"No items in {name}.")
     else:
         for row in rows:
             row["created"] = _when(row["created"])
-            row["data"] = _shorten(json.dumps(row["data"], default=repr))
+            row["data"] = _data_cell(row["data"])
+            row["last error"] = _cell(_first_line(row.pop("last_error")))
             del row["expire"]
         click.echo(_table(list(rows[0]), [list(row.values()) for row in rows]))
+
+
+@queue.command("held")
+@click.argument("name")
+@click.option("--limit", type=PEEK_LIMIT, default=100, show_default=True)
+@format_option
+@click.pass_obj
+def held(factory: QueueFactory, name: str, limit: int, output: str) -> None:
+    """List the held items of NAME, oldest held first.
+
+    Held items failed too often (the worker's max_attempts) or were set aside
+    on purpose (HoldItem, an undecodable payload). They are never claimed
+    until `bridge queue kick` puts them back, and stay until then or until
+    `bridge queue delete-held`. Shows each one's id, attempts, when it was
+    held, why, and the first line of its last error; --format json gives the
+    whole error and the data.
+    """
+    items = _known_queue(factory, name).held_items(limit)
+    if output == "json":
+        rows = [
+            {
+                "id": item.item_id,
+                "attempts": item.attempts,
+                "held_at": item.held_at,
+                "hold_reason": item.hold_reason,
+                "last_error": item.last_error,
+                "created": item.created,
+                "priority": item.priority,
+                "data": item.data,
+            }
+            for item in items
+        ]
+        click.echo(json.dumps(rows, indent=2, default=_json_default))
+    elif not items:
+        click.echo(f"No held items in {name}.")
+    else:
+        table = [
+            [
+                item.item_id,
+                item.attempts,
+                "-" if item.held_at is None else _when(item.held_at),
+                _cell(item.hold_reason),
+                _cell(_first_line(item.last_error)),
+            ]
+            for item in items
+        ]
+        click.echo(_table(["id", "attempts", "held since", "reason", "last error"], table))
+
+
+def _id_forms(text: str) -> list[ItemId]:
+    """The ids ``text`` may stand for: SQL, Redis and memory ids are ints, others str."""
+    if re.fullmatch(r"[0-9]{1,18}", text):
+        return [int(text), text]
+    return [text]
+
+
+@queue.command("kick")
+@click.argument("name")
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--all", "kick_all", is_flag=True, help="Kick every held item.")
+@click.pass_obj
+def kick(factory: QueueFactory, name: str, ids: tuple[str, ...], kick_all: bool) -> None:
+    """Put held items of NAME back to ready (these IDs, or --all).
+
+    Their attempts start again from 0, and their last error is kept for the
+    next claimer to see. IDs are as `bridge queue held` prints them; the ones
+    that are not held are named in the error (exit 1), the others kicked.
+    """
+    if kick_all == bool(ids):
+        raise InvalidArgumentError("give the IDs of held items to kick, or --all (not both)")
+    q = _known_queue(factory, name)
+    if kick_all:
+        click.echo(f"Kicked {_plural(q.kick(None), 'item')} back to ready in {name}")
+        return
+    kicked = [text for text in ids if any(q.kick_item(i) for i in _id_forms(text))]
+    missed = [text for text in ids if text not in kicked]
+    if kicked:
+        click.echo(f"Kicked {_plural(len(kicked), 'item')} back to ready in {name}")
+    if missed:
+        shown = ", ".join(_cell(text, 40) for text in missed[:10])
+        more = f" and {len(missed) - 10} more" if len(missed) > 10 else ""
+        raise OneLineError(f"not held in {name}: {shown}{more}")
+
+
+@queue.command("delete-held")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def delete_held(factory: QueueFactory, name: str, yes: bool) -> None:
+    """Delete every held item of NAME; other items are untouched."""
+    q = _known_queue(factory, name)
+    if not yes:
+        count = q.counts().held
+        if not count:
+            click.echo(f"No held items in {name}.")
+            return
+        click.confirm(f"Delete all {_plural(count, 'held item')} in the {name} queue?", abort=True)
+    click.echo(f"Deleted {_plural(q.delete_held(None), 'held item')} from {name}")
 
 
 @queue.command("release")
@@ -371,23 +564,27 @@ def demo(factory: QueueFactory, count: int, name: str) -> None:
 @click.option("--once", is_flag=True, help="Print the metrics once and exit.")
 @click.pass_obj
 def metrics(factory: QueueFactory, port: int, address: str, once: bool) -> None:
-    """Serve queue depths as Prometheus metrics on /metrics.
+    """Serve queue metrics for Prometheus on /metrics.
 
-    Per queue: every item, and ready, leased and delayed items, which
-    Flower's /metrics (tasks only) cannot show. Counted afresh each scrape.
+    Per queue, counted afresh at each scrape: items by state (ready, leased,
+    delayed, held), held items, and how long the oldest ready item has
+    waited, which Flower's /metrics (tasks only) cannot show. Also the
+    runner's outcome counters (processed, failed, held, ...): with
+    PROMETHEUS_MULTIPROC_DIR set to the directory the workers write to,
+    added up over every worker process; without it, only this process's,
+    which runs no items. See docs/failures.md for alert rules.
     """
-    from bridge.metrics import MetricsServer, queue_depths, render
+    from bridge.metrics import exposition, serve
 
     if once:
-        click.echo(render(queue_depths(factory)), nl=False)
+        click.echo(exposition(factory), nl=False)
         return
     try:
-        server = MetricsServer(factory, address, port)
+        server = serve(factory, address, port)
     except OSError as exc:  # socket.gaierror for a bad address is one too
-        raise click.ClickException(
-            f"cannot listen on {address}:{port}: {exc.strerror or exc}"
-        ) from exc
-    click.echo(f"Serving queue metrics on http://{address}:{server.server_port}/metrics")
+        raise OneLineError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from exc
+    host = f"[{address}]" if ":" in address else address
+    click.echo(f"Serving queue metrics on http://{host}:{server.server_port}/metrics")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

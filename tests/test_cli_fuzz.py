@@ -200,8 +200,64 @@ def test_peek_release_and_delete_never_print_a_traceback(
     peek = ["queue", "peek", "--limit", limit, "--format", output, *positional(name)]
     assert_clean(invoke(peek, url))
     assert_clean(invoke(["queue", "list", "--format", output], url))
+    held = ["queue", "held", "--limit", limit, "--format", output, *positional(name)]
+    assert_clean(invoke(held, url))
+    assert_clean(invoke(["queue", "kick", "--all", *positional(name)], url))
+    assert_clean(invoke(["queue", "delete-held", "--yes", *positional(name)], url))
     assert_clean(invoke(["queue", "release", *positional(name)], url))
     assert_clean(invoke(["queue", "delete", "--yes", *positional(name)], url))
+
+
+item_ids = st.lists(
+    st.one_of(
+        st.integers(min_value=-(2**70), max_value=2**70).map(str),
+        st.sampled_from(["0", "1", "007", "9223372036854775808", "1e3", "-1", "", " 1"]),
+        st.text(max_size=40),
+    ),
+    max_size=4,
+)
+"""Item ids as a shell passes them: numbers of any size, and any text."""
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(["sqlite", "memory"]),
+    name=names,
+    ids=item_ids,
+    kick_all=st.booleans(),
+    reason=st.text(max_size=30),
+    error=st.one_of(st.none(), st.text(max_size=60)),
+    output=st.sampled_from(["table", "json"]),
+)
+def test_held_kick_and_delete_held_never_print_a_traceback(
+    urls: dict[str, str],
+    kind: str,
+    name: str,
+    ids: list[str],
+    kick_all: bool,
+    reason: str,
+    error: str | None,
+    output: str,
+) -> None:
+    """On a queue with a held item whose reason and error are any text."""
+    url = urls[kind]
+    sent = invoke(["queue", "send", "--create", *positional(name, '"x"')], url)
+    assert_clean(sent)
+    if sent.exit_code == 0 and kind == "sqlite":
+        # Held through the API, as a worker would: reason and error are free text.
+        # (A memory:// queue lives in one factory: each invocation starts empty.)
+        factory = bridge.QueueFactory(default=url)
+        queue = factory.get(name)
+        item = queue.claim_item()
+        assert item is not None
+        assert queue.hold_item(item, reason=reason, error=error)
+        factory.close()
+        ids = [*ids, str(item.item_id)]
+    assert_clean(invoke(["queue", "held", "--format", output, *positional(name)], url))
+    assert_clean(invoke(["queue", "peek", "--format", output, *positional(name)], url))
+    kick = ["queue", "kick", *(["--all"] if kick_all else []), *positional(name, *ids)]
+    assert_clean(invoke(kick, url))
+    assert_clean(invoke(["queue", "delete-held", "--yes", *positional(name)], url))
 
 
 @FUZZ
