@@ -26,9 +26,11 @@ from typing import Any
 import pytest
 
 import bridge
-from bridge.backends import aliases, open_backend
+from bridge.backends import aliases, open_backend, sqs_held
 from bridge.backends.sqs import SQS_CAPABILITIES, SqsBackend
 from bridge.backends.sqs_client import SqsClient, client_args
+from bridge.backends.sqs_layout import HELD_RETENTION, REDRIVE_RECEIVES
+from bridge.backends.sqs_messages import MOVED_BY_SQS, NOT_BEFORE, copy_of
 
 from conftest import spec_for
 
@@ -179,9 +181,16 @@ def test_sqs_unreachable_is_unavailable() -> None:
     backend = open_backend(
         "kombu+sqs://key:s3cret@127.0.0.1:1", {"region": "us-east-1", "connect_timeout": 1}
     )
-    with pytest.raises(bridge.BackendUnavailableError) as raised:
-        backend.claim_items("anything", 1, 30)
-    assert "s3cret" not in str(raised.value)
+    for call in (
+        lambda: backend.claim_items("anything", 1, 30),
+        lambda: backend.held_items("anything", 10),
+        lambda: backend.kick("anything", None),
+        lambda: backend.delete_held("anything", None),
+        lambda: backend.counts("anything"),
+    ):
+        with pytest.raises(bridge.BackendUnavailableError) as raised:
+            call()
+        assert "s3cret" not in str(raised.value)
 
 
 # -- one holder's calls: Drupal's return values, where SQS can give them ------------
@@ -323,6 +332,349 @@ def test_sqs_refuses_a_foreign_claim_past_12_hours_as_invalid(connect: Connect) 
         other.extend_lease(item, 43_200)
     assert other.extend_lease(item, 60)
     assert other.delete_item(item)
+
+
+# -- failures and held items: copies, the held queue, its redrive policy ---------------
+
+
+def boto(queue: bridge.Queue) -> Any:
+    return queue.backend._client.boto()  # type: ignore[attr-defined]
+
+
+def sqs_urls(queue: bridge.Queue) -> tuple[str, str]:
+    """The SQS URLs of the queue and of its held queue."""
+    layout = queue.backend._layout  # type: ignore[attr-defined]
+    return layout.queue_url(queue.name), layout.held_url(queue.name)
+
+
+def attributes(queue: bridge.Queue, url: str, *names: str) -> dict[str, str]:
+    return dict(
+        boto(queue).get_queue_attributes(QueueUrl=url, AttributeNames=list(names))["Attributes"]
+    )
+
+
+@sqs
+def test_the_held_queue_is_the_queue_s_dead_letter_target(connect: Connect) -> None:
+    queue = connect(unique())
+    queue.create_item("x")
+    main_url, held_url = sqs_urls(queue)
+    assert held_url.endswith(f"{queue.name}-held")
+    policy = json.loads(attributes(queue, main_url, "RedrivePolicy")["RedrivePolicy"])
+    held = attributes(queue, held_url, "QueueArn", "MessageRetentionPeriod")
+    assert policy["deadLetterTargetArn"] == held["QueueArn"]
+    assert int(policy["maxReceiveCount"]) == REDRIVE_RECEIVES == 1000, "SQS's highest"
+    assert int(held["MessageRetentionPeriod"]) == HELD_RETENTION == 14 * 86_400
+    assert queue.backend.queue_names().get(queue.name) == 1, "the held queue is not listed"
+    assert f"{queue.name}-held" not in queue.backend.queue_names()
+
+
+@sqs
+def test_a_queue_named_like_a_held_queue_is_a_queue_of_its_own(connect: Connect) -> None:
+    name = unique()
+    plain, lookalike = connect(name), connect(f"{name}-held")
+    plain.create_item("plain")
+    lookalike.create_item("lookalike")
+    item = plain.claim_item(lease_time=60)
+    assert item is not None
+    assert plain.hold_item(item, reason="r")
+    assert lookalike.counts().held == 0
+    assert [i.data for i in lookalike.peek(10)] == ["lookalike"]
+    assert [i.data for i in plain.held_items()] == ["plain"]
+    names = plain.backend.queue_names()
+    assert (names.get(name), names.get(f"{name}-held")) == (1, 1)
+
+
+@sqs
+def test_what_sqs_s_own_redrive_moves_is_held_and_can_be_kicked(connect: Connect) -> None:
+    queue = connect(unique())
+    item_id = queue.create_item("received too often")
+    main_url, _ = sqs_urls(queue)
+    policy = json.loads(attributes(queue, main_url, "RedrivePolicy")["RedrivePolicy"])
+    policy["maxReceiveCount"] = 1
+    boto(queue).set_queue_attributes(
+        QueueUrl=main_url, Attributes={"RedrivePolicy": json.dumps(policy)}
+    )
+    first = queue.claim_item(lease_time=60)
+    assert first is not None
+    assert queue.release_item(first)
+    assert queue.claim_item(lease_time=60) is None, "SQS moved it on the second receive"
+
+    [held] = queue.held_items()
+    assert (held.item_id, held.data, held.hold_reason) == (
+        item_id,
+        "received too often",
+        MOVED_BY_SQS,
+    )
+    assert held.attempts >= 1
+    assert queue.kick_item(item_id)
+    policy["maxReceiveCount"] = REDRIVE_RECEIVES
+    boto(queue).set_queue_attributes(
+        QueueUrl=main_url, Attributes={"RedrivePolicy": json.dumps(policy)}
+    )
+    again = claim_within(queue, 10)
+    assert (again.item_id, again.attempts, again.created) == (item_id, 1, first.created)
+
+
+@sqs
+def test_failures_and_holds_are_seen_from_every_connection(connect: Connect) -> None:
+    name = unique()
+    worker, operator = connect(name), connect(name)
+    worker.create_item({"job": 1})
+    item = worker.claim_item(lease_time=60)
+    assert item is not None
+    assert worker.fail_item(item, "ValueError: first", delay=0.5)
+    again = claim_within(operator, 10)
+    assert (again.item_id, again.attempts, again.created) == (item.item_id, 2, item.created)
+    assert again.last_error == "ValueError: first"
+    with pytest.raises(bridge.UnsupportedOperationError, match="another backend object"):
+        worker.hold_item(again, reason="not mine")
+    assert operator.hold_item(again, reason="bounced", error="ValueError: second")
+
+    [held] = worker.held_items()
+    assert (held.item_id, held.attempts, held.hold_reason) == (item.item_id, 2, "bounced")
+    assert held.last_error == "ValueError: second"
+    assert worker.kick() == 1
+    last = claim_within(operator, 10)
+    assert (last.item_id, last.attempts, last.created) == (item.item_id, 1, item.created)
+    assert last.last_error == "ValueError: second"
+    assert worker.delete_item(last), "the receipt handle settles from anywhere"
+
+
+@sqs
+def test_a_failure_of_another_object_s_claim_is_only_a_delay(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the object that received the message has its body to copy the error onto."""
+    name = unique()
+    holder, other = connect(name), connect(name)
+    holder.create_item("x")
+    item = holder.claim_item(lease_time=60)
+    assert item is not None
+    with caplog.at_level(logging.WARNING, logger="bridge.backends.sqs"):
+        assert other.fail_item(item, "lost error", delay=1)
+    assert "its error is not kept" in caplog.text
+    assert holder.claim_item(lease_time=60) is None
+    again = claim_within(holder, 10)
+    assert (again.item_id, again.attempts, again.last_error) == (item.item_id, 2, None)
+
+
+@sqs
+def test_a_failure_replaces_the_message_and_ends_the_claim(connect: Connect) -> None:
+    """SQS messages cannot change: the error travels in a copy, so the holder lets go."""
+    queue = connect(unique())
+    queue.create_item("x")
+    item = queue.claim_item(lease_time=2)
+    assert item is not None
+    assert queue.fail_item(item, "boom")
+    assert (queue.counts().leased, queue.counts().delayed) == (1, 0), "waits for its lease"
+    assert queue.peek(10)[0].item_id == item.item_id
+    for call in CALLS.values():
+        assert call(queue, item) is False, "the claimed message is gone"
+    assert queue.claim_item(lease_time=60) is None
+    again = claim_within(queue, 10)
+    assert (again.item_id, again.attempts, again.last_error) == (item.item_id, 2, "boom")
+
+
+@sqs
+def test_a_retry_delay_past_900_s_waits_in_steps_without_costing_attempts(
+    connect: Connect,
+) -> None:
+    queue = connect(unique())
+    queue.create_item("later")
+    item = queue.claim_item(lease_time=60)
+    assert item is not None
+    assert queue.fail_item(item, "slow down", delay=3_600)
+    assert queue.counts().delayed == 1
+    assert item.expire - time.time() == pytest.approx(3_600, abs=5)
+
+    # The copy SQS shows after its 900 s, made here with a not-before 2 s away.
+    stored = queue.backend._claims[str(item.item_id)].item  # type: ignore[attr-defined]
+    copy = copy_of(stored, attempts=1, error="slow down", delay=901)._replace(delay=0)
+    copy.attributes[NOT_BEFORE] = {"DataType": "Number", "StringValue": f"{time.time() + 2:.6f}"}
+    main_url, _ = sqs_urls(queue)
+    queue.backend._client.send(main_url, [copy])  # type: ignore[attr-defined]
+    assert queue.claim_item(lease_time=60) is None, "received early: sent on, not handed out"
+    assert queue.counts().delayed == 2
+    again = claim_within(queue, 10)
+    assert (again.item_id, again.attempts, again.last_error) == (item.item_id, 2, "slow down")
+
+
+@sqs
+def test_error_and_reason_texts_sqs_would_refuse_round_trip(connect: Connect) -> None:
+    queue = connect(unique())
+    queue.create_items(["a", "b"])
+    a, b = queue.claim_items(2, lease_time=60)
+    odd = "KeyError: \x00 \x1b[31mred\x1b[0m \ufffe 漢字"
+    assert queue.hold_item(a, reason="", error=odd)
+    time.sleep(0.01)
+    assert queue.hold_item(b, reason=odd, error="")
+    first, second = queue.held_items()
+    assert (first.hold_reason, first.last_error) == ("", odd)
+    assert (second.hold_reason, second.last_error) == (odd, "")
+
+
+@sqs
+def test_a_crash_between_copy_and_delete_leaves_the_item_twice_never_nowhere(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = connect(unique())
+    queue.create_item("survivor")
+    item = queue.claim_item(lease_time=1)
+    assert item is not None
+
+    def crash(*args: Any) -> list[int]:
+        raise RuntimeError("killed between the send and the delete")
+
+    monkeypatch.setattr(SqsClient, "delete", crash)
+    with pytest.raises(RuntimeError):
+        queue.hold_item(item, reason="r")
+    monkeypatch.undo()
+    assert queue.counts().held == 1
+    assert claim_within(queue, 10).item_id == item.item_id, "and back when the lease ends"
+
+
+MOVER = textwrap.dedent("""
+    import json, sys, time
+    import bridge
+    from bridge.backends import sqs_held
+
+    sqs_held.LOOK_HIDE = 2  # what a killed look hid comes back soon
+    spec, name, mode = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    queue = bridge.QueueFactory(default=spec).get(name)
+    if mode == "hold":
+        for item in queue.claim_items(100, lease_time=2):
+            queue.hold_item(item, reason="held")
+            print(item.item_id, flush=True)
+    else:
+        while queue.kick(limit=1):
+            print("kicked", flush=True)
+    time.sleep(600)
+""")
+
+
+def move_in_a_process_and_kill_it(name: str, mode: str, after: int) -> None:
+    """A child holds (or kicks) items one by one and is SIGKILLed during the next."""
+    spec = spec_for("sqs", None)
+    child = subprocess.Popen(
+        [sys.executable, "-c", MOVER, json.dumps(spec), name, mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        for _ in range(after):
+            assert child.stdout.readline(), child.stderr.read().decode() if child.stderr else ""
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+@sqs
+@pytest.mark.parametrize("after", [3, 7])
+def test_a_sigkill_mid_hold_or_mid_kick_loses_no_item(connect: Connect, after: int) -> None:
+    """Copy, then delete: a kill between leaves an item twice at worst, never nowhere."""
+    name = unique()
+    queue = connect(name)
+    ids = set(queue.create_items(range(10)))
+
+    def everywhere() -> set[Any]:
+        time.sleep(3)  # the killed child's leases and hidden looks end
+        held = {item.item_id for item in queue.held_items()}
+        ready = {item.item_id for item in queue.peek(100)}
+        return held | ready
+
+    move_in_a_process_and_kill_it(name, "hold", after)
+    assert everywhere() == ids
+    assert queue.counts().held >= after
+    queue.kick()  # all held back; the kill may have left some items in both queues
+    claimed = queue.claim_items(100, lease_time=60)
+    assert {item.item_id for item in claimed} == ids
+    for item in claimed:
+        assert queue.hold_item(item, reason="again")
+    move_in_a_process_and_kill_it(name, "kick", after)
+    assert everywhere() == ids
+
+
+@sqs
+def test_kick_and_delete_held_leave_the_items_they_do_not_take_visible(connect: Connect) -> None:
+    queue = connect(unique())
+    queue.create_items(range(12))  # more than one receive's 10
+    for claimed in queue.claim_items(12, lease_time=60):
+        assert queue.hold_item(claimed, reason=str(claimed.data))
+    held = queue.held_items()
+    assert len(held) == 12
+    assert [item.held_at for item in held] == sorted(item.held_at or 0 for item in held)
+    assert queue.kick(limit=5) == 5
+    assert queue.delete_held(limit=2) == 2
+    assert queue.counts().held == 5
+    assert [item.item_id for item in queue.held_items()] == [item.item_id for item in held[7:]]
+    assert queue.delete_held() == 5
+    assert queue.counts() == bridge.ItemCounts(ready=5, leased=0, delayed=0, held=0)
+
+
+@sqs
+def test_old_held_messages_are_sent_again_before_sqs_s_retention_ends(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = connect(unique())
+    queue.create_item("kept")
+    item = queue.claim_item(lease_time=60)
+    assert item is not None
+    assert queue.hold_item(item, reason="r", error="e")
+    [before] = queue.held_items()
+    _, held_url = sqs_urls(queue)
+
+    def message_ids() -> set[str]:
+        got = boto(queue).receive_message(QueueUrl=held_url, MaxNumberOfMessages=10)
+        handles = [(m["MessageId"], m["ReceiptHandle"]) for m in got.get("Messages", [])]
+        for _, handle in handles:
+            boto(queue).change_message_visibility(
+                QueueUrl=held_url, ReceiptHandle=handle, VisibilityTimeout=0
+            )
+        return {message_id for message_id, _ in handles}
+
+    old = message_ids()
+    monkeypatch.setattr(sqs_held, "REFRESH_AFTER", -1)  # every held message counts as old
+    queue.garbage_collection()
+    assert message_ids().isdisjoint(old), "a new message, with a new retention"
+    [after] = queue.held_items()
+    assert after == before, "the same item, held at the same time, with its reason and error"
+    tags = boto(queue).list_queue_tags(QueueUrl=held_url)["Tags"]
+    assert time.time() - float(tags["bridge-refreshed"]) < 60
+    renewed = message_ids()
+    queue.garbage_collection()
+    assert message_ids() == renewed, "at most hourly per backend object"
+
+
+@sqs
+def test_a_redrive_policy_to_another_queue_is_left_alone(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = unique()
+    owner = connect(name)
+    owner.create_queue()
+    main_url, _ = sqs_urls(owner)
+    theirs = boto(owner).create_queue(QueueName=f"{name}-theirs")["QueueUrl"]
+    arn = attributes(owner, theirs, "QueueArn")["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})
+    boto(owner).set_queue_attributes(QueueUrl=main_url, Attributes={"RedrivePolicy": policy})
+    try:
+        with caplog.at_level(logging.WARNING, logger="bridge.backends.sqs_layout"):
+            connect(name).create_item("x")
+        assert "RedrivePolicy to another queue" in caplog.text
+        assert attributes(owner, main_url, "RedrivePolicy")["RedrivePolicy"] == policy
+    finally:
+        boto(owner).delete_queue(QueueUrl=theirs)
+
+
+@sqs
+def test_sqs_cannot_tell_the_age_of_the_oldest_ready_item(connect: Connect) -> None:
+    queue = connect(unique())
+    queue.create_item("x")
+    assert queue.backend.oldest_ready_age(queue.name) is None
 
 
 # -- URLs: the deprecated alias, and secrets never printed -----------------------------

@@ -1,24 +1,24 @@
-"""The SQS calls of the SQS backend, and how bridge's items look on SQS.
+"""The SQS calls of the SQS backend.
 
 Kept apart from ``sqs.py``, which holds the queue semantics (leases, tokens,
-what a backend knows of its claims), so that this module is only about SQS
-itself: queue names and URLs, message bodies, the batch limits, which error
+what a backend knows of its claims), ``sqs_layout.py`` (which queues stand
+for a bridge queue) and ``sqs_messages.py`` (what a message carries), so
+that this module is only about SQS's calls: the batch limits, which error
 codes mean "that receipt handle no longer holds the message" or "no such
-queue", and the boto3 arguments an ``sqs://`` URL stands for.
+queue", how boto3's errors become bridge's, and the boto3 arguments an
+``sqs://`` URL stands for.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
 
+from bridge.backends.sqs_messages import ATTRIBUTES, Message, Outgoing, batches, new
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
@@ -26,14 +26,9 @@ from bridge.errors import (
     ConfigurationError,
     InvalidArgumentError,
 )
-from bridge.items import StoredItem
 
 BATCH = 10
 _BATCH_BYTES = 256 * 1024
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
-_NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_ENCODING = "bridge-encoding"
-_NAME_TAG = "bridge-queue"
 _GONE = {
     "ReceiptHandleIsInvalid",
     "InvalidParameterValue",
@@ -50,21 +45,18 @@ MAX_VISIBILITY = 43_200
 _AUTHORITY = re.compile(r"(?P<host>\[[^\]]*\]|[^:]*)(?::(?P<port>[^:]*))?")
 NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
-Message = dict[str, Any]
-
 
 class SqsClient:
-    """A lazily built boto3 SQS client, with bridge's names and message format."""
+    """A lazily built boto3 SQS client and the calls bridge makes with it."""
 
     __slots__ = (
         "_boto3",
         "_client",
         "_client_args",
-        "_prefix",
         "_url",
         "_wait_time",
         "errors",
-        "urls",
+        "on_missing_queue",
     )
 
     def __repr__(self) -> str:  # the client arguments hold the secret key
@@ -76,17 +68,21 @@ class SqsClient:
         errors: Any,
         client_args: dict[str, Any],
         masked_url: str,
-        prefix: str,
         wait_time: int,
     ) -> None:
         self._boto3 = boto3
         self.errors = errors
         self._client_args = client_args
         self._url = masked_url
-        self._prefix = prefix
         self._wait_time = wait_time
         self._client: Any = None
-        self.urls: dict[str, str] = {}
+        self.on_missing_queue: Callable[[], None] = lambda: None
+        """Called when SQS says a queue does not exist: cached URLs are stale."""
+
+    @property
+    def url(self) -> str:
+        """The backend's URL, its secret masked."""
+        return self._url
 
     def forget(self) -> None:
         """Drop the client without closing its sockets (a forked child's share)."""
@@ -107,7 +103,7 @@ class SqsClient:
             raise
         except errors.ClientError as exc:
             if code(exc) in NO_QUEUE:
-                self.urls.clear()  # deleted behind our back: look it up again
+                self.on_missing_queue()  # deleted behind our back: look it up again
             raise BackendError(f"{operation} on {self._url} failed: {exc}") from exc
         except (errors.ConnectionError, errors.HTTPClientError) as exc:
             raise BackendUnavailableError(
@@ -120,42 +116,9 @@ class SqsClient:
 
     # -- queues ----------------------------------------------------------------------
 
-    def queue_url(self, name: str) -> str | None:
-        """The URL of queue ``name``; None if it does not exist."""
-        if name not in self.urls:
-            try:
-                found = self._sqs().get_queue_url(QueueName=self._sqs_name(name))
-            except self.errors.ClientError as exc:
-                if code(exc) not in NO_QUEUE:
-                    raise
-                return None
-            self.urls[name] = str(found["QueueUrl"])
-        return self.urls[name]
-
-    def ensure_queue(self, name: str) -> str:
-        """The URL of queue ``name``, created first if it does not exist."""
-        if name not in self.urls:
-            sqs_name = self._sqs_name(name)
-            tags = {} if sqs_name == self._prefix + name else {"tags": {_NAME_TAG: name}}
-            created = self._sqs().create_queue(QueueName=sqs_name, **tags)
-            self.urls[name] = str(created["QueueUrl"])
-        return self.urls[name]
-
-    def queues(self) -> Iterator[str]:
-        """The bridge names of the queues under this prefix."""
-        pages = self._sqs().get_paginator("list_queues").paginate(QueueNamePrefix=self._prefix)
-        for queue_url in (url for page in pages for url in page.get("QueueUrls", [])):
-            sqs_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
-            name = sqs_name[len(self._prefix) :]
-            if sqs_name.startswith(f"{self._prefix}bridge-"):
-                tags = self._sqs().list_queue_tags(QueueUrl=queue_url).get("Tags", {})
-                name = str(tags.get(_NAME_TAG, name))
-            self.urls.setdefault(name, queue_url)
-            yield name
-
     def counters(self, queue_url: str) -> tuple[int, int, int]:
         """SQS's approximate (visible, in flight, delayed) message counts."""
-        got = self._sqs().get_queue_attributes(
+        got = self.boto().get_queue_attributes(
             QueueUrl=queue_url,
             AttributeNames=[
                 "ApproximateNumberOfMessages",
@@ -172,7 +135,7 @@ class SqsClient:
     def purge(self, queue_url: str) -> None:
         """PurgeQueue; within a minute of the last one, delete the visible messages instead."""
         try:
-            self._sqs().purge_queue(QueueUrl=queue_url)
+            self.boto().purge_queue(QueueUrl=queue_url)
         except self.errors.ClientError as exc:
             if "PurgeQueueInProgress" not in code(exc):
                 raise
@@ -181,41 +144,52 @@ class SqsClient:
 
     # -- messages --------------------------------------------------------------------
 
-    def send(self, queue_url: str, payloads: list[bytes], delay: float) -> list[str]:
-        """Send in batches; the message ids, in order."""
-        ids: list[str] = []
-        for batch in _batches([_encode(payload) for payload in payloads]):
+    def create(self, queue_url: str, payloads: list[bytes], delay: float) -> list[str]:
+        """Send new items in batches; their ids, in order. A refusal raises, counting the rest."""
+        ids, refusals = self.send(queue_url, [new(payload, delay) for payload in payloads])
+        written = [message_id for message_id in ids if message_id is not None]
+        if refusals:
+            raise BackendError(
+                f"create_items on {self._url}: SQS refused {len(ids) - len(written)} of "
+                f"{len(ids)} messages ({refusals[0]}); the {len(written)} others were written"
+            )
+        return written
+
+    def send(self, queue_url: str, messages: list[Outgoing]) -> tuple[list[str | None], list[str]]:
+        """Send in batches: each message's id (None where SQS refused it), and why refused."""
+        ids: list[str | None] = [None] * len(messages)
+        refusals: list[str] = []
+        for batch in batches(messages, _BATCH_BYTES, BATCH):
             entries = [
                 {
-                    "Id": str(n),
-                    "MessageBody": body,
-                    "DelaySeconds": math.ceil(delay),
-                    "MessageAttributes": attributes,
+                    "Id": str(position),
+                    "MessageBody": messages[position].body,
+                    "DelaySeconds": messages[position].delay,
+                    "MessageAttributes": messages[position].attributes,
                 }
-                for n, (body, attributes) in enumerate(batch)
+                for position in batch
             ]
-            sent = self._sqs().send_message_batch(QueueUrl=queue_url, Entries=entries)
-            if sent.get("Failed"):
-                failure = sent["Failed"][0]
-                raise BackendError(
-                    f"create_items on {self._url}: SQS refused {len(sent['Failed'])} of "
-                    f"{len(entries)} messages ({failure.get('Code')}: {failure.get('Message')}); "
-                    f"{len(ids)} earlier ones were written"
-                )
-            by_id = {entry["Id"]: entry["MessageId"] for entry in sent["Successful"]}
-            ids.extend(by_id[str(n)] for n in range(len(entries)))
-        return ids
+            sent = self.boto().send_message_batch(QueueUrl=queue_url, Entries=entries)
+            for entry in sent.get("Successful", []):
+                ids[int(entry["Id"])] = str(entry["MessageId"])
+            refusals += [f"{f.get('Code')}: {f.get('Message')}" for f in sent.get("Failed", [])]
+        return ids, refusals
 
-    def receive(self, queue_url: str, count: int, visibility: int) -> list[Message]:
-        """Up to ``count`` (at most 10) messages, invisible for ``visibility`` s."""
+    def receive(
+        self, queue_url: str, count: int, visibility: int, wait: int | None = None
+    ) -> list[Message]:
+        """Up to ``count`` (at most 10) messages, invisible for ``visibility`` s.
+
+        ``wait``: long polling, in seconds; the ``wait_time`` option by default.
+        """
         messages: list[Message] = (
-            self._sqs()
+            self.boto()
             .receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=count,
                 VisibilityTimeout=visibility,
-                WaitTimeSeconds=self._wait_time,
-                MessageAttributeNames=[_ENCODING],
+                WaitTimeSeconds=self._wait_time if wait is None else wait,
+                MessageAttributeNames=ATTRIBUTES,
                 AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )
             .get("Messages", [])
@@ -230,9 +204,18 @@ class SqsClient:
                 {"Id": str(start + n), "ReceiptHandle": handle}
                 for n, handle in enumerate(handles[start : start + BATCH])
             ]
-            done = self._sqs().delete_message_batch(QueueUrl=queue_url, Entries=entries)
+            done = self.boto().delete_message_batch(QueueUrl=queue_url, Entries=entries)
             deleted += [int(entry["Id"]) for entry in done.get("Successful", [])]
         return deleted
+
+    def show(self, queue_url: str, handles: list[str]) -> None:
+        """Make received messages visible again, 10 at a time (a failure is left to time)."""
+        for start in range(0, len(handles), BATCH):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for n, handle in enumerate(handles[start : start + BATCH])
+            ]
+            self.boto().change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
 
     def change_visibility(self, queue_url: str, handle: str, seconds: float) -> bool:
         """Visible ``seconds`` from now (rounded up); False if the handle holds nothing.
@@ -242,7 +225,7 @@ class SqsClient:
         not a lost claim.
         """
         try:
-            self._sqs().change_message_visibility(
+            self.boto().change_message_visibility(
                 QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=math.ceil(seconds)
             )
         except self.errors.ClientError as exc:
@@ -257,32 +240,11 @@ class SqsClient:
             raise
         return True
 
-    def _sqs_name(self, name: str) -> str:
-        plain = self._prefix + name
-        if _PLAIN_NAME.fullmatch(plain):
-            return plain
-        return f"{self._prefix}bridge-{hashlib.sha256(name.encode()).hexdigest()[:40]}"
-
-    def _sqs(self) -> Any:
+    def boto(self) -> Any:
+        """The boto3 client, built on first use (and again after :meth:`forget`)."""
         if self._client is None:
             self._client = self._boto3.session.Session().client("sqs", **self._client_args)
         return self._client
-
-
-def stored(message: Message, expire: float, looks: int) -> StoredItem:
-    """The item a received message carries; ``looks``: receives that were only peeks."""
-    attributes = message.get("Attributes", {})
-    encoding = message.get("MessageAttributes", {}).get(_ENCODING, {}).get("StringValue")
-    body: str = message["Body"]
-    return StoredItem(
-        item_id=message["MessageId"],
-        payload=base64.b64decode(body) if encoding == "base64" else body.encode("utf-8"),
-        created=int(attributes.get("SentTimestamp", time.time() * 1000)) / 1000,
-        expire=expire,
-        attempts=int(attributes.get("ApproximateReceiveCount", 1)) - looks,
-        priority=0,
-        token=message["ReceiptHandle"],
-    )
 
 
 def code(exc: Any) -> str:
@@ -325,30 +287,3 @@ def client_args(
         "aws_access_key_id": unquote(user) if user else None,
         "aws_secret_access_key": unquote(secret) if secret else None,
     }
-
-
-def _encode(payload: bytes) -> tuple[str, dict[str, Any]]:
-    """The message body and attributes: text SQS accepts as is, anything else base64."""
-    try:
-        text = payload.decode("utf-8")
-        if not _NOT_SQS_TEXT.search(text):
-            return text, {}
-    except UnicodeDecodeError:
-        pass
-    encoded = base64.b64encode(payload).decode("ascii")
-    return encoded, {_ENCODING: {"DataType": "String", "StringValue": "base64"}}
-
-
-def _batches(messages: list[tuple[str, dict[str, Any]]]) -> Iterator[list[tuple[str, Any]]]:
-    """Runs of at most 10 messages and 256 KiB, SQS's batch limits (a bigger one alone)."""
-    batch: list[tuple[str, Any]] = []
-    size = 0
-    for message in messages:
-        length = len(message[0].encode("utf-8"))
-        if batch and (len(batch) == BATCH or size + length > _BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(message)
-        size += length
-    if batch:
-        yield batch
