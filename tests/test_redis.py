@@ -2,8 +2,11 @@
 
 The server's clock, one hash slot per queue, key-prefix isolation, the
 stored state behind a holder's calls (one zset per item, tokens kept and
-cleared), the longest lease and delay stored exactly and anything longer
-refused by the scripts themselves, one round trip per call, counts, and
+cleared), held items in a zset of their own, the age of the oldest ready
+item, the longest lease and delay stored exactly and anything longer
+refused by the scripts themselves, one round trip per call, counts, damaged
+keys (written here with redis-py, as another program or a failing disk
+would) that never block a claim nor raise anything but bridge's errors, and
 what a connection killed mid-call does: the
 connection is killed for real (``CLIENT KILL`` from a second connection),
 either before the request reaches the server or after the server ran it and
@@ -15,7 +18,10 @@ server is shared, so nothing here flushes it or pauses it.
 
 from __future__ import annotations
 
+import json
+import logging
 import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -31,7 +37,8 @@ from redis.crc import key_slot
 import bridge
 from bridge.backends import redis_scripts
 from bridge.backends.redis import RedisBackend
-from bridge.contract import MAX_SECONDS
+from bridge.contract import MAX_SECONDS, Backend
+from bridge.items import ItemId
 
 from conftest import REDIS_URL
 
@@ -119,18 +126,21 @@ def test_every_key_of_a_queue_shares_one_hash_slot(
     prefix = backend_of(factory.get("any")).key_prefix
     for name in NAMES:
         queue = factory.get(name)
-        queue.create_items(["ready", "leased"], priority=2)
+        queue.create_items(["ready", "leased", "held"], priority=2)
         queue.create_item("delayed", delay=60)
         assert queue.claim_item(lease_time=60) is not None
+        held = queue.claim_item(lease_time=60)
+        assert held is not None
+        assert queue.hold_item(held, reason="set aside")
     keys = keys_under(admin, prefix)
     for name in NAMES:
         tag = name.replace("%", "%25").replace("}", "%7D")
         mine = {key for key in keys if key.startswith(f"{prefix}:{{{tag}}}:".encode())}
         parts = {key.decode().rsplit("}:", 1)[1].split(":")[0] for key in mine}
-        assert parts == {"ready", "leased", "delayed", "items", "ids", "producer"}, name
+        assert parts == {"ready", "leased", "delayed", "held", "items", "ids", "producer"}, name
         assert len({key_slot(key) for key in mine}) == 1, name
         assert key_slot(f"{{{tag}}}".encode()) == key_slot(next(iter(mine))), "the tag is the name"
-    assert len(keys) == 6 * len(NAMES), "every key belongs to one queue's slot"
+    assert len(keys) == 7 * len(NAMES), "every key belongs to one queue's slot"
     assert set(backend_of(factory.get("any")).queue_names()) == set(NAMES)
 
 
@@ -260,10 +270,11 @@ def script_keys(queue: bridge.Queue) -> redis_scripts.QueueKeys:
 
 def state(queue: bridge.Queue, item_id: int) -> list[str]:
     """The zsets holding the item: exactly one while it exists."""
-    keys = script_keys(queue)
+    ready, leased, delayed, _, held = script_keys(queue)
     client = backend_of(queue).client
     member = f"{item_id:016d}"
-    return [key.rsplit(":", 1)[1] for key in keys[:3] if client.zscore(key, member) is not None]
+    zsets = (ready, leased, delayed, held)
+    return [key.rsplit(":", 1)[1] for key in zsets if client.zscore(key, member) is not None]
 
 
 def tokens(queue: bridge.Queue) -> dict[int, bytes]:
@@ -317,6 +328,239 @@ def test_a_new_claim_takes_the_token_and_release_all_clears_every_one(
     assert queue.counts() == bridge.ItemCounts(4, 0, 0)
 
 
+# -- held items, as stored ----------------------------------------------------------------
+
+
+def fields_of(queue: bridge.Queue, item_id: ItemId) -> dict[str, bytes]:
+    """The item's fields in the items hash, by suffix ("" for the payload)."""
+    member = f"{item_id:016d}"
+    fields = cast("dict[bytes, bytes]", backend_of(queue).client.hgetall(script_keys(queue)[3]))
+    return {
+        field.decode()[len(member) :]: value
+        for field, value in fields.items()
+        if field.decode().startswith(member)
+    }
+
+
+def test_a_held_item_is_in_the_held_zset_scored_by_when_it_was_held(
+    queue: bridge.Queue, admin: redis.Redis
+) -> None:
+    queue.create_items(["poison"])
+    item = queue.claim_item(lease_time=60)
+    assert item is not None
+    before = server_time(admin)
+    assert queue.hold_item(item, reason="bounced", error="ValueError: no")
+    after = server_time(admin)
+    assert state(queue, int(item.item_id)) == ["held"]
+    held_at = admin.zscore(script_keys(queue)[4], f"{item.item_id:016d}")
+    assert held_at is not None
+    assert before <= held_at / 1e6 <= after
+    fields = fields_of(queue, item.item_id)
+    assert (fields[":r"], fields[":e"], fields[":a"]) == (b"bounced", b"ValueError: no", b"1")
+    assert ":t" not in fields, "the hold ended the claim"
+    [listed] = queue.held_items()
+    assert listed.held_at == held_at / 1e6
+    assert queue.counts() == bridge.ItemCounts(0, 0, 0, 1)
+    assert queue.backend.queue_names() == {queue.name: 1}
+
+
+def test_kick_puts_items_back_at_their_place_and_keeps_the_error(queue: bridge.Queue) -> None:
+    low, high = queue.create_item("low"), queue.create_item("high", priority=5)
+    later = queue.create_item("later")
+    claimed = {item.item_id: item for item in queue.claim_items(3, lease_time=60)}
+    assert queue.hold_item(claimed[high], reason="r1", error="E1")
+    assert queue.hold_item(claimed[low], reason="r2")
+    assert queue.release_item(claimed[later])
+    assert queue.kick() == 2
+    again = queue.claim_items(3, lease_time=60)
+    assert [item.item_id for item in again] == [high, low, later]
+    assert [item.priority for item in again] == [5, 0, 0]
+    assert [item.attempts for item in again] == [1, 1, 2], "kick reset the attempts"
+    assert [item.last_error for item in again] == ["E1", None, None]
+    assert ":r" not in fields_of(queue, high), "the reason went with the hold"
+
+
+def test_delete_held_leaves_no_field_behind(queue: bridge.Queue) -> None:
+    queue.create_items(["a", "b"])
+    for item in queue.claim_items(2, lease_time=60):
+        assert queue.fail_item(item, "Error: kept")
+        assert queue.hold_item(item, reason="why")
+    assert queue.delete_held() == 2
+    assert not backend_of(queue).client.exists(*script_keys(queue))
+
+
+def test_errors_and_reasons_are_stored_as_utf8_whatever_they_hold(
+    queue: bridge.Queue, admin: redis.Redis
+) -> None:
+    queue.create_items(["x"])
+    item = queue.claim_item(lease_time=0.2)
+    assert item is not None
+    # A traceback naming a file whose name is not UTF-8 holds a lone surrogate.
+    assert queue.fail_item(item, "OSError: /tmp/\udcff.txt")
+    assert fields_of(queue, item.item_id)[":e"] == b"OSError: /tmp/\\udcff.txt"
+    admin.hset(script_keys(queue)[3], f"{item.item_id:016d}:e", b"written by C: \xff\xfe")
+    time.sleep(0.3)
+    again = queue.claim_item(lease_time=60)
+    assert again is not None
+    assert again.last_error == "written by C: \\xff\\xfe"
+    assert queue.hold_item(again, reason="r\udcff")
+    assert queue.held_items()[0].hold_reason == "r\\udcff"
+
+
+# -- the oldest ready item -------------------------------------------------------------------
+
+
+def test_the_oldest_ready_age_is_that_of_the_oldest_ready_item_at_any_priority(
+    queue: bridge.Queue,
+) -> None:
+    backend = backend_of(queue)
+    assert backend.oldest_ready_age(queue.name) is None
+    queue.create_item("delayed", delay=60)
+    assert backend.oldest_ready_age(queue.name) is None, "nothing ready"
+    queue.create_item("old and low", priority=-3)
+    time.sleep(0.3)
+    queue.create_items(["new and high"], priority=7)
+    queue.create_items(["new"])
+    age = backend.oldest_ready_age(queue.name)
+    assert age is not None
+    assert 0.3 <= age < 5
+
+
+def test_ended_leases_count_as_ready_and_leased_or_held_items_do_not(
+    queue: bridge.Queue,
+) -> None:
+    backend = backend_of(queue)
+    queue.create_items(["first", "second"])
+    first = queue.claim_item(lease_time=0.3)
+    assert first is not None
+    second = queue.claim_item(lease_time=60)
+    assert second is not None
+    assert backend.oldest_ready_age(queue.name) is None
+    time.sleep(0.4)
+    age = backend.oldest_ready_age(queue.name)
+    assert age is not None
+    assert age >= 0.4, "the ended lease's item waits again"
+    claimed = queue.claim_item(lease_time=60)
+    assert claimed is not None
+    assert queue.hold_item(claimed)
+    assert backend.oldest_ready_age(queue.name) is None
+
+
+# -- kills mid-move -----------------------------------------------------------------------------
+
+KICK_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import bridge
+
+    queue = bridge.QueueFactory(default=json.loads(sys.argv[1])).get(sys.argv[2])
+    queue.counts()  # connected, scripts loaded: what the kill interrupts is the kick
+    print("kicking", flush=True)
+    print(queue.kick(), flush=True)
+""")
+
+HOLD_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import bridge
+
+    queue = bridge.QueueFactory(default=json.loads(sys.argv[1])).get(sys.argv[2])
+    items = queue.claim_items(int(sys.argv[3]), lease_time=600)
+    print("holding", flush=True)
+    for item in items:
+        queue.hold_item(item, reason="poison", error="ValueError: bad")
+    print("held", flush=True)
+""")
+
+
+def start_child(script: str, queue: bridge.Queue, *args: str) -> subprocess.Popen[str]:
+    """A process running ``script`` on the queue's store; returns once it says it started."""
+    spec = {"url": REDIS_URL, "options": {"key_prefix": backend_of(queue).key_prefix}}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, json.dumps(spec), queue.name, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line not in ("kicking", "holding"):
+        proc.kill()
+        pytest.fail(f"the child did not start: {line!r} {proc.communicate()[1]}")
+    return proc
+
+
+def kill_child(proc: subprocess.Popen[str]) -> str:
+    """SIGKILL the child; what it printed after it started."""
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    return out
+
+
+def where(queue: bridge.Queue) -> dict[int, list[str]]:
+    """Every member of the queue's four zsets: the zsets each id is in."""
+    ready, leased, delayed, _, held = script_keys(queue)
+    client = backend_of(queue).client
+    found: dict[int, list[str]] = {}
+    for key in (ready, leased, delayed, held):
+        for member in cast("list[bytes]", client.zrange(key, 0, -1)):
+            found.setdefault(int(member), []).append(key.rsplit(":", 1)[1])
+    return found
+
+
+def test_a_kick_killed_midway_moved_all_or_nothing(queue: bridge.Queue, admin: redis.Redis) -> None:
+    total = 20_000
+    ids = queue.create_items(["poison"] * total)
+    ready, _, _, items, held = script_keys(queue)
+    # Held as HOLD leaves an item, for 20,000 at once (20,000 holds take long).
+    members = [f"{item_id:016d}" for item_id in ids]
+    pipe = admin.pipeline(transaction=True)
+    pipe.zadd(held, dict.fromkeys(members, 1))
+    pipe.delete(ready)
+    for member in members:
+        pipe.hset(items, mapping={f"{member}:r": "poison", f"{member}:a": "5"})
+    pipe.execute()
+    assert queue.counts() == bridge.ItemCounts(0, 0, 0, total)
+
+    proc = start_child(KICK_SCRIPT, queue)
+    time.sleep(0.005)
+    out = kill_child(proc)
+    placed = where(queue)
+    assert sorted(placed) == ids, "an item was lost"
+    states = {tuple(zsets) for zsets in placed.values()}
+    assert states in ({("held",)}, {("ready",)}), f"a kick was split: {states}"
+    kicked = states == {("ready",)}
+    assert out in ("", f"{total}\n") if kicked else out == ""
+    fields = fields_of(queue, ids[-1])
+    assert (":r" in fields, fields.get(":a")) == ((False, None) if kicked else (True, b"5"))
+
+
+def test_holds_killed_midway_leave_each_item_held_or_leased(queue: bridge.Queue) -> None:
+    total = 3000
+    ids = queue.create_items([{"n": n} for n in range(total)])
+    proc = start_child(HOLD_SCRIPT, queue, str(total))
+    deadline = time.monotonic() + 30
+    while queue.counts().held == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert kill_child(proc) == "", "every hold ended before the kill: the test proves nothing"
+
+    placed = where(queue)
+    assert sorted(placed) == ids, "an item was lost"
+    assert {tuple(zsets) for zsets in placed.values()} == {("held",), ("leased",)}
+    for item_id, (zset,) in placed.items():
+        fields = fields_of(queue, item_id)
+        if zset == "held":
+            assert (fields[":r"], fields[":e"], ":t" in fields) == (
+                b"poison",
+                b"ValueError: bad",
+                False,
+            )
+        else:
+            assert (":r" in fields, ":e" in fields, ":t" in fields) == (False, False, True)
+    counts = queue.counts()
+    held = sum(1 for zsets in placed.values() if zsets == ["held"])
+    assert (counts.held, counts.leased, counts.total) == (held, total - held, total)
+
+
 # -- limits ---------------------------------------------------------------------------------
 
 
@@ -325,7 +569,7 @@ def test_the_longest_leases_and_delays_are_stored_exactly(
     queue: bridge.Queue, admin: redis.Redis, seconds: float
 ) -> None:
     backend, name = backend_of(queue), queue.name
-    _, leased, delayed, items = script_keys(queue)
+    _, leased, delayed, items, _ = script_keys(queue)
     micros = round(seconds * 1_000_000)
     assert micros < 2**53 - 2**51, "now + the longest deadline stays an exact double"
 
@@ -385,6 +629,194 @@ def test_the_scripts_refuse_a_longer_lease_or_delay_before_writing(
     assert backend.delete_items(name, [claim]) == 1
 
 
+# -- damaged data -------------------------------------------------------------------------------
+
+
+def damage(queue: bridge.Queue, item_id: ItemId, suffix: str, value: bytes | None) -> None:
+    """Write (or, with None, delete) one of the item's fields, past the backend."""
+    client, items = backend_of(queue).client, script_keys(queue)[3]
+    field = f"{item_id:016d}{suffix}"
+    if value is None:
+        client.hdel(items, field)
+    else:
+        client.hset(items, field, value)
+
+
+HELD_FOR = [
+    pytest.param(":a", b"many", 'its attempts field is not a whole number: "many"', id="attempts"),
+    pytest.param(":c", b"yesterday", 'its created field is not a whole number: "yesterday"',
+                 id="created"),
+    pytest.param(":c", b"1.5", 'its created field is not a whole number: "1.5"', id="fraction"),
+    pytest.param(":c", b"nan", 'its created field is not a whole number: "nan"', id="nan"),
+    pytest.param(":c", None, "its created field is missing", id="no-created"),
+    pytest.param("", None, "its payload field is missing", id="no-payload"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("suffix", "value", "problem"), HELD_FOR)
+def test_a_claim_holds_an_item_with_a_damaged_field_and_hands_out_the_next(
+    queue: bridge.Queue,
+    caplog: pytest.LogCaptureFixture,
+    suffix: str,
+    value: bytes | None,
+    problem: str,
+) -> None:
+    bad, good = queue.create_items(["first in line", "next"])
+    damage(queue, bad, suffix, value)
+    assert len(queue.peek(10)) == 2, "peek shows it and does not fail"
+    with caplog.at_level(logging.ERROR, logger="bridge.backends.redis"):
+        item = queue.claim_item(lease_time=60)
+    assert item is not None
+    assert item.item_id == good
+    [held] = queue.held_items()
+    assert held.item_id == bad
+    assert held.hold_reason == f"item {bad}: {problem}"
+    assert held.attempts == 0, "it was never handed out"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Queue {queue.name} on {queue.backend.url}: held item {bad}: {problem}"
+    ]
+    assert queue.counts() == bridge.ItemCounts(0, 1, 0, 1)
+    assert queue.delete_item(item)
+
+
+def test_a_damaged_value_is_quoted_short_and_printable_in_the_reason(queue: bridge.Queue) -> None:
+    bad, _ = queue.create_items(["x", "y"])
+    damage(queue, bad, ":a", b'\x00"\n' + b"9" * 60)
+    assert queue.claim_items(2, lease_time=60) != []
+    [held] = queue.held_items()
+    assert held.hold_reason == (
+        f'item {bad}: its attempts field is not a whole number: "\\x00"\\x0a{"9" * 37}..."'
+    )
+
+
+@pytest.mark.parametrize(
+    "member", [b"0000000000000999", b"junk", b"99999999999999999999", b"\xff\x00"]
+)
+def test_a_member_with_no_item_is_dropped_and_logged(
+    queue: bridge.Queue, admin: redis.Redis, caplog: pytest.LogCaptureFixture, member: bytes
+) -> None:
+    admin.zadd(script_keys(queue)[0], {member: -1})  # ahead of every item
+    good = queue.create_item("good")
+    assert queue.counts().ready == 2
+    assert [item.item_id for item in queue.peek(10)][-1] == good
+    with caplog.at_level(logging.ERROR, logger="bridge.backends.redis"):
+        item = queue.claim_item(lease_time=60)
+    assert item is not None
+    assert item.item_id == good
+    [record] = caplog.records
+    assert "dropped member" in record.getMessage()
+    assert queue.counts() == bridge.ItemCounts(0, 1, 0, 0)
+
+
+def test_a_queue_whose_items_hash_is_gone_is_emptied_by_a_claim(
+    queue: bridge.Queue, admin: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue.create_items(["a", "b", "c"])
+    queue.create_item("d", delay=0.1)
+    admin.unlink(script_keys(queue)[3])  # evicted, or deleted by hand
+    time.sleep(0.2)
+    with caplog.at_level(logging.ERROR, logger="bridge.backends.redis"):
+        assert queue.claim_items(10, lease_time=60) == []
+    assert len(caplog.records) == 4
+    assert queue.counts() == bridge.ItemCounts(0, 0, 0, 0)
+
+
+def test_a_claim_sets_aside_a_bounded_number_of_entries_then_answers(
+    queue: bridge.Queue, admin: redis.Redis
+) -> None:
+    # A claim is one script, which blocks the server: it stops after
+    # PROMOTE_LIMIT damaged entries, and the next claim goes on from there.
+    junk = {f"{n:016d}": -1 for n in range(10**9, 10**9 + redis_scripts.PROMOTE_LIMIT + 5)}
+    admin.zadd(script_keys(queue)[0], junk)
+    good = queue.create_item("good")
+    assert queue.claim_item(lease_time=60) is None
+    item = queue.claim_item(lease_time=60)
+    assert item is not None
+    assert item.item_id == good
+
+
+def test_a_damaged_priority_is_held_when_a_lease_or_a_release_would_place_it(
+    queue: bridge.Queue,
+) -> None:
+    expiring, released, ready = queue.create_items(["expiring", "released", "ready"])
+    _, second = queue.claim_items(2, lease_time=0.2)
+    for item_id in (expiring, released, ready):
+        damage(queue, item_id, ":p", b"inf" if item_id == released else b"x")
+    assert queue.release_item(second) is False, "held instead: the holder is told"
+    time.sleep(0.3)
+    # Its score is its place in ready: the claim needs nothing more.
+    item = queue.claim_item(lease_time=60)
+    assert item is not None
+    assert (item.item_id, item.priority) == (ready, 0)
+    reasons = {held.item_id: held.hold_reason for held in queue.held_items()}
+    assert reasons == {
+        expiring: f'item {expiring}: its priority field is not a whole number: "x"',
+        released: f'item {released}: its priority field is not a whole number: "inf"',
+    }
+
+    assert queue.kick() == 2
+    kicked = {item.item_id: item for item in queue.claim_items(2, lease_time=60)}
+    assert set(kicked) == {expiring, released}
+    assert {item.priority for item in kicked.values()} == {0}, "at priority 0's place"
+    damage(queue, expiring, ":p", b"-4")
+    assert queue.release_item(kicked[expiring]), "mended: released to its own place"
+    mended = queue.claim_item(lease_time=60)
+    assert mended is not None
+    assert (mended.item_id, mended.priority) == (expiring, 4)
+
+
+def test_damaged_data_raises_nothing_but_bridge_errors_anywhere(
+    queue: bridge.Queue, admin: redis.Redis
+) -> None:
+    backend, name = backend_of(queue), queue.name
+    ready, leased, delayed, _, held = script_keys(queue)
+    ids = queue.create_items([f"item {n}" for n in range(8)])
+    claimed = queue.claim_items(4, lease_time=0.2)
+    assert queue.delay_item(claimed[0], 0.1)
+    assert queue.hold_item(claimed[1])
+    for item_id, suffix, value in [
+        (ids[0], ":c", b"x"),  # delayed
+        (ids[1], ":a", b"-1"),  # held
+        (ids[2], ":p", b"p"),  # leased, its lease ending
+        (ids[3], "", None),  # leased
+        (ids[4], ":c", b"1e400"),  # ready
+        (ids[5], ":e", b"\xff"),
+    ]:
+        damage(queue, item_id, suffix, value)
+    admin.zadd(ready, {"junk": 0, "0000000000000777": 0})
+    admin.zadd(leased, {"0000000000000778": 0})
+    admin.zadd(delayed, {"nope": 0})
+    admin.zadd(held, {"gone": 0, "0000000000000779": 1})
+    time.sleep(0.3)
+    calls: list[Callable[[], object]] = [
+        lambda: backend.counts(name),
+        lambda: backend.queue_names(),
+        lambda: backend.oldest_ready_age(name),
+        lambda: backend.peek(name, 20),
+        lambda: backend.held_items(name, 20),
+        lambda: queue.peek(20),
+        lambda: queue.held_items(20),
+        lambda: backend.garbage_collection(name),
+        lambda: backend.claim_items(name, 20, 60),
+        lambda: backend.release_all(name),
+        lambda: backend.kick_item(name, ids[1]),
+        lambda: backend.kick(name, None),
+        lambda: queue.claim_items(20, lease_time=60),
+        lambda: backend.held_items(name, 20),
+        lambda: backend.delete_held(name, None),
+        lambda: backend.counts(name),
+    ]
+    for call in calls:
+        call()  # raises nothing at all
+    assert queue.held_items() == []
+    # A key of the wrong type is no item's damage: the whole call fails, wrapped.
+    admin.unlink(held)
+    admin.set(held, "not a zset")
+    with pytest.raises(bridge.BackendError, match="WRONGTYPE") as raised:
+        backend.counts(name)
+    assert isinstance(raised.value.__cause__, redis.ResponseError)
+
+
 # -- round trips ------------------------------------------------------------------------
 
 
@@ -405,6 +837,8 @@ def count_round_trips(backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_every_call_is_one_round_trip(queue: bridge.Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = backend_of(queue)
+
     def every_call() -> None:
         queue.create_queue()
         queue.create_items(list(range(50)), delay=0, priority=1)
@@ -412,17 +846,26 @@ def test_every_call_is_one_round_trip(queue: bridge.Queue, monkeypatch: pytest.M
         claimed = queue.claim_items(20, lease_time=30)
         queue.number_of_items()
         queue.counts()
+        backend.oldest_ready_age(queue.name)
         queue.extend_lease(claimed[0], 60)
         queue.delay_item(claimed[1], 60)
         queue.release_item(claimed[2])
-        queue.delete_items(claimed[3:])
+        queue.fail_item(claimed[3], "Error: once", delay=None)
+        queue.fail_item(claimed[4], "Error: twice", delay=5)
+        queue.hold_item(claimed[5], reason="r", error="e")
+        queue.hold_item(claimed[6], reason="r")
+        queue.held_items(10)
+        queue.kick_item(claimed[5].item_id)
+        queue.kick(1)
+        queue.delete_held()
+        queue.delete_items(claimed[7:])
         queue.peek(10)
         queue.release_all()
         queue.garbage_collection()
 
     every_call()  # loads the scripts: a script's first call on a server costs two more
-    sent = count_round_trips(backend_of(queue), monkeypatch)
-    operations = 13
+    sent = count_round_trips(backend, monkeypatch)
+    operations = 22
     every_call()
     assert sent[0] == operations - 1, "create_queue checks the server once"
     sent[0] = 0
@@ -580,6 +1023,48 @@ def test_an_unreachable_server_is_named_without_its_password() -> None:
             queue.create_item("x")
     finally:
         factory.close()
+
+
+def test_every_call_on_an_unreachable_server_raises_unavailable() -> None:
+    backend = RedisBackend("redis://127.0.0.1:1/0", key_prefix="p")
+    item = bridge.QueueItem(1, "x", 0.0, 0.0, 1, 0, "q", "token")
+    calls: dict[str, Callable[[], object]] = {
+        "create_queue": lambda: backend.create_queue("q"),
+        "delete_queue": lambda: backend.delete_queue("q"),
+        "create_items": lambda: backend.create_items("q", [b"1"], 0, 0),
+        "claim_items": lambda: backend.claim_items("q", 1, 30),
+        "delete_items": lambda: backend.delete_items("q", [item]),
+        "release_item": lambda: backend.release_item("q", item),
+        "delay_item": lambda: backend.delay_item("q", item, 5),
+        "extend_lease": lambda: backend.extend_lease("q", item, 5),
+        "fail_item": lambda: backend.fail_item("q", item, "E", None),
+        "garbage_collection": lambda: backend.garbage_collection("q"),
+        "hold_item": lambda: backend.hold_item("q", item, "r", None),
+        "held_items": lambda: backend.held_items("q", 5),
+        "kick": lambda: backend.kick("q", None),
+        "kick_item": lambda: backend.kick_item("q", 1),
+        "delete_held": lambda: backend.delete_held("q", None),
+        "counts": lambda: backend.counts("q"),
+        "number_of_items": lambda: backend.number_of_items("q"),
+        "oldest_ready_age": lambda: backend.oldest_ready_age("q"),
+        "queue_names": lambda: backend.queue_names(),
+        "peek": lambda: backend.peek("q", 5),
+        "release_all": lambda: backend.release_all("q"),
+    }
+    public = {
+        attr
+        for attr in dir(Backend)
+        if not attr.startswith("_") and callable(getattr(Backend, attr))
+    }
+    assert public - set(calls) == {"close", "forget_connections"}, "every call is tried"
+    try:
+        for operation, call in calls.items():
+            with pytest.raises(bridge.BackendUnavailableError) as raised:
+                call()
+            assert " on redis://127.0.0.1:1/0" in str(raised.value), operation
+            assert isinstance(raised.value.__cause__, redis.ConnectionError), operation
+    finally:
+        backend.close()
 
 
 # -- configuration ---------------------------------------------------------------------

@@ -10,7 +10,8 @@ loaded once per process and called with ``EVALSHA``.
   last-batch record (bridge's retry dedupe), ids from the queue's counter,
   payload and creation time into the items hash, the ids into ready.
 * claim: one call per claim of up to ``batch`` items: the server clock,
-  ended leases and delays moved back to ready, ``ZPOPMIN``, attempts and the
+  ended leases and delays moved back to ready, ``ZPOPMIN``, each item's
+  fields read (its last error among them) and checked, attempts and the
   claim's token written, the ids leased at now + lease.
 * delete: one call per claim, every id fenced by its token.
 
@@ -80,32 +81,34 @@ class RawRedis(System):
             n = min(batch, count - start)
             # ARGV: delay (us), -priority, batch id, payloads.
             batch_id = f"{prefix}{next(self.serial):08x}"
-            evalsha(sha, 6, *keys, "0", "0", batch_id, *([body] * n))
+            evalsha(sha, len(keys), *keys, "0", "0", batch_id, *([body] * n))
 
     def drain(self, batch: int) -> Drained:
         counter = Counter()
-        evalsha, keys = self.client.evalsha, self.keys
+        evalsha, keys, nkeys = self.client.evalsha, self.keys, len(self.keys)
         claim_sha, delete_sha = self.claim_sha, self.delete_sha
         lease, prefix, serial = str(LEASE_MICROS), self.token_prefix, self.serial
         while True:
             token = f"{prefix}{next(serial):08x}"
-            # The reply: the lease end, then id, payload, created, attempts, priority.
-            reply: list[Any] = evalsha(claim_sha, 4, *keys, batch, lease, token)
+            # The reply: the lease end, the notes (of damaged items set aside),
+            # then id, created, attempts, priority, payload, last error.
+            reply: list[Any] = evalsha(claim_sha, nkeys, *keys, batch, lease, token)
             if not reply:
                 # Ready is empty; what others still hold they will delete.
                 return counter.drained()
-            for body in reply[2::5]:
+            for body in reply[6::6]:
                 json.loads(body)  # what a handler is given, as bridge decodes it
             fenced: list[Any] = []
-            for item_id in reply[1::5]:
-                fenced += (item_id, token)
-            deleted = evalsha(delete_sha, 4, *keys, *fenced)
+            for item_id in reply[2::6]:
+                # Ids come back as numbers; the scripts store them zero-padded.
+                fenced += (f"{item_id:016d}", token)
+            deleted = evalsha(delete_sha, nkeys, *keys, *fenced)
             if deleted:
                 counter(int(deleted))
 
     def remaining(self) -> int:
         pipe = self.client.pipeline(transaction=False)
-        for key in self.keys[:3]:
+        for key in (*self.keys[:3], self.keys[4]):
             pipe.zcard(key)
         return int(sum(pipe.execute()))
 

@@ -3,26 +3,28 @@
 Features:
     Reliable (as far as the server's persistence goes, see below), shared by
     every process that reaches the server, with exact per-claim leases,
-    extend_lease, delays, priority, claim tokens and attempts. Every public
-    call is one round trip (but ``queue_names``, a listing: a SCAN): one script
-    (``EVALSHA``; each script is loaded once per server) that does the whole
-    operation atomically, so no crash between two commands can lose or
-    double an item. Times are the Redis server's ``TIME`` in microseconds,
-    read inside the scripts, so workers with skewed clocks agree; leases and
-    delays may be fractional. An item whose lease or delay has ended is
-    claimable at once: each claim first moves such items back into the
-    ready set, so no sweeper process and no garbage collection is needed.
-    Claim order is exact (higher priority first, then lower id; an expired,
-    released or delayed item goes back to its original place), unless more
-    than 1000 leases or delays end between two claims; the surplus then
-    joins the order over the next claims.
+    extend_lease, delays, priority, claim tokens, attempts, stored errors
+    and held items. Every call is one round trip (``queue_names``, a SCAN,
+    aside): one script that does the whole operation atomically, so no
+    crash between two commands can lose or double an item, and a hold or
+    a kick is never half done. Times are the server's ``TIME`` in
+    microseconds, read inside the scripts, so workers with skewed clocks
+    agree. An item whose lease or delay has ended is claimable at once:
+    each claim first moves up to 1000 such items back to ready, at their
+    original place (higher priority first, then lower id), so no sweeper
+    and no garbage collection is needed.
 
-    Claims: as in Drupal, the holder's own ``release_item``, ``delay_item``
-    and ``extend_lease`` keep its claim, so it may go on to delete,
-    release, delay or extend the item until another claim takes it (a new
-    token) or ``release_all`` ends every claim of the queue. Leases and
-    delays are at most 2**31-1 s, which the facade checks and the scripts
-    check again before any write; every deadline is then an exact integer.
+    Claims: as in Drupal, the holder's own release, delay, extend and fail
+    keep its claim, so it may go on settling the item until another claim
+    takes it (a new token), ``release_all`` ends every claim of the queue,
+    or a hold ends its own. Leases and delays are at most 2**31-1 s, checked
+    by the facade and again by the scripts before any write.
+
+    Damaged data never blocks a queue: a claim that pops an item whose
+    stored fields it cannot use (a payload missing; created, attempts or
+    priority not a whole number) holds it, with a reason naming the field
+    and the item, and pops another in its place; a member with nothing of
+    its item left, or that is no id, is dropped. Each is logged at ERROR.
 
 URL format:
     ``redis://[[user]:password@]host[:port][/db]`` and ``rediss://...``
@@ -42,19 +44,22 @@ Storage layout:
         P:{N}:ready     zset  id -> -priority        claimable now, claim order
         P:{N}:leased    zset  id -> lease end (us)   claimed
         P:{N}:delayed   zset  id -> delay end (us)   created with or given a delay
+        P:{N}:held      zset  id -> held at (us)     set aside, oldest first
         P:{N}:items     hash  id -> payload; id:c created (us); id:p -priority;
-                              id:a attempts; id:t the latest claim's token
+                              id:a attempts; id:t the latest claim's token;
+                              id:e the last error; id:r why it is held
         P:{N}:ids       string  the queue's id counter
         P:{N}:producer:<id>  string  a producer's last batch (10 minutes)
 
-    Every item is in exactly one of the three zsets, which is its state
+    Every item is in exactly one of the four zsets, which is its state
     (``counts`` reads them); ``id:t`` says who holds it. Ids are 16-digit
     zero-padded decimals inside Redis (so that one priority's ids sort by
     number) and ints outside; they are unique within their queue. The
     ``{N}`` hash tag puts every key of a queue in one Redis Cluster slot, so
     each script touches one slot. There is no registry of queue names to
     keep in step: ``queue_names`` scans for ``P:{*}:items`` hashes, which
-    exist exactly while a queue has items.
+    exist exactly while a queue has items. The scripts are in
+    ``redis_scripts.py`` (workers' calls) and ``redis_admin.py`` (the rest).
 
 Persistence:
     ``reliable`` holds as far as the server keeps its data: a server
@@ -64,24 +69,11 @@ Persistence:
 
 Retries after a lost connection:
     A call whose connection fails raises ``BackendUnavailableError``; the
-    next call reconnects. What calling again does:
-
-    * ``create_items`` is retried once at once by bridge, with the same
-      batch id: the script recognises a batch this producer (backend object,
-      process and thread) already wrote and returns its ids. If that retry
-      fails too, the error means "written or not": calling again from the
-      same thread with the same items, delay and priority within 10 minutes
-      reuses the batch id, so they are written once.
-    * ``claim_items`` is not retried. A claim whose reply was lost leaves
-      its items leased to a token nobody has: they come back when the lease
-      ends, with that claim in ``attempts``. Nothing is lost or doubled.
-    * ``delete_items``: the claim token makes a repeat harmless; it answers
-      a lower count for what the lost call already deleted.
-    * ``release_item``, ``delay_item``, ``extend_lease``: the holder keeps
-      its claim, so a repeat does the same again from the new now and
-      answers True, unless another claim took the item in between.
-    * Reads, ``release_all``, ``delete_queue`` and ``garbage_collection``
-      may simply run again.
+    next call reconnects. bridge repeats ``create_items`` once itself, with
+    a batch id that keeps the repeat from writing twice; ``claim_items`` is
+    never repeated (a lost claim's items come back when its lease ends).
+    Every other call is safe to repeat, fenced by its claim token; what each
+    repeat answers is in ``docs/redis.md``.
 
 Processes:
     redis-py's pool notices a fork by its process id and opens new
@@ -91,14 +83,19 @@ Processes:
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import secrets
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, final
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from bridge.backends import missing_driver
+from bridge.backends import redis_admin as admin
 from bridge.backends import redis_scripts as lua
+from bridge.backends import redis_wire as wire
 from bridge.backends.redis_scripts import QueueKeys
 from bridge.contract import Backend, Capabilities
 from bridge.errors import BackendError, BackendUnavailableError, ConfigurationError
@@ -115,6 +112,9 @@ else:
 
 if TYPE_CHECKING:
     from redis.commands.core import Script
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _KEYS_KEPT = 1024
 _MIN_VERSION = (6, 2)  # ZRANGE ... BYSCORE
@@ -134,15 +134,16 @@ class RedisBackend(Backend):
         delay=True,
         priority=True,
         counts_leased=True,
+        hold=True,
     )
 
     def __init__(self, url: str, *, key_prefix: str = "bridge") -> None:
         super().__init__(url)
         if _DRIVER_MISSING is not None:
             raise missing_driver(_DRIVER_MISSING, url) from None
-        if not isinstance(key_prefix, str) or not key_prefix or {"{", "}"} & set(key_prefix):
+        if not _usable_prefix(key_prefix):
             raise ConfigurationError(
-                f"key_prefix must be a non-empty string without braces, not {key_prefix!r}"
+                f"key_prefix must be a non-empty UTF-8 string without braces, not {key_prefix!r}"
             )
         self.key_prefix = key_prefix
         try:
@@ -157,9 +158,13 @@ class RedisBackend(Backend):
         register = self.client.register_script
         self._create, self._claim, self._delete = map(register, (lua.CREATE, lua.CLAIM, lua.DELETE))
         self._release, self._extend = register(lua.RELEASE), register(lua.EXTEND)
-        self._counts, self._peek = register(lua.COUNTS), register(lua.PEEK)
+        self._fail, self._hold = register(lua.FAIL), register(lua.HOLD)
+        self._counts, self._age, self._peek = map(register, (admin.COUNTS, admin.AGE, admin.PEEK))
+        self._held, self._kick, self._kick_item, self._delete_held = map(
+            register, (admin.HELD, admin.KICK, admin.KICK_ITEM, admin.DELETE_HELD)
+        )
         self._release_all, self._delete_queue, self._collect = map(
-            register, (lua.RELEASE_ALL, lua.DELETE_QUEUE, lua.COLLECT)
+            register, (admin.RELEASE_ALL, admin.DELETE_QUEUE, admin.COLLECT)
         )
         self._keys: dict[str, tuple[QueueKeys, str]] = {}
         self._nonce = secrets.token_hex(4)
@@ -173,10 +178,13 @@ class RedisBackend(Backend):
         if self._checked:
             return
         try:
-            version = str(self.client.info("server")["redis_version"])
+            version = str(self.client.info("server").get("redis_version", ""))
         except redis.RedisError as exc:
             raise self._error("create_queue", exc) from exc
-        if tuple(int(part) for part in version.split(".")[:2]) < _MIN_VERSION:
+        # A server that names no version it can be judged by is let be: the
+        # first script it cannot run will say so, wrapped like any other error.
+        found = re.match(r"(\d+)\.(\d+)", version)
+        if found and (int(found[1]), int(found[2])) < _MIN_VERSION:
             raise ConfigurationError(
                 f"the redis backend needs Redis 6.2+; {self.url} runs {version}"
             )
@@ -197,7 +205,7 @@ class RedisBackend(Backend):
         batch = self._unsure_batch(pid, name, payloads, delay, priority)
         self._local.unsure = None
         script_keys = (*keys, f"{base}:ids", producer)
-        args: tuple[str | int | bytes, ...] = (_micros(delay), str(-priority), batch, *payloads)
+        args: tuple[str | int | bytes, ...] = (wire.micros(delay), str(-priority), batch, *payloads)
         try:
             first = self._create(script_keys, args)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -213,61 +221,91 @@ class RedisBackend(Backend):
             raise self._error("create_items", exc) from exc
         return list(range(int(first), int(first) + len(payloads)))
 
-    def counts(self, name: str) -> ItemCounts:
-        ready, leased, delayed = self._run("counts", self._counts, self._queue_keys(name)[0], ())
-        return ItemCounts(int(ready), int(leased), int(delayed))
-
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         token = secrets.token_hex(8)
-        out = self._run(
-            "claim_items",
-            self._claim,
-            self._queue_keys(name)[0],
-            (count, _micros(lease_time), token),
-        )
-        if not out:
-            return []
-        expire = int(out[0]) / 1e6
-        return [
-            StoredItem(
-                int(out[i]),
-                out[i + 1],
-                int(out[i + 2]) / 1e6,
-                expire,
-                out[i + 3],
-                out[i + 4],
-                token,
-            )
-            for i in range(1, len(out), 5)
-        ]
+        args = (count, wire.micros(lease_time), token)
+
+        def parse(out: list[Any]) -> list[StoredItem]:
+            if not out:
+                return []
+            return wire.claimed(self._report(name, out[1], out), token)
+
+        return self._call("claim_items", self._claim, name, args, parse)
 
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
         args: list[str] = []
         for item in items:
-            member = _member(item.item_id)
+            member = wire.member(item.item_id)
             if member is not None and item.token:
                 args += (member, item.token)
-        if not args:
-            return 0
-        return int(self._run("delete_items", self._delete, self._queue_keys(name)[0], args))
+        return self._call("delete_items", self._delete, name, args, int) if args else 0
 
     def release_item(self, name: str, item: QueueItem) -> bool:
-        return self._settle("release_item", self._release, name, item, 0.0) is not None
+        return self.delay_item(name, item, 0.0) is not None
 
     def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
-        return self._settle("delay_item", self._release, name, item, delay)
+        # RELEASE answers with notes: a released item whose stored priority is
+        # damaged is held instead, and the holder told None.
+        def parse(out: list[Any]) -> float | None:
+            return wire.seconds(self._report(name, out[1], out[0]))
+
+        operation = "delay_item" if delay else "release_item"
+        return self._by_holder(operation, self._release, name, item, (wire.micros(delay),), parse)
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
-        return self._settle("extend_lease", self._extend, name, item, lease_time)
+        args = (wire.micros(lease_time),)
+        return self._by_holder("extend_lease", self._extend, name, item, args, wire.seconds)
+
+    def fail_item(
+        self, name: str, item: QueueItem, error: str, delay: float | None
+    ) -> float | None:
+        args = (wire.encoded(error), "" if delay is None else wire.micros(delay))
+        return self._by_holder("fail_item", self._fail, name, item, args, wire.seconds)
 
     def garbage_collection(self, name: str) -> None:
         """Move ended leases and delays to ready.
 
         Claims never depend on it: they move what they need themselves.
         """
-        self._run("garbage_collection", self._collect, self._queue_keys(name)[0], ())
+        self._call(
+            "garbage_collection", self._collect, name, (), partial(self._report, name, result=None)
+        )
+
+    # -- held items -------------------------------------------------------------
+
+    def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
+        texts = (reason,) if error is None else (reason, error)
+        args = tuple(map(wire.encoded, texts))
+        done = self._by_holder("hold_item", self._hold, name, item, args, lambda held: held == 1)
+        return bool(done)
+
+    def held_items(self, name: str, limit: int) -> list[StoredItem]:
+        return self._call("held_items", self._held, name, (limit,), wire.held) if limit else []
+
+    def kick(self, name: str, limit: int | None) -> int:
+        if limit == 0:
+            return 0
+        return self._call("kick", self._kick, name, (wire.last_rank(limit),), int)
+
+    def kick_item(self, name: str, item_id: ItemId) -> bool:
+        member = wire.member(item_id)
+        if member is None:
+            return False
+        return self._call("kick_item", self._kick_item, name, (member,), int) == 1
+
+    def delete_held(self, name: str, limit: int | None) -> int:
+        if limit == 0:
+            return 0
+        return self._call("delete_held", self._delete_held, name, (wire.last_rank(limit),), int)
 
     # -- inspection -------------------------------------------------------------
+
+    def counts(self, name: str) -> ItemCounts:
+        return self._call("counts", self._counts, name, (), lambda out: ItemCounts(*map(int, out)))
+
+    def oldest_ready_age(self, name: str) -> float | None:
+        """How long the oldest ready item has waited; see ``AGE`` in ``redis_admin.py``."""
+        return self._call("oldest_ready_age", self._age, name, (), wire.seconds)
 
     def queue_names(self) -> dict[str, int]:
         """Every queue with items: a SCAN for their hashes, then one pipeline of counts."""
@@ -275,43 +313,34 @@ class RedisBackend(Backend):
         try:
             found = self.client.scan_iter(match=self._items_pattern, count=1000)
             names = sorted(
-                lua.unescape_name(key.decode()[start : -len("}:items")]) for key in found
+                lua.unescape_name(wire.listed_name(key)[start : -len("}:items")]) for key in found
             )
             pipe = self.client.pipeline(transaction=False)
             for name in names:
-                for key in self._queue_keys(name)[0][:3]:
+                keys = self._keys_of(name)
+                for key in (keys[0], keys[1], keys[2], keys[4]):
                     pipe.zcard(key)
             cards = pipe.execute()
         except redis.RedisError as exc:
             raise self._error("queue_names", exc) from exc
-        totals = {name: sum(cards[3 * i : 3 * i + 3]) for i, name in enumerate(names)}
+        totals = {name: sum(cards[4 * i : 4 * i + 4]) for i, name in enumerate(names)}
         return {name: total for name, total in totals.items() if total}
 
     def peek(self, name: str, limit: int) -> list[StoredItem]:
         if limit == 0:
             return []
-        out = self._run("peek", self._peek, self._queue_keys(name)[0], (limit,))
-        return [
-            StoredItem(
-                int(out[i]),
-                out[i + 1],
-                int(out[i + 2]) / 1e6,
-                int(out[i + 5]) / 1e6,
-                int(out[i + 3]),
-                -int(out[i + 4]),
-                "",
-            )
-            for i in range(0, len(out), 6)
-        ]
+        parse = lambda out: wire.peeked(self._report(name, out[0], out))  # noqa: E731
+        return self._call("peek", self._peek, name, (limit,), parse)
 
     def release_all(self, name: str) -> int:
-        """Every lease and delay dropped, every claim of the queue ended.
+        """Every lease and delay dropped, every claim ended; held items stay held.
 
         One script over the whole queue (it clears every item's token, a
         holder's released items' too), so it takes time in proportion to
         the queue's size; it is an operator's call, never on a hot path.
         """
-        return int(self._run("release_all", self._release_all, self._queue_keys(name)[0], ()))
+        parse = lambda out: int(self._report(name, out[1], out[0]))  # noqa: E731
+        return self._call("release_all", self._release_all, name, (), parse)
 
     def close(self) -> None:
         self.client.close()
@@ -319,13 +348,16 @@ class RedisBackend(Backend):
     # -- helpers ------------------------------------------------------------------
 
     def _queue_keys(self, name: str) -> tuple[QueueKeys, str]:
-        """The queue's four keys and their common base, built once per name."""
+        """The queue's five script keys and their common base, built once per name."""
         known = self._keys.get(name)
         if known is None:
             if len(self._keys) >= _KEYS_KEPT:
                 self._keys.clear()
             known = self._keys[name] = lua.queue_keys(self.key_prefix, name)
         return known
+
+    def _keys_of(self, name: str) -> QueueKeys:
+        return self._queue_keys(name)[0]
 
     def _unsure_batch(
         self, pid: int, name: str, payloads: Sequence[bytes], delay: float, priority: int
@@ -336,25 +368,51 @@ class RedisBackend(Backend):
             return str(unsure[1])
         return secrets.token_hex(8)
 
-    def _settle(
-        self, operation: str, script: Script, name: str, item: QueueItem, seconds: float
-    ) -> float | None:
-        """A holder's release, delay or extend: the new deadline, or None if not held.
-
-        The claim stays the holder's whichever it is (see the module docstring).
-        """
-        member = _member(item.item_id)
+    def _by_holder(
+        self,
+        operation: str,
+        script: Script,
+        name: str,
+        item: QueueItem,
+        args: tuple[Any, ...],
+        parse: Callable[[Any], _T],
+    ) -> _T | None:
+        """A call fenced by the item's claim token; None for an item no claim of ours took."""
+        member = wire.member(item.item_id)
         if member is None or not item.token:
             return None
-        args = (member, item.token, _micros(seconds))
-        until = self._run(operation, script, self._queue_keys(name)[0], args)
-        return None if until is None else int(until) / 1e6
+        return self._call(operation, script, name, (member, item.token, *args), parse)
+
+    def _call(
+        self,
+        operation: str,
+        script: Script,
+        name: str,
+        args: Sequence[Any],
+        parse: Callable[[Any], _T],
+    ) -> _T:
+        """Run a script on the queue's keys and read its reply, wrapping every error."""
+        reply = self._run(operation, script, self._keys_of(name), args)
+        try:
+            return parse(reply)
+        except wire.MALFORMED as exc:
+            raise BackendError(
+                f"{operation} on {self.url}: a reply of an unexpected shape: {exc!r}"
+            ) from exc
 
     def _run(self, operation: str, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return script(keys, args)
-        except redis.RedisError as exc:
+        except (redis.RedisError, UnicodeError) as exc:
+            # UnicodeError: redis-py encodes str arguments strictly; a queue
+            # name handed past the facade could still hold a lone surrogate.
             raise self._error(operation, exc) from exc
+
+    def _report(self, name: str, notes: Sequence[bytes], result: _T) -> _T:
+        """Log what a script set aside (an item held, a member dropped); pass ``result`` on."""
+        for note in notes:
+            logger.error("Queue %s on %s: %s", name, self.url, wire.text(note))
+        return result
 
     def _error(self, operation: str, exc: Exception) -> BackendError:
         reason = str(exc).strip() or type(exc).__name__
@@ -370,18 +428,17 @@ class RedisBackend(Backend):
         return BackendError(message)
 
 
+def _usable_prefix(prefix: object) -> bool:
+    """A prefix every key can start with: no hash-tag braces, and encodable as UTF-8."""
+    if not isinstance(prefix, str) or not prefix or {"{", "}"} & set(prefix):
+        return False
+    try:
+        prefix.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _glob_escape(text: str) -> str:
     """``text`` matched literally by a SCAN pattern."""
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
-
-
-def _micros(seconds: float) -> int:
-    """Seconds as the scripts count time: whole microseconds."""
-    return round(seconds * 1_000_000)
-
-
-def _member(item_id: ItemId) -> str | None:
-    """The id as the scripts store it, or None for an id this backend never issued."""
-    if type(item_id) is not int or item_id < 1:
-        return None
-    return f"{item_id:016d}"

@@ -1,35 +1,46 @@
-"""The Redis backend's keys and Lua scripts: every public call is one of these.
+"""The Redis backend's keys and its Lua scripts for workers: every call is one script.
 
 Kept apart from ``redis.py`` so that a reader sees every script at once, and
 so that the benchmark's raw loop (``benchmarks/systems/raw_redis.py``) runs
-these very scripts rather than copies. Each script runs atomically on the
-server, reads the server's clock with ``TIME`` (scripts replicate their
-effects, so a clock read before a write is allowed and replicas get the
-resulting writes, not the script), and takes the queue's keys in the same
-order (:func:`queue_keys` builds them):
+these very scripts rather than copies; the scripts for operators (counts,
+listings, held items, whole-queue calls) are in ``redis_admin.py``. Each
+script runs atomically on the server, reads the server's clock with ``TIME``
+(scripts replicate their effects, so a clock read before a write is allowed
+and replicas get the resulting writes, not the script), and takes the
+queue's keys in the same order (:func:`queue_keys` builds them):
 
     KEYS[1] ready    zset  id -> -priority (ties sort by member: the lowest id first)
     KEYS[2] leased   zset  id -> lease end
     KEYS[3] delayed  zset  id -> delay end
     KEYS[4] items    hash  "<id>" payload, "<id>:c" created, "<id>:p" -priority,
-                           "<id>:a" attempts, "<id>:t" token of the latest claim
+                           "<id>:a" attempts, "<id>:t" token of the latest claim,
+                           "<id>:e" last error, "<id>:r" hold reason
+    KEYS[5] held     zset  id -> held at
 
 An id is a zero-padded decimal (``%016d``), so that ids of one priority sort
-by number. An item is in exactly one of the three zsets, and that zset alone
+by number. An item is in exactly one of the four zsets, and that zset alone
 is its state. Absent ``:p`` and ``:a`` mean 0; an absent ``:t`` means no
-claim holds the item.
+claim holds the item (a held item has none).
 
 Who holds an item: ``:t`` is the token of the claim that last took it. The
-holder's own release, delay and extend only move the item between the
-zsets and keep ``:t``, so (as in Drupal) the holder may go on settling it;
+holder's own release, delay, extend and fail only move the item between
+the zsets (or write ``:e``) and keep ``:t``, so (as in Drupal) the holder may go on settling it;
 the next claim writes its own token, which fences the old holder out, and
-``RELEASE_ALL`` clears every ``:t``.
+``RELEASE_ALL`` and a hold clear it.
+
+Stored data that is not what these scripts write (another program's, a
+damaged key) never stops a script: a script that would hand on or move an
+item whose fields it cannot use holds it instead, with a reason naming the
+field and the item, and a member with nothing of its item left (or not an
+id at all) is dropped, since there is nothing to hold. Each such act is one
+line in ``notes``, which the script returns for the backend to log.
 
 Times are integer microseconds since the epoch (exact in a Lua number,
 which is a double, until the year 2255; with the longest lease added, until
 2187), and every number handed to ``redis.call`` is a string made with
 ``%d``: Redis would otherwise print each Lua number with ``%.17g``, which
-costs several microseconds apiece, more than the rest of a claim.
+costs several microseconds apiece, more than the rest of a claim. Numbers
+in a reply are Lua numbers, which reach Python as ints with no parsing.
 """
 
 from __future__ import annotations
@@ -40,24 +51,30 @@ BATCH_RECORD_SECONDS = 600
 """How long a producer's last batch is remembered, for a retried create_items."""
 
 PROMOTE_LIMIT = 1000
-"""Most items a claim moves from leased and from delayed back to ready (at least its count)."""
+"""Most items a claim moves from leased and from delayed back to ready (at least its count).
+
+Also the most damaged entries one claim sets aside before it answers with
+what it has, so that a queue full of them cannot stall the server.
+"""
 
 MAX_MICROS = MAX_SECONDS * 1_000_000
 """The longest lease or delay a script accepts, in the microseconds it counts."""
 
-QueueKeys = tuple[str, str, str, str]
-"""ready, leased, delayed, items: every script's first four keys."""
+QueueKeys = tuple[str, str, str, str, str]
+"""ready, leased, delayed, items, held: every script's first five keys."""
 
 
 def queue_keys(prefix: str, name: str) -> tuple[QueueKeys, str]:
-    """The queue's four script keys and their common base ``prefix:{name}``.
+    """The queue's five script keys and their common base ``prefix:{name}``.
 
     The name is written with ``%`` as ``%25`` and ``}`` as ``%7D``, so the
     braces enclose all of it: the name is the Redis Cluster hash tag, and
     every key of a queue is in one slot.
     """
     base = f"{prefix}:{{{escape_name(name)}}}"
-    return (f"{base}:ready", f"{base}:leased", f"{base}:delayed", f"{base}:items"), base
+    parts = ("ready", "leased", "delayed", "items", "held")
+    keys = tuple(f"{base}:{part}" for part in parts)
+    return (keys[0], keys[1], keys[2], keys[3], keys[4]), base
 
 
 def escape_name(name: str) -> str:
@@ -70,6 +87,8 @@ def unescape_name(tag: str) -> str:
 
 
 _PRELUDE = """
+local notes = {}
+
 local function server_now()
   local t = redis.call('TIME')
   return t[1] * 1000000 + t[2]
@@ -100,21 +119,111 @@ local function call_in_slices(command, key, args)
   return done
 end
 
+-- A stored time or count (created, attempts): the number if the field holds
+-- a whole number from 0 below 2**53 (exact in a double), else nil. NaN and
+-- infinities fail every comparison or the remainder.
+local function whole(x)
+  local n = tonumber(x)
+  if n and n >= 0 and n < 9007199254740992 and n % 1 == 0 then return n end
+  return nil
+end
+
+-- A stored -priority: a whole number within the 32-bit priorities, else nil.
+local function signed(x)
+  local n = tonumber(x)
+  if n and n >= -2147483648 and n <= 2147483648 and n % 1 == 0 then return n end
+  return nil
+end
+
+-- The item id a member stands for, as a number; nil for anything but the
+-- 16 digits the scripts write (so below 2**53, where a double is exact).
+local function id_of(member)
+  if #member ~= 16 or string.find(member, '%D') then return nil end
+  local n = tonumber(member)
+  if n < 9007199254740992 then return n end
+  return nil
+end
+
+-- A stored value shown in a note or reason: quoted, cut to 40 bytes, every
+-- byte that is not printable ASCII written as \\xNN.
+local function quoted(value)
+  local shown = string.gsub(string.sub(value, 1, 40), '[^%w%p ]', function(c)
+    return string.format('\\\\x%02x', string.byte(c))
+  end)
+  if #value > 40 then shown = shown .. '...' end
+  return '"' .. shown .. '"'
+end
+
+-- What a reason says about a field's stored value.
+local function described(value)
+  if not value then return 'missing' end
+  return 'not a whole number: ' .. quoted(value)
+end
+
+-- Held: out of the other zsets, claim ended, the reason kept (and the
+-- error, when given, as the item's last error).
+local function hold(id, now, reason, err)
+  for i = 1, 3 do redis.call('ZREM', KEYS[i], id) end
+  redis.call('ZADD', KEYS[5], int(now), id)
+  redis.call('HDEL', KEYS[4], id .. ':t')
+  if err then
+    redis.call('HSET', KEYS[4], id .. ':r', reason, id .. ':e', err)
+  else
+    redis.call('HSET', KEYS[4], id .. ':r', reason)
+  end
+end
+
+local SUFFIXES = {'', ':c', ':p', ':a', ':t', ':e', ':r'}
+
+-- Every hash field of these ids.
+local function fields_of(ids)
+  local fields = {}
+  for _, id in ipairs(ids) do
+    for _, suffix in ipairs(SUFFIXES) do fields[#fields + 1] = id .. suffix end
+  end
+  return fields
+end
+
+-- An item a script cannot hand on or move: held, with `problem` naming the
+-- field, or dropped when `problem` is nil (nothing of the item is left) or
+-- the member is no id, since there is nothing to hold. Noted either way.
+local function set_aside(id, now, problem)
+  local n = id_of(id)
+  if n and problem then
+    local reason = 'item ' .. int(n) .. ': ' .. problem
+    hold(id, now, reason)
+    notes[#notes + 1] = 'held ' .. reason
+    return
+  end
+  for _, zset in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5]}) do redis.call('ZREM', zset, id) end
+  call_in_slices('HDEL', KEYS[4], fields_of({id}))
+  local why = 'no item has this id: its fields are gone from the items hash'
+  if not n then why = 'it is not an item id' end
+  notes[#notes + 1] = 'dropped member ' .. quoted(id) .. ': ' .. why
+end
+
 -- Move up to `limit` items whose lease or delay ended at `upto` or before
 -- from `zset` back into ready, at their original place: score -priority.
-local function promote(zset, upto, limit)
+-- An item whose priority field is damaged has no place there: held.
+local function promote(zset, upto, limit, now)
   local due = redis.call('ZRANGE', zset, '-inf', upto, 'BYSCORE', 'LIMIT', '0', limit)
   if #due == 0 then return end
   local scored = {}
   for _, id in ipairs(due) do
-    scored[#scored + 1] = redis.call('HGET', KEYS[4], id .. ':p') or '0'
-    scored[#scored + 1] = id
+    local p = redis.call('HGET', KEYS[4], id .. ':p')
+    local score = signed(p or 0)
+    if score then
+      scored[#scored + 1] = p and int(score) or '0'
+      scored[#scored + 1] = id
+    else
+      set_aside(id, now, 'its priority field is ' .. described(p))
+    end
   end
-  call_in_slices('ZADD', KEYS[1], scored)
+  if #scored > 0 then call_in_slices('ZADD', KEYS[1], scored) end
   call_in_slices('ZREM', zset, due)
 end
 
--- Put a held item into `zset` at `score` and out of the other two: its
+-- Put a claimed item into `zset` at `score` and out of the other two: its
 -- holder's release, delay and extend may follow one another in any order.
 local function place(id, zset, score)
   for i = 1, 3 do
@@ -125,7 +234,8 @@ end
 """
 
 
-def _script(body: str) -> str:
+def build_script(body: str) -> str:
+    """A script: the shared functions above, then ``body``, with the constants filled in."""
     return (
         (_PRELUDE + body)
         .replace("$LIMIT", str(PROMOTE_LIMIT))
@@ -134,13 +244,13 @@ def _script(body: str) -> str:
     )
 
 
-CREATE = _script("""
--- KEYS[5] the queue's id counter, KEYS[6] this producer's last batch.
+CREATE = build_script("""
+-- KEYS[6] the queue's id counter, KEYS[7] this producer's last batch.
 -- ARGV: delay (us), -priority, batch id, payload... Returns the first id.
 -- A batch the producer already wrote (a retry after a lost reply) is
 -- answered from the record instead of being written twice.
 local batch = ARGV[3]
-local record = redis.call('GET', KEYS[6])
+local record = redis.call('GET', KEYS[7])
 if record then
   local seen, first = string.match(record, '^(%S+) (%d+)$')
   if seen == batch then return tonumber(first) end
@@ -150,7 +260,7 @@ local now, score = server_now(), ARGV[2]
 local created, zset = int(now), KEYS[1]
 if ARGV[1] ~= '0' then zset, score = KEYS[3], deadline(now, ARGV[1]) end
 local n = #ARGV - 3
-local first = redis.call('INCRBY', KEYS[5], n) - n + 1
+local first = redis.call('INCRBY', KEYS[6], n) - n + 1
 local fields, scored = {}, {}
 for i = 1, n do
   local id = string.format('%016d', first + i - 1)
@@ -167,60 +277,83 @@ for i = 1, n do
 end
 call_in_slices('HSET', KEYS[4], fields)
 call_in_slices('ZADD', zset, scored)
-redis.call('SET', KEYS[6], batch .. ' ' .. int(first), 'EX', '$KEEP')
+redis.call('SET', KEYS[7], batch .. ' ' .. int(first), 'EX', '$KEEP')
 return first
 """)
 
-CLAIM = _script("""
--- ARGV: count, lease time (us), token. Returns the lease end, then per item:
--- id, payload, created, attempts, priority.
+CLAIM = build_script("""
+-- ARGV: count, lease time (us), token. Returns {} when nothing was ready and
+-- nothing set aside; else the lease end, the notes, then per item: id,
+-- created, attempts, priority (numbers), payload, last error (or nil).
 local count = tonumber(ARGV[1])
 local now = server_now()
 local expire = deadline(now, ARGV[2])
-local limit = int(math.max(count, $LIMIT))
-promote(KEYS[2], int(now), limit)
-promote(KEYS[3], int(now), limit)
-local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
-if #popped == 0 then return {} end
-local out, held = {expire}, {}
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local f = redis.call('HMGET', KEYS[4], id, id .. ':c', id .. ':a')
-  if f[1] then
-    local attempts = (tonumber(f[3]) or 0) + 1
-    -- The new token fences out whoever held the item before.
-    redis.call('HSET', KEYS[4], id .. ':a', int(attempts), id .. ':t', ARGV[3])
-    held[#held + 1] = expire
-    held[#held + 1] = id
-    out[#out + 1] = id
-    out[#out + 1] = f[1]
-    out[#out + 1] = f[2]
-    out[#out + 1] = attempts
-    out[#out + 1] = 0 - tonumber(popped[i + 1])
+local limit = math.max(count, $LIMIT)
+promote(KEYS[2], int(now), int(limit), now)
+promote(KEYS[3], int(now), int(limit), now)
+local out, leases = {expire, notes}, {}
+local got, skipped = 0, 0
+-- An item set aside leaves a gap: pop again, so that a claim answers short
+-- only when ready runs out (or after `limit` damaged entries).
+while got < count and skipped < limit do
+  local popped = redis.call('ZPOPMIN', KEYS[1], int(count - got))
+  if #popped == 0 then break end
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    -- The priority comes from the score: a damaged ':p' does not stop a claim,
+    -- only a move back into ready (promote, RELEASE), which needs it.
+    local f = redis.call('HMGET', KEYS[4], id, id .. ':c', id .. ':a', id .. ':e')
+    local n, created, attempts = id_of(id), whole(f[2]), whole(f[3] or 0)
+    if n and f[1] and created and attempts then
+      attempts = attempts + 1
+      -- The new token fences out whoever held the item before.
+      redis.call('HSET', KEYS[4], id .. ':a', int(attempts), id .. ':t', ARGV[3])
+      leases[#leases + 1] = expire
+      leases[#leases + 1] = id
+      out[#out + 1] = n
+      out[#out + 1] = created
+      out[#out + 1] = attempts
+      out[#out + 1] = 0 - tonumber(popped[i + 1])
+      out[#out + 1] = f[1]
+      out[#out + 1] = f[4]
+      got = got + 1
+    else
+      local problem
+      if not (f[1] or f[2]) then problem = nil
+      elseif not f[1] then problem = 'its payload field is missing'
+      elseif not created then problem = 'its created field is ' .. described(f[2])
+      elseif not attempts then problem = 'its attempts field is ' .. described(f[3]) end
+      set_aside(id, now, problem)
+      skipped = skipped + 1
+    end
   end
 end
-if #held > 0 then call_in_slices('ZADD', KEYS[2], held) end
+if #leases > 0 then call_in_slices('ZADD', KEYS[2], leases) end
+if got == 0 and #notes == 0 then return {} end
 return out
 """)
 
-DELETE = _script("""
+DELETE = build_script("""
 -- ARGV: id, token, id, token, ... Deletes the items these claims still hold.
-local gone, fields, seen = {}, {}, {}
+local gone, seen = {}, {}
 for i = 1, #ARGV, 2 do
   local id = ARGV[i]
   if not seen[id] and redis.call('HGET', KEYS[4], id .. ':t') == ARGV[i + 1] then
     seen[id] = true
     gone[#gone + 1] = id
-    for _, suffix in ipairs({'', ':c', ':p', ':a', ':t'}) do
-      fields[#fields + 1] = id .. suffix
-    end
   end
 end
 if #gone == 0 then return 0 end
+-- Every field but ':r': a hold writes it and deletes the token in one
+-- script, so an item a claim still holds never has one.
+local fields, suffixes = {}, {'', ':c', ':p', ':a', ':t', ':e'}
+for _, id in ipairs(gone) do
+  for _, suffix in ipairs(suffixes) do fields[#fields + 1] = id .. suffix end
+end
 call_in_slices('HDEL', KEYS[4], fields)
--- A held item is mostly leased, so ready and delayed are searched only for
--- the rest: released or delayed by its holder, or moved to ready by a claim
--- after its lease ran out.
+-- An item its claim holds is mostly leased, so ready and delayed are
+-- searched only for the rest: released or delayed by its holder, or moved
+-- to ready by a claim after its lease ran out.
 local left = #gone
 for _, zset in ipairs({KEYS[2], KEYS[1], KEYS[3]}) do
   left = left - call_in_slices('ZREM', zset, gone)
@@ -229,27 +362,34 @@ end
 return #gone
 """)
 
-RELEASE = _script("""
+RELEASE = build_script("""
 -- ARGV: id, token, delay (us; 0 releases). The claim stays the holder's.
--- Returns the time the item is claimable from, or nil when the claim does
--- not hold the item.
+-- Returns the time the item is claimable from (nil when the claim does not
+-- hold the item), then the notes: a released item whose priority field is
+-- damaged has no place in ready, so it is held instead (and nil returned).
 local id = ARGV[1]
 local f = redis.call('HMGET', KEYS[4], id .. ':t', id .. ':p')
-if f[1] ~= ARGV[2] then return nil end
+if f[1] ~= ARGV[2] then return {false, notes} end
 local now = server_now()
 if ARGV[3] == '0' then
-  place(id, KEYS[1], f[2] or '0')
-  return int(now)
+  local score = signed(f[2] or 0)
+  if not score then
+    set_aside(id, now, 'its priority field is ' .. described(f[2]))
+    return {false, notes}
+  end
+  place(id, KEYS[1], f[2] and int(score) or '0')
+  return {int(now), notes}
 end
 local until_ = deadline(now, ARGV[3])
 place(id, KEYS[3], until_)
-return until_
+return {until_, notes}
 """)
 
-EXTEND = _script("""
--- ARGV: id, token, lease time (us). Returns the new lease end, or nil if not
--- held. The item may be ready (released, or its lease ran out and a claim
--- moved it) or delayed by its holder: either way it is leased again.
+EXTEND = build_script("""
+-- ARGV: id, token, lease time (us). Returns the new lease end, or nil if the
+-- claim no longer holds the item. The item may be ready (released, or its
+-- lease ran out and a claim moved it) or delayed by its holder: either way
+-- it is leased again.
 local id = ARGV[1]
 if redis.call('HGET', KEYS[4], id .. ':t') ~= ARGV[2] then return nil end
 local expire = deadline(server_now(), ARGV[3])
@@ -257,74 +397,28 @@ place(id, KEYS[2], expire)
 return expire
 """)
 
-COUNTS = _script("""
--- Returns ready, leased, delayed at one instant: a lease or delay that has
--- ended counts as ready even before a claim moves the item.
-local after = '(' .. int(server_now())
-local leased = redis.call('ZCOUNT', KEYS[2], after, '+inf')
-local delayed = redis.call('ZCOUNT', KEYS[3], after, '+inf')
-local total = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
-  + redis.call('ZCARD', KEYS[3])
-return {total - leased - delayed, leased, delayed}
-""")
-
-PEEK = _script("""
--- ARGV: limit (1 or more). Claimable items in claim order, then the others,
--- soonest claimable first. Per item: id, payload, created, attempts, -priority, expire.
-local limit = tonumber(ARGV[1])
-local now = int(server_now())
-promote(KEYS[2], now, int(math.max(limit, $LIMIT)))
-promote(KEYS[3], now, int(math.max(limit, $LIMIT)))
-local out = {}
-local function add(id, expire)
-  local f = redis.call('HMGET', KEYS[4], id, id .. ':c', id .. ':a', id .. ':p')
-  if f[1] then
-    for _, v in ipairs({id, f[1], f[2], f[3] or '0', f[4] or '0', expire}) do
-      out[#out + 1] = v
-    end
-  end
+FAIL = build_script("""
+-- ARGV: id, token, error, delay (us; '' for none). Keeps the error as the
+-- item's last; with a delay the item is delayed as RELEASE delays it.
+-- Returns the item's expire (its lease end, its delay end, or 0 if its
+-- holder released it), or nil, writing nothing, if the claim does not hold it.
+local id = ARGV[1]
+if redis.call('HGET', KEYS[4], id .. ':t') ~= ARGV[2] then return nil end
+local until_
+if ARGV[4] ~= '' then until_ = deadline(server_now(), ARGV[4]) end
+redis.call('HSET', KEYS[4], id .. ':e', ARGV[3])
+if until_ then
+  place(id, KEYS[3], until_)
+  return until_
 end
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '0', int(limit - 1))) do add(id, '0') end
-for _, zset in ipairs({KEYS[2], KEYS[3]}) do
-  local left = limit - #out / 6
-  if left > 0 then
-    local rest = redis.call('ZRANGE', zset, '0', int(left - 1), 'WITHSCORES')
-    for i = 1, #rest, 2 do add(rest[i], rest[i + 1]) end
-  end
-end
-return out
+return redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[3], id) or '0'
 """)
 
-RELEASE_ALL = _script("""
--- Every lease and delay dropped and every claim ended, so that no holder can
--- take an item back; returns how many leases and delays had not ended yet.
-local after = '(' .. int(server_now())
-local freed = redis.call('ZCOUNT', KEYS[2], after, '+inf')
-  + redis.call('ZCOUNT', KEYS[3], after, '+inf')
-promote(KEYS[2], '+inf', '-1')
-promote(KEYS[3], '+inf', '-1')
--- Everything is ready now. Items released by their holder kept a token too,
--- so every item's is cleared, a slice of ready at a time.
-local size = redis.call('ZCARD', KEYS[1])
-for start = 0, size - 1, 4000 do
-  local fields = redis.call('ZRANGE', KEYS[1], int(start), int(start + 3999))
-  for i, id in ipairs(fields) do fields[i] = id .. ':t' end
-  redis.call('HDEL', KEYS[4], unpack(fields))
-end
-return freed
-""")
-
-DELETE_QUEUE = _script("""
--- KEYS[5] the queue's id counter. Ids may start over afterwards: a stale
--- item object cannot act on a new item of the same id, its token differs.
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-return 0
-""")
-
-COLLECT = _script("""
--- Moves every ended lease and delay back to ready.
-local now = int(server_now())
-promote(KEYS[2], now, '-1')
-promote(KEYS[3], now, '-1')
-return 0
+HOLD = build_script("""
+-- ARGV: id, token, reason[, error]. Holds the item if the claim still holds
+-- it, which ends the claim. Returns 1, or 0 if the caller's claim is gone.
+local id = ARGV[1]
+if redis.call('HGET', KEYS[4], id .. ':t') ~= ARGV[2] then return 0 end
+hold(id, server_now(), ARGV[3], ARGV[4])
+return 1
 """)
