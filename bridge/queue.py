@@ -167,8 +167,9 @@ class Queue:
         decode, name = self.codec.decode, self.name
         try:
             return [
-                QueueItem(row[0], decode(row[1]), row[2], row[3], row[4], row[5], name, row[6],
-                          row[7])
+                QueueItem(
+                    row[0], decode(row[1]), row[2], row[3], row[4], row[5], name, row[6], row[7]
+                )
                 for row in stored
             ]
         except PayloadError:
@@ -348,8 +349,17 @@ class Queue:
 
     def _built(self, row: StoredItem, data: Any) -> QueueItem:
         return QueueItem(
-            row.item_id, data, row.created, row.expire, row.attempts, row.priority, self.name,
-            row.token, row.last_error, row.held_at, row.hold_reason,
+            row.item_id,
+            data,
+            row.created,
+            row.expire,
+            row.attempts,
+            row.priority,
+            self.name,
+            row.token,
+            row.last_error,
+            row.held_at,
+            row.hold_reason,
         )
 
     def _require_hold(self, operation: str) -> None:

@@ -114,7 +114,7 @@ def test_release_all_leaves_held_items_held_and_delete_queue_deletes_them(
     holding: bridge.Queue,
 ) -> None:
     holding.create_items(["held", "leased"])
-    held, leased = holding.claim_items(2, lease_time=60)
+    held, _leased = holding.claim_items(2, lease_time=60)
     assert holding.hold_item(held)
     assert holding.release_all() == 1
     assert holding.counts().held == 1
