@@ -239,28 +239,43 @@ class RawMariadb(System):
                 cursor.fetchall()
 
     def drain(self, batch: int) -> Drained:
+        import pymysql
+
         lock, done = self.sql.lock(batch), Counter()
         with self.conn.cursor() as cursor:
             while True:
                 token = secrets.token_hex(16)
-                self.conn.begin()
-                cursor.execute(lock.sql, lock.parameters({"queue": QUEUE}))
-                rows = cursor.fetchall()
-                if not rows:
-                    self.conn.commit()
+                try:
+                    ids = self._claim(cursor, lock, token)
+                except pymysql.err.OperationalError as exc:
+                    # InnoDB picks a victim when 4 batched claimers' gap locks
+                    # cross; bridge retries these (sql/errors.py), so the
+                    # ceiling does too.
+                    if exc.args[0] not in (1205, 1213):
+                        raise
+                    self.conn.rollback()
+                    continue
+                if not ids:
                     return done.drained()
-                now, ids = float(rows[0][-1]), [_handle(row) for row in rows]
-                mark = self.sql.mark(len(ids))
-                cursor.execute(
-                    mark.sql,
-                    mark.parameters(
-                        {**_numbered(ids), "now": now, "expire": now + LEASE, "token": token}
-                    ),
-                )
-                self.conn.commit()
                 delete = self.sql.delete(len(ids))
                 cursor.execute(delete.sql, delete.parameters({**_numbered(ids), "token": token}))
                 done(len(ids))
+
+    def _claim(self, cursor: Any, lock: Compiled, token: str) -> list[Any]:
+        self.conn.begin()
+        cursor.execute(lock.sql, lock.parameters({"queue": QUEUE}))
+        rows = cursor.fetchall()
+        if not rows:
+            self.conn.commit()
+            return []
+        now, ids = float(rows[0][-1]), [_handle(row) for row in rows]
+        mark = self.sql.mark(len(ids))
+        cursor.execute(
+            mark.sql,
+            mark.parameters({**_numbered(ids), "now": now, "expire": now + LEASE, "token": token}),
+        )
+        self.conn.commit()
+        return ids
 
     def remaining(self) -> int:
         query, params = self.sql.count()
