@@ -1,4 +1,4 @@
-"""What the broker backends (RabbitMQ, SQS) share: claim tokens and the creation header.
+"""What the RabbitMQ backend modules share: claim tokens and the creation header.
 
 A broker lets only the connection that received a message settle it, so a
 token names the backend object that issued it: a backend can then tell a
