@@ -535,7 +535,7 @@ def test_a_kick_killed_midway_moved_all_or_nothing(queue: bridge.Queue, admin: r
 
 
 def test_holds_killed_midway_leave_each_item_held_or_leased(queue: bridge.Queue) -> None:
-    total = 3000
+    total = 1000
     ids = queue.create_items([{"n": n} for n in range(total)])
     proc = start_child(HOLD_SCRIPT, queue, str(total))
     deadline = time.monotonic() + 30
