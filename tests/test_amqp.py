@@ -15,14 +15,11 @@ before by others. Every queue has a unique name and is deleted afterwards.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,6 +40,7 @@ from bridge.backends.amqp_layout import (
     parse_version,
 )
 
+from children import claim_in_a_process_and_kill_it
 from conftest import AMQP_URL, spec_for
 
 RABBIT_URL = "kombu+" + AMQP_URL
@@ -308,38 +306,6 @@ def test_an_expired_lease_goes_back_when_its_backend_claims_again(connect: Conne
     assert (again.item_id, again.attempts) == (ids[0], 2), "back at its place, ahead"
     assert other.claim_item(lease_time=60) is not None, "the second item, still ready"
     assert holder.delete_item(late) is False
-
-
-CLAIMER = textwrap.dedent("""
-    import json, sys, time
-    import bridge
-
-    spec, name = json.loads(sys.argv[1]), sys.argv[2]
-    queue = bridge.QueueFactory(default=spec).get(name)
-    item = queue.claim_item(lease_time=float(sys.argv[3]))
-    print(json.dumps(item.item_id if item else None), flush=True)
-    time.sleep(600)
-""")
-
-
-def claim_in_a_process_and_kill_it(spec: dict[str, Any], name: str, lease: float) -> Any:
-    """A child process claims one item and is SIGKILLed holding it; the item id."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CLAIMER, json.dumps(spec), name, str(lease)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        assert line, child.stderr.read().decode() if child.stderr else "no output"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-        return json.loads(line)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
 
 
 @rabbitmq

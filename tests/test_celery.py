@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from celery_processes import Processes
 
 import bridge
 from bridge.celery.config import environment_config, prepare_folders
 from bridge.celery.schedules import runner_lease, runner_limits
 
+from celery_processes import Processes
 from conftest import AMQP_URL, REDIS_URL, spec_for
 
 

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from celery_processes import WORKER_MODULE, Processes
 
 import bridge
 
+from celery_processes import WORKER_MODULE, Processes
 from conftest import REDIS_URL
 
 

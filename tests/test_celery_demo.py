@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from celery_processes import free_port, http_get
 
 

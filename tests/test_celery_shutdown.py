@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_processes import Processes
 
 import bridge
 from bridge.runner import process_queue, run_cron
 
+from celery_processes import Processes
 from conftest import AMQP_URL
 
 ITEM_SECONDS = 0.2

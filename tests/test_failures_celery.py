@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_processes import Processes
 
 import bridge
 from bridge.celery.tasks import PassFailed, _raise_if_nothing_worked
+
+from celery_processes import Processes
 
 MODULE = "failing_workers"
 SOURCE = textwrap.dedent("""

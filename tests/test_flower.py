@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_processes import Processes, free_port, http_get
 
 import bridge
+
+from celery_processes import Processes, free_port, http_get
 
 ITEMS = 12
 ITEM_SECONDS = 0.4

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 import yaml
-from celery_processes import http_get
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
@@ -38,6 +37,7 @@ from bridge.metrics import (
     queue_depths,
 )
 
+from celery_processes import http_get
 from conftest import SHARED_BACKENDS, spec_for
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

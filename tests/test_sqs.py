@@ -32,6 +32,7 @@ from bridge.backends.sqs_client import SqsClient, client_args
 from bridge.backends.sqs_layout import HELD_RETENTION, REDRIVE_RECEIVES
 from bridge.backends.sqs_messages import MOVED_BY_SQS, NOT_BEFORE, copy_of
 
+from children import claim_in_a_process_and_kill_it
 from conftest import spec_for
 
 sqs = pytest.mark.service("sqs")
@@ -77,38 +78,6 @@ def claim_within(queue: bridge.Queue, seconds: float, lease: float = 60) -> brid
             pytest.fail(f"nothing became claimable within {seconds} s")
         time.sleep(0.05)
     return item
-
-
-CLAIMER = textwrap.dedent("""
-    import json, sys, time
-    import bridge
-
-    spec, name = json.loads(sys.argv[1]), sys.argv[2]
-    queue = bridge.QueueFactory(default=spec).get(name)
-    item = queue.claim_item(lease_time=float(sys.argv[3]))
-    print(json.dumps(item.item_id if item else None), flush=True)
-    time.sleep(600)
-""")
-
-
-def claim_in_a_process_and_kill_it(spec: dict[str, Any], name: str, lease: float) -> Any:
-    """A child process claims one item and is SIGKILLed holding it; the item id."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CLAIMER, json.dumps(spec), name, str(lease)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        assert line, child.stderr.read().decode() if child.stderr else "no output"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-        return json.loads(line)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
 
 
 @sqs

@@ -160,10 +160,9 @@ class MemoryBackend(Backend):
         self, name: str, item: QueueItem, error: str, delay: float | None
     ) -> float | None:
         with self._lock:
-            queue = self._queues.get(name, {})
-            if not self._claimed_by(queue, item):
+            record = self._claimed_record(name, item)
+            if record is None:
                 return None
-            record = queue[item.item_id]  # type: ignore[index]
             record.last_error = error
             if delay is not None:
                 record.expire = time.time() + delay
@@ -210,10 +209,9 @@ class MemoryBackend(Backend):
 
     def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
         with self._lock:
-            queue = self._queues.get(name, {})
-            if not self._claimed_by(queue, item):
+            record = self._claimed_record(name, item)
+            if record is None:
                 return False
-            record = queue[item.item_id]  # type: ignore[index]
             record.held_at = time.time()
             record.hold_reason = reason
             if error is not None:
@@ -267,13 +265,17 @@ class MemoryBackend(Backend):
         self, name: str, item: QueueItem, expire_at: Callable[[float], float], *, delayed: bool
     ) -> float | None:
         with self._lock:
-            queue = self._queues.get(name, {})
-            if not self._claimed_by(queue, item):
+            record = self._claimed_record(name, item)
+            if record is None:
                 return None
-            record = queue[item.item_id]  # type: ignore[index]
             record.expire = expire_at(time.time())
             record.delayed = delayed
             return record.expire
+
+    def _claimed_record(self, name: str, item: QueueItem) -> _Record | None:
+        """The record of ``item`` while its claim is the latest; call with the lock held."""
+        queue = self._queues.get(name, {})
+        return queue[item.item_id] if self._claimed_by(queue, item) else None  # type: ignore[index]
 
     @staticmethod
     def _claimed_by(queue: dict[int, _Record], item: QueueItem) -> bool:

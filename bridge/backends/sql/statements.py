@@ -251,15 +251,7 @@ class Statements:
             )
             # The previous attempt's error, for the worker that tries again:
             # the one column the claim reads beyond what it always did.
-            .returning(
-                t.c.item_id,
-                t.c.data,
-                t.c.created,
-                t.c.expire,
-                t.c.attempts,
-                t.c.priority,
-                t.c.last_error,
-            )
+            .returning(*self._listed())
         )
 
     def lock_claimable(self, count: int) -> sa.Select[Any]:
