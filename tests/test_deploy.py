@@ -71,6 +71,17 @@ def unit(path: Path) -> configparser.ConfigParser:
     return parser
 
 
+def unit_environment(path: Path) -> dict[str, str]:
+    """The unit's ``Environment=`` assignments (every such line, not only the last)."""
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("Environment="):
+            for assignment in shlex.split(line.removeprefix("Environment=")):
+                key, _, value = assignment.partition("=")
+                found[key] = value
+    return found
+
+
 def manifests() -> Iterator[dict[str, Any]]:
     for path in MANIFESTS:
         for document in yaml.safe_load_all(path.read_text()):
@@ -256,7 +267,17 @@ def all_variables() -> dict[str, str]:
         if line.startswith("ENV "):
             for assignment in shlex.split(line[4:]):
                 found.setdefault(assignment.split("=", 1)[0], "Dockerfile")
+    for path in UNITS:
+        for key in unit_environment(path):
+            found.setdefault(key, path.name)
     return found
+
+
+def _read_by_prometheus_client() -> str:
+    spec = importlib.util.find_spec("prometheus_client")
+    assert spec is not None
+    assert spec.origin is not None
+    return "\n".join(path.read_text() for path in Path(spec.origin).parent.rglob("*.py"))
 
 
 def test_every_variable_is_one_something_reads() -> None:
@@ -268,6 +289,8 @@ def test_every_variable_is_one_something_reads() -> None:
             read = f'"{name}"' in code
         elif name.startswith("FLOWER_"):
             read = name.removeprefix("FLOWER_").lower().replace("_", "-") in flower
+        elif name.startswith("PROMETHEUS_"):
+            read = f"'{name}'" in _read_by_prometheus_client() and f'"{name}"' in code
         else:
             read = name in PYTHON_VARIABLES
         if not read:
@@ -567,3 +590,75 @@ def test_compose_urls_match_the_services_credentials() -> None:
     example = env_file(DEPLOY / "env.example")
     interpolated = set(password.findall(COMPOSE.read_text()))
     assert interpolated <= set(example), f"not in env.example: {interpolated - set(example)}"
+
+
+# --- the runner's outcome counters: one directory for workers and exporter ------
+
+MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+WIPE = 'rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db'
+"""Empties the directory of the last run's files (prometheus_client wants a clean one)."""
+
+
+def _compose_multiproc_dir(name: str) -> str:
+    """The service's PROMETHEUS_MULTIPROC_DIR, checked to be a named volume mounted there."""
+    service = our_services()[name]
+    path: str = service["environment"][MULTIPROC]
+    mounts = [entry.split(":") for entry in service.get("volumes", [])]
+    (volume,) = [m[0] for m in mounts if m[1] == path]
+    assert volume in compose()["volumes"], f"compose {name}: {volume} is not a named volume"
+    return f"{volume}:{path}"
+
+
+def _kubernetes_multiproc_dir(container: dict[str, Any], volumes: dict[str, Any]) -> str:
+    """The container's PROMETHEUS_MULTIPROC_DIR, checked to be an emptyDir mounted there."""
+    (path,) = [v["value"] for v in container.get("env", []) if v["name"] == MULTIPROC]
+    (volume,) = [m["name"] for m in container["volumeMounts"] if m["mountPath"] == path]
+    assert "emptyDir" in volumes[volume], f"{container['name']}: {volume} is not an emptyDir"
+    return f"{volume}:{path}"
+
+
+def test_every_profile_shares_the_outcome_counters_directory_of_the_workers_and_exporter() -> None:
+    """The same PROMETHEUS_MULTIPROC_DIR for workers and `bridge metrics`, emptied per run."""
+    # Compose: one named volume in both services, emptied by the worker's
+    # entrypoint before it execs Celery under the image's own init.
+    assert _compose_multiproc_dir("worker") == _compose_multiproc_dir("metrics")
+    worker = our_services()["worker"]
+    entrypoint = worker["entrypoint"]
+    assert entrypoint[:5] == [*dockerfile_json("ENTRYPOINT"), "sh", "-c"]
+    assert entrypoint[5].replace("$$", "$").startswith(WIPE)
+    assert entrypoint[5].endswith('exec "$$@"')
+    # prometheus_client names the files by process id: one container's ids only.
+    assert worker["deploy"]["replicas"] == 1
+    # Kubernetes: a sidecar in the worker pod, on the pod's emptyDir (empty per pod).
+    (pod,) = [
+        d["spec"]["template"] for d in deployments() if d["metadata"]["name"] == "bridge-worker"
+    ]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    by_name = {c["name"]: c for c in pod["spec"]["containers"]}
+    assert by_name["metrics"]["command"][:2] == ["bridge", "metrics"]
+    assert _kubernetes_multiproc_dir(by_name["worker"], volumes) == _kubernetes_multiproc_dir(
+        by_name["metrics"], volumes
+    )
+    port = str(by_name["metrics"]["ports"][0]["containerPort"])
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == port
+    # The standalone exporter serves the gauges only: set there, it would refuse to start.
+    for document in deployments():
+        if document["metadata"]["name"] != "bridge-worker":
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                assert MULTIPROC not in {v["name"] for v in container.get("env", [])}
+    for document in manifests():
+        assert MULTIPROC not in document.get("data", {}), "set for every container"
+    # systemd: one runtime directory, kept across stops, emptied when the worker starts.
+    units = {
+        name: unit(DEPLOY / "systemd" / f"bridge-{name}.service")["Service"]
+        for name in ("worker", "metrics")
+    }
+    paths = {
+        name: unit_environment(DEPLOY / "systemd" / f"bridge-{name}.service")[MULTIPROC]
+        for name in units
+    }
+    assert paths["worker"] == paths["metrics"]
+    for service in units.values():
+        assert f"/run/{service['RuntimeDirectory']}" == paths["worker"]
+        assert service["RuntimeDirectoryPreserve"] == "yes"
+    assert shlex.split(units["worker"]["ExecStartPre"]) == ["/bin/sh", "-c", WIPE]
