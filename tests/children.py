@@ -7,7 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from typing import Any
+
+import pytest
+
+import bridge
 
 CLAIMER = textwrap.dedent("""
     import json, sys, time
@@ -39,3 +44,40 @@ def claim_in_a_process_and_kill_it(spec: dict[str, Any], name: str, lease: float
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def start_mover(script: str, spec: dict[str, Any], name: str, *args: str) -> subprocess.Popen[str]:
+    """A process running ``script`` (argv: spec, queue name, args) on the queue's store.
+
+    Returns once the child has printed that it started ("kicking" or "holding").
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, json.dumps(spec), name, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line not in ("kicking", "holding"):
+        proc.kill()
+        pytest.fail(f"the child did not start: {line!r} {proc.communicate()[1]}")
+    return proc
+
+
+def kill_mover(proc: subprocess.Popen[str]) -> str:
+    """SIGKILL the child; what it printed after it started."""
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    return out
+
+
+def claim_within(queue: bridge.Queue, seconds: float, lease: float = 60) -> bridge.QueueItem:
+    """Claim as soon as something is claimable; fail if nothing is within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (item := queue.claim_item(lease_time=lease)) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"nothing became claimable within {seconds} s")
+        time.sleep(0.02)
+    return item

@@ -40,7 +40,7 @@ from bridge.backends.amqp_layout import (
     parse_version,
 )
 
-from children import claim_in_a_process_and_kill_it
+from children import claim_in_a_process_and_kill_it, claim_within
 from conftest import AMQP_URL, spec_for
 
 RABBIT_URL = "kombu+" + AMQP_URL
@@ -86,15 +86,6 @@ def raw() -> Iterator[Callable[[], Any]]:
 
 def unique(prefix: str = "amqp") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-def claim_within(queue: bridge.Queue, seconds: float, lease: float = 60) -> bridge.QueueItem:
-    deadline = time.monotonic() + seconds
-    while (item := queue.claim_item(lease_time=lease)) is None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"nothing became claimable within {seconds} s")
-        time.sleep(0.01)
-    return item
 
 
 def count_becomes(queue: bridge.Queue, expected: int, seconds: float = 5) -> int:

@@ -18,10 +18,8 @@ server is shared, so nothing here flushes it or pauses it.
 
 from __future__ import annotations
 
-import json
 import logging
 import select
-import signal
 import subprocess
 import sys
 import textwrap
@@ -40,6 +38,7 @@ from bridge.backends.redis import RedisBackend
 from bridge.contract import MAX_SECONDS, Backend
 from bridge.items import ItemId
 
+from children import kill_mover, start_mover
 from conftest import REDIS_URL
 
 pytestmark = pytest.mark.service("redis")
@@ -474,26 +473,7 @@ HOLD_SCRIPT = textwrap.dedent("""
 def start_child(script: str, queue: bridge.Queue, *args: str) -> subprocess.Popen[str]:
     """A process running ``script`` on the queue's store; returns once it says it started."""
     spec = {"url": REDIS_URL, "options": {"key_prefix": backend_of(queue).key_prefix}}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, json.dumps(spec), queue.name, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line not in ("kicking", "holding"):
-        proc.kill()
-        pytest.fail(f"the child did not start: {line!r} {proc.communicate()[1]}")
-    return proc
-
-
-def kill_child(proc: subprocess.Popen[str]) -> str:
-    """SIGKILL the child; what it printed after it started."""
-    proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    return out
+    return start_mover(script, spec, queue.name, *args)
 
 
 def where(queue: bridge.Queue) -> dict[int, list[str]]:
@@ -523,7 +503,7 @@ def test_a_kick_killed_midway_moved_all_or_nothing(queue: bridge.Queue, admin: r
 
     proc = start_child(KICK_SCRIPT, queue)
     time.sleep(0.005)
-    out = kill_child(proc)
+    out = kill_mover(proc)
     placed = where(queue)
     assert sorted(placed) == ids, "an item was lost"
     states = {tuple(zsets) for zsets in placed.values()}
@@ -541,7 +521,7 @@ def test_holds_killed_midway_leave_each_item_held_or_leased(queue: bridge.Queue)
     deadline = time.monotonic() + 30
     while queue.counts().held == 0 and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert kill_child(proc) == "", "every hold ended before the kill: the test proves nothing"
+    assert kill_mover(proc) == "", "every hold ended before the kill: the test proves nothing"
 
     placed = where(queue)
     assert sorted(placed) == ids, "an item was lost"

@@ -9,10 +9,6 @@ read back and checked.
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -27,6 +23,7 @@ import bridge
 from bridge.backends.sql import SqlBackend
 from bridge.backends.sql.statements import HELD_UNTIL
 
+from children import kill_mover, start_mover
 from conftest import BACKENDS, SQL_BACKENDS, spec_for
 
 KILLED_BACKENDS = [BACKENDS[1], BACKENDS[2]]  # SQLite and PostgreSQL
@@ -69,29 +66,6 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[dic
     yield spec, queue
     queue.delete_queue()
     factory.close()
-
-
-def _start(script: str, spec: dict[str, Any], name: str, *args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, json.dumps(spec), name, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line not in ("kicking", "holding"):
-        proc.kill()
-        pytest.fail(f"the child did not start: {line!r} {proc.communicate()[1]}")
-    return proc
-
-
-def _kill(proc: subprocess.Popen[str]) -> str:
-    """SIGKILL the child; what it printed after it started."""
-    proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    return out
 
 
 def _rows(queue: bridge.Queue) -> list[Any]:
@@ -145,9 +119,9 @@ def test_a_kick_killed_midway_moved_all_or_nothing(shared: tuple[dict[str, Any],
     assert queue.counts().held == HELD
     assert len(queue.held_items(1)) == 1
 
-    proc = _start(KICK_SCRIPT, spec, queue.name)
+    proc = start_mover(KICK_SCRIPT, spec, queue.name)
     time.sleep(KILL_AFTER)
-    assert _kill(proc) == "", "the kick ended before the kill: the test proves nothing"
+    assert kill_mover(proc) == "", "the kick ended before the kill: the test proves nothing"
 
     rows = _rows(queue)
     assert [row.item_id for row in rows] == sorted(ids), "an item was lost or duplicated"
@@ -170,11 +144,11 @@ def test_holds_killed_midway_leave_each_item_held_or_leased(
     spec, queue = shared
     total = 3000
     ids = queue.create_items([{"n": n} for n in range(total)])
-    proc = _start(HOLD_SCRIPT, spec, queue.name, str(total))
+    proc = start_mover(HOLD_SCRIPT, spec, queue.name, str(total))
     deadline = time.monotonic() + 30
     while queue.counts().held == 0 and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert _kill(proc) == "", "every hold ended before the kill: the test proves nothing"
+    assert kill_mover(proc) == "", "every hold ended before the kill: the test proves nothing"
 
     rows = _rows(queue)
     assert [row.item_id for row in rows] == sorted(ids), "an item was lost or duplicated"

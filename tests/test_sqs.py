@@ -32,7 +32,7 @@ from bridge.backends.sqs_client import SqsClient, client_args
 from bridge.backends.sqs_layout import HELD_RETENTION, REDRIVE_RECEIVES
 from bridge.backends.sqs_messages import MOVED_BY_SQS, NOT_BEFORE, copy_of
 
-from children import claim_in_a_process_and_kill_it
+from children import claim_in_a_process_and_kill_it, claim_within
 from conftest import spec_for
 
 sqs = pytest.mark.service("sqs")
@@ -69,15 +69,6 @@ def connect() -> Iterator[Connect]:
 
 def unique(prefix: str = "sqs") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-def claim_within(queue: bridge.Queue, seconds: float, lease: float = 60) -> bridge.QueueItem:
-    deadline = time.monotonic() + seconds
-    while (item := queue.claim_item(lease_time=lease)) is None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"nothing became claimable within {seconds} s")
-        time.sleep(0.05)
-    return item
 
 
 @sqs
