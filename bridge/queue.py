@@ -144,11 +144,11 @@ class Queue:
         return self.backend.create_items(self.name, payloads, delay, priority)
 
     def number_of_items(self) -> int:
-        """Every item not deleted: ready, leased and delayed (Drupal's count)."""
+        """Every item not deleted: ready, leased, delayed and held (Drupal's count)."""
         return self.backend.number_of_items(self.name)
 
     def counts(self) -> ItemCounts:
-        """The items by state: ready, leased, delayed (for monitoring)."""
+        """The items by state: ready, leased, delayed, held (for monitoring)."""
         return self.backend.counts(self.name)
 
     def claim_item(self, lease_time: float = 30) -> QueueItem | None:
