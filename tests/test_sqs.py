@@ -496,9 +496,10 @@ def test_a_crash_between_copy_and_delete_leaves_the_item_twice_never_nowhere(
 MOVER = textwrap.dedent("""
     import json, sys, time
     import bridge
-    from bridge.backends import sqs_held
+    from bridge.backends import sqs_claims, sqs_held
 
     sqs_held.LOOK_HIDE = 2  # what a killed look hid comes back soon
+    sqs_claims.FENCE = 2  # and so does a claim a killed hold had hidden for its copy
     spec, name, mode = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
     queue = bridge.QueueFactory(default=spec).get(name)
     if mode == "hold":
@@ -541,10 +542,18 @@ def test_a_sigkill_mid_hold_or_mid_kick_loses_no_item(connect: Connect, after: i
     ids = set(queue.create_items(range(10)))
 
     def everywhere() -> set[Any]:
-        time.sleep(3)  # the killed child's leases and hidden looks end
-        held = {item.item_id for item in queue.held_items()}
-        ready = {item.item_id for item in queue.peek(100)}
-        return held | ready
+        """Every item held or ready, once what the killed child hid is visible again.
+
+        Its leases, looks and fences end 2 s (SQS: whole seconds) after it
+        set them; an item still missing after 15 s is lost.
+        """
+        deadline = time.monotonic() + 15
+        while True:
+            time.sleep(1)
+            held = {item.item_id for item in queue.held_items()}
+            ready = {item.item_id for item in queue.peek(100)}
+            if held | ready == ids or time.monotonic() > deadline:
+                return held | ready
 
     move_in_a_process_and_kill_it(name, "hold", after)
     assert everywhere() == ids
