@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -81,3 +82,28 @@ def claim_within(queue: bridge.Queue, seconds: float, lease: float = 60) -> brid
             pytest.fail(f"nothing became claimable within {seconds} s")
         time.sleep(0.02)
     return item
+
+
+def connections(spec: dict[str, Any]) -> Iterator[Callable[..., bridge.Queue]]:
+    """For a ``connect`` fixture: ``connect(name, **options)`` opens the queue on a factory
+    of its own (a connection, as another process would have), options over ``spec``'s.
+
+    Factories are closed and the queues deleted when the test ends.
+    """
+    factories: list[bridge.QueueFactory] = []
+    names: set[str] = set()
+
+    def make(name: str, **options: Any) -> bridge.Queue:
+        merged = {**spec, "options": {**spec.get("options", {}), **options}}
+        factory = bridge.QueueFactory(default=merged)
+        factories.append(factory)
+        names.add(name)
+        return factory.get(name)
+
+    yield make
+    for factory in factories:
+        factory.close()
+    cleaner = bridge.QueueFactory(default=spec)
+    for name in names:
+        cleaner.get(name).delete_queue()
+    cleaner.close()

@@ -40,7 +40,7 @@ from bridge.backends.amqp_layout import (
     parse_version,
 )
 
-from children import claim_in_a_process_and_kill_it, claim_within
+from children import claim_in_a_process_and_kill_it, claim_within, connections
 from conftest import AMQP_URL, spec_for
 
 RABBIT_URL = "kombu+" + AMQP_URL
@@ -56,22 +56,7 @@ def connect() -> Iterator[Callable[..., bridge.Queue]]:
     Each call opens a new factory, so two calls are two broker connections,
     as two processes would have. Queues are deleted and factories closed after.
     """
-    factories: list[bridge.QueueFactory] = []
-    names: set[str] = set()
-
-    def make(name: str, **options: Any) -> bridge.Queue:
-        factory = bridge.QueueFactory(default={"url": AMQP_URL, "options": options})
-        factories.append(factory)
-        names.add(name)
-        return factory.get(name)
-
-    yield make
-    for factory in factories:
-        factory.close()
-    cleaner = bridge.QueueFactory(default={"url": AMQP_URL})
-    for name in names:
-        cleaner.get(name).delete_queue()
-    cleaner.close()
+    yield from connections({"url": AMQP_URL})
 
 
 @pytest.fixture

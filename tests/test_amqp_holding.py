@@ -42,6 +42,7 @@ from bridge.backends.amqp_layout import (
     index_name,
 )
 
+from children import connections
 from conftest import AMQP_URL
 
 rabbitmq = pytest.mark.service("rabbitmq")
@@ -55,22 +56,7 @@ Connect = Callable[..., bridge.Queue]
 @pytest.fixture
 def connect() -> Iterator[Connect]:
     """``connect(name, **options)``: the queue on a broker connection of its own."""
-    factories: list[bridge.QueueFactory] = []
-    names: set[str] = set()
-
-    def make(name: str, **options: Any) -> bridge.Queue:
-        factory = bridge.QueueFactory(default={"url": AMQP_URL, "options": options})
-        factories.append(factory)
-        names.add(name)
-        return factory.get(name)
-
-    yield make
-    for factory in factories:
-        factory.close()
-    cleaner = bridge.QueueFactory(default={"url": AMQP_URL})
-    for name in names:
-        cleaner.get(name).delete_queue()
-    cleaner.close()
+    yield from connections({"url": AMQP_URL})
 
 
 @pytest.fixture

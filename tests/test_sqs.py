@@ -32,7 +32,7 @@ from bridge.backends.sqs_client import SqsClient, client_args
 from bridge.backends.sqs_layout import HELD_RETENTION, REDRIVE_RECEIVES
 from bridge.backends.sqs_messages import MOVED_BY_SQS, NOT_BEFORE, copy_of
 
-from children import claim_in_a_process_and_kill_it, claim_within
+from children import claim_in_a_process_and_kill_it, claim_within, connections
 from conftest import spec_for
 
 sqs = pytest.mark.service("sqs")
@@ -47,24 +47,7 @@ def connect() -> Iterator[Connect]:
     Each call opens a new factory, as another process would. Queues are
     deleted and factories closed after.
     """
-    factories: list[bridge.QueueFactory] = []
-    names: set[str] = set()
-
-    def make(name: str, **options: Any) -> bridge.Queue:
-        spec = spec_for("sqs", None)
-        spec["options"] = {**spec.get("options", {}), **options}
-        factory = bridge.QueueFactory(default=spec)
-        factories.append(factory)
-        names.add(name)
-        return factory.get(name)
-
-    yield make
-    for factory in factories:
-        factory.close()
-    cleaner = bridge.QueueFactory(default=spec_for("sqs", None))
-    for name in names:
-        cleaner.get(name).delete_queue()
-    cleaner.close()
+    yield from connections(spec_for("sqs", None))
 
 
 def unique(prefix: str = "sqs") -> str:
