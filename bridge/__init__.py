@@ -26,7 +26,7 @@ from bridge.errors import (
 )
 from bridge.factory import QueueFactory, configure, get_factory, get_queue
 from bridge.failures import Backoff, HoldItem
-from bridge.items import ItemCounts, QueueItem
+from bridge.items import ItemCounts, ItemState, QueueItem, Settlement
 from bridge.queue import Queue
 from bridge.runner import Summary, process_queue, run_cron
 from bridge.workers import (
@@ -53,6 +53,7 @@ __all__ = [
     "HoldItem",
     "InvalidArgumentError",
     "ItemCounts",
+    "ItemState",
     "JsonCodec",
     "MissingDependencyError",
     "PayloadError",
@@ -61,6 +62,7 @@ __all__ = [
     "QueueItem",
     "QueueWorker",
     "Requeue",
+    "Settlement",
     "Summary",
     "SuspendQueue",
     "UnknownBackendError",

@@ -39,7 +39,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.errors import UnsupportedOperationError
+from bridge.items import (
+    ItemCounts,
+    ItemId,
+    ItemPage,
+    ItemState,
+    ListedItem,
+    QueueItem,
+    Settlement,
+    StoredItem,
+)
 
 # -- limits ------------------------------------------------------------------------
 
@@ -98,6 +108,13 @@ class Capabilities:
         :data:`MAX_PRIORITY` (RabbitMQ's ``x-max-priority``).
     hold: the :class:`Holding` operations: failed items set aside, never
         claimable, until kicked back or deleted.
+    browse: ``browse`` and ``find_item``: every item, any state, page by
+        page (the web UI's item list); False where the store cannot look
+        without receiving (RabbitMQ, SQS), which then shows ``peek``.
+    remove_item: ``remove_item``: an operator deletes one item by id, in
+        any state.
+    settle_and_claim: ``settle_and_claim`` is one round trip, all or
+        nothing; False where it is the default's two calls.
     """
 
     reliable: bool
@@ -117,6 +134,9 @@ class Capabilities:
     max_create_delay: float | None = None
     max_priority: int | None = None
     hold: bool = False
+    browse: bool = False
+    remove_item: bool = False
+    settle_and_claim: bool = False
 
 
 # -- the contract ------------------------------------------------------------------
@@ -188,6 +208,22 @@ class QueueStore(ABC):
         sees the error as ``last_error``.
         """
 
+    def settle_and_claim(
+        self, name: str, settlement: Settlement, count: int, lease_time: float
+    ) -> tuple[bool, list[StoredItem]]:
+        """Settle a finished item and claim the next ones: one round trip where the store can.
+
+        Returns whether the caller still held the item (so the settlement was
+        done) and the items claimed, as ``claim_items`` returns them. A
+        backend that does it in one statement, script or transaction (its
+        ``settle_and_claim`` capability) does all or nothing: if the call
+        fails, the item is still leased to the caller and nothing was
+        claimed. This default is the two calls one after the other: a
+        failure of the claim leaves the settlement done.
+        """
+        settled = settle(self, name, settlement)
+        return settled, self.claim_items(name, count, lease_time)
+
     def create_queue(self, name: str) -> None:  # noqa: B027 - optional by design
         """Set up storage ahead of use; creating items works without it."""
 
@@ -230,9 +266,24 @@ class Introspection(ABC):
     def peek(self, name: str, limit: int) -> list[StoredItem]:
         """The next items in claim order, not claimed; their tokens are empty."""
 
+    def browse(self, name: str, state: ItemState | None, after: str | None, limit: int) -> ItemPage:
+        """Up to ``limit`` items (of ``state``, or every state), after the cursor ``after``.
+
+        In an order the backend keeps stable (documented per backend), by
+        key, never by offset. Tokens are empty. Only where the ``browse``
+        capability is on.
+        """
+        raise UnsupportedOperationError(f"{self.url} cannot list items page by page")
+
+    def find_item(self, name: str, item_id: ItemId) -> ListedItem | None:
+        """One item by id, any state; None if the queue has no such item (``browse``)."""
+        raise UnsupportedOperationError(f"{self.url} cannot look items up by id")
+
 
 class Administration(ABC):
     """Operations on a whole queue, for operators."""
+
+    url: str
 
     @abstractmethod
     def release_all(self, name: str) -> int:
@@ -245,6 +296,14 @@ class Administration(ABC):
     @abstractmethod
     def delete_queue(self, name: str) -> None:
         """Delete the queue's items, leased ones included; other queues are untouched."""
+
+    def remove_item(self, name: str, item_id: ItemId) -> bool:
+        """Delete one item by id in any state, ending any claim on it; False if not there.
+
+        An operator's delete (the web UI's): the holder of a claim on it
+        finds it gone. Only where the ``remove_item`` capability is on.
+        """
+        raise UnsupportedOperationError(f"{self.url} cannot delete an item by id")
 
 
 class Holding(ABC):
@@ -279,3 +338,21 @@ class Holding(ABC):
 
 class Backend(QueueStore, Introspection, Administration, Holding):
     """Everything a backend class implements; the registry builds these."""
+
+
+def settle(store: QueueStore, name: str, settlement: Settlement) -> bool:
+    """Apply a settlement with the store's own single-purpose call; True if the caller held it."""
+    item, action = settlement.item, settlement.action
+    if action == "delete":
+        return store.delete_items(name, [item]) == 1
+    if action == "release":
+        return store.release_item(name, item)
+    if action == "delay":
+        return store.delay_item(name, item, settlement.delay or 0.0) is not None
+    if action == "fail":
+        return store.fail_item(name, item, settlement.error or "", settlement.delay) is not None
+    if action == "hold":
+        if not isinstance(store, Holding):
+            raise UnsupportedOperationError(f"{store.url} cannot hold items")
+        return store.hold_item(name, item, settlement.reason, settlement.error)
+    raise ValueError(f"unknown settlement action {action!r}")

@@ -8,7 +8,8 @@ hold and hand back to settle the claim.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from enum import StrEnum
+from typing import Any, Literal, NamedTuple
 
 ItemId = int | str
 
@@ -103,3 +104,77 @@ class Undecodable:
         shown = self.raw[:200].decode("utf-8", "backslashreplace")
         more = "..." if len(self.raw) > 200 else ""
         return f"<undecodable {len(self.raw)} bytes: {shown!r}{more}; {self.error}>"
+
+
+class ItemState(StrEnum):
+    """Where an item is: exactly one of these at any instant."""
+
+    READY = "ready"
+    LEASED = "leased"
+    DELAYED = "delayed"
+    HELD = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class ListedItem:
+    """An item as an operator's listing shows it: its state and its stored row (no token)."""
+
+    state: ItemState
+    stored: StoredItem
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPage:
+    """One page of a queue's items and where the next page starts.
+
+    ``next_after`` is an opaque cursor for ``browse(..., after=...)``, None
+    on the last page. Paging is by key, never by offset: a page costs the
+    same at the millionth item as at the first, and items created or
+    deleted meanwhile never shift the pages already shown.
+    """
+
+    items: list[ListedItem]
+    next_after: str | None
+
+
+SettleAction = Literal["delete", "release", "delay", "hold", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What to do with a finished item, sent in the same round trip as the next claim.
+
+    Build one with the class methods: ``Settlement.delete(item)``,
+    ``.release(item)``, ``.delay(item, seconds)``, ``.hold(item, reason,
+    error)``, ``.fail(item, error, delay)``; each means what the facade
+    method of that name means.
+    """
+
+    item: QueueItem
+    action: SettleAction
+    delay: float | None = None
+    """``delay``: seconds until claimable; ``fail``: None keeps the item leased."""
+    reason: str = ""
+    """``hold``: why."""
+    error: str | None = None
+    """``hold`` and ``fail``: the error kept as ``last_error``."""
+
+    @classmethod
+    def delete(cls, item: QueueItem) -> Settlement:
+        return cls(item, "delete")
+
+    @classmethod
+    def release(cls, item: QueueItem) -> Settlement:
+        return cls(item, "release")
+
+    @classmethod
+    def delay_by(cls, item: QueueItem, seconds: float) -> Settlement:
+        return cls(item, "delay", delay=seconds)
+
+    @classmethod
+    def hold(cls, item: QueueItem, reason: str = "", error: str | None = None) -> Settlement:
+        return cls(item, "hold", reason=reason, error=error)
+
+    @classmethod
+    def fail(cls, item: QueueItem, error: str, delay: float | None = None) -> Settlement:
+        return cls(item, "fail", delay=delay, error=error)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.codecs import Codec
@@ -30,9 +31,34 @@ from bridge.contract import (
 )
 from bridge.errors import InvalidArgumentError, PayloadError, UnsupportedOperationError
 from bridge.failures import DEFAULT_POLICY, FailurePolicy
-from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem, Undecodable
+from bridge.items import (
+    ItemCounts,
+    ItemId,
+    ItemState,
+    ListedItem,
+    QueueItem,
+    Settlement,
+    StoredItem,
+    Undecodable,
+)
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BrowsedItem:
+    """An item as an operator's listing shows it: its state and the item, decoded."""
+
+    state: ItemState
+    item: QueueItem
+
+
+@dataclass(frozen=True, slots=True)
+class BrowsedPage:
+    """One page of :meth:`Queue.browse`; ``next_after`` starts the next page (None: last)."""
+
+    items: list[BrowsedItem]
+    next_after: str | None
 
 
 def check_seconds(
@@ -272,6 +298,100 @@ class Queue:
         check_count("limit", limit)
         return [self._item(row) for row in self.backend.peek(self.name, limit)]
 
+    def browse(
+        self, state: ItemState | str | None = None, after: str | None = None, limit: int = 50
+    ) -> BrowsedPage:
+        """One page of the queue's items, any state (or only ``state``), not claimed.
+
+        Pass the page's ``next_after`` as ``after`` for the next page. Paging is
+        by key: the thousandth page costs what the first does. Undecodable
+        payloads are listed with an :class:`~bridge.items.Undecodable` as data.
+        Only where the ``browse`` capability is on.
+        """
+        check_count("limit", limit)
+        if not self.capabilities.browse:
+            self._refuse("browse")
+        wanted = None if state is None else _state(state)
+        if after is not None and not isinstance(after, str):
+            raise InvalidArgumentError(f"after must be a cursor from a page, not {after!r}")
+        page = self.backend.browse(self.name, wanted, after, limit)
+        return BrowsedPage([self._listed(row) for row in page.items], page.next_after)
+
+    def find_item(self, item_id: ItemId) -> BrowsedItem | None:
+        """One item by id, any state, not claimed; None if this queue has none by that id."""
+        _check_id(item_id)
+        if not self.capabilities.browse:
+            self._refuse("find_item")
+        found = self.backend.find_item(self.name, item_id)
+        return None if found is None else self._listed(found)
+
+    def remove_item(self, item_id: ItemId) -> bool:
+        """Delete one item by id, whatever its state (an operator's delete); False if absent.
+
+        Unlike :meth:`delete_item` it needs no claim, and it ends any claim
+        on the item: its holder finds it gone.
+        """
+        _check_id(item_id)
+        if not self.capabilities.remove_item:
+            self._refuse("remove_item")
+        return self.backend.remove_item(self.name, item_id)
+
+    def settle_and_claim(
+        self, settlement: Settlement, count: int = 1, lease_time: float = 30
+    ) -> tuple[bool, list[QueueItem]]:
+        """Settle a finished item and claim the next ``count``, in one round trip where possible.
+
+        ``settlement`` says what to do with the item (``Settlement.delete(item)``,
+        ``.release``, ``.delay_by``, ``.hold``, ``.fail``). Returns whether the
+        item was still ours (the settlement was done) and the items claimed.
+        Where the ``settle_and_claim`` capability is on, one statement, script
+        or transaction does both or neither: if the call raises, the item is
+        still leased to us and comes back when its lease ends.
+        """
+        checked = self._check_settlement(settlement)
+        check_count("count", count)
+        lease_time = self._check_lease(lease_time)
+        settled, stored = self.backend.settle_and_claim(self.name, checked, count, lease_time)
+        decode, name = self.codec.decode, self.name
+        try:
+            claimed = [
+                QueueItem(
+                    row[0], decode(row[1]), row[2], row[3], row[4], row[5], name, row[6], row[7]
+                )
+                for row in stored
+            ]
+        except PayloadError:
+            claimed = self._set_aside_undecodable(stored, count, lease_time)
+        return settled, claimed
+
+    def _check_settlement(self, settlement: Settlement) -> Settlement:
+        """The settlement with its values checked and capped as the single calls check them."""
+        if not isinstance(settlement, Settlement):
+            raise InvalidArgumentError(f"expected a Settlement, not {settlement!r}")
+        self._check_item(settlement.item)
+        action, delay = settlement.action, settlement.delay
+        if action == "delay":
+            if not self.capabilities.delay:
+                self._refuse("delay_item")
+            delay = self._check_delay(delay or 0.0, self.capabilities.max_delay)
+        elif action == "fail":
+            error = cap_text("error", settlement.error, MAX_ERROR_CHARS)
+            if delay is not None:
+                delay = self._check_delay(delay, self.capabilities.max_delay)
+            return Settlement(settlement.item, action, delay=delay, error=error)
+        elif action == "hold":
+            self._require_hold("hold_item")
+            reason = cap_text("reason", settlement.reason, MAX_REASON_CHARS)
+            given = settlement.error
+            held_error = None if given is None else cap_text("error", given, MAX_ERROR_CHARS)
+            return Settlement(settlement.item, action, reason=reason, error=held_error)
+        elif action not in ("delete", "release"):
+            raise InvalidArgumentError(f"unknown settlement action {action!r}")
+        return Settlement(settlement.item, action, delay=delay)
+
+    def _listed(self, listed: ListedItem) -> BrowsedItem:
+        return BrowsedItem(listed.state, self._item(listed.stored))
+
     # -- failures and held items -----------------------------------------------------
 
     def fail_item(self, item: QueueItem, error: str, delay: float | None = None) -> bool:
@@ -319,8 +439,7 @@ class Queue:
 
     def kick_item(self, item_id: ItemId) -> bool:
         """One held item back to ready, attempts reset; False if no such item is held."""
-        if isinstance(item_id, bool) or not isinstance(item_id, int | str):
-            raise InvalidArgumentError(f"an item id is an int or str, not {item_id!r}")
+        _check_id(item_id)
         self._require_hold("kick_item")
         return self.backend.kick_item(self.name, item_id)
 
@@ -411,3 +530,16 @@ class Queue:
             f"the backend at {self.backend.url} does not support {operation} "
             f"(queue {self.name!r}); see its capabilities"
         )
+
+
+def _check_id(item_id: object) -> None:
+    if isinstance(item_id, bool) or not isinstance(item_id, int | str):
+        raise InvalidArgumentError(f"an item id is an int or str, not {item_id!r}")
+
+
+def _state(state: object) -> ItemState:
+    try:
+        return ItemState(str(state))
+    except ValueError:
+        names = ", ".join(member.value for member in ItemState)
+        raise InvalidArgumentError(f"state must be one of {names}, not {state!r}") from None
