@@ -25,6 +25,9 @@ import pytest
 
 import bridge
 
+# Tests that stop a shared server run alone under xdist (tests/exclusive.py).
+from exclusive import pytest_runtest_protocol  # noqa: F401
+
 POSTGRES_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

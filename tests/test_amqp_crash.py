@@ -34,7 +34,7 @@ import bridge
 
 from conftest import AMQP_URL, REQUIRE_SERVICES
 
-pytestmark = [pytest.mark.service("rabbitmq"), pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.service("rabbitmq"), pytest.mark.timeout(600), pytest.mark.exclusive]
 
 ITEMS = 2000
 BATCH = 4

@@ -32,7 +32,7 @@ import bridge
 
 from conftest import spec_for
 
-pytestmark = pytest.mark.usefixtures("empty_registry")
+pytestmark = [pytest.mark.usefixtures("empty_registry"), pytest.mark.exclusive]
 
 REDIS_DIR = Path("/var/lib/redis")
 REDIS_START = [
