@@ -1,8 +1,10 @@
 """bridge itself, through the public facade, on each backend.
 
 The drain loop is what an application writes against the API: claim under a
-60 s lease, run the (no-op) handler, delete. Batch 1 uses ``claim_item`` /
-``delete_item``; a larger batch uses ``claim_items(n)`` / ``delete_items``.
+60 s lease, run the (no-op) handler, delete. Batch 1 is what bridge's runner
+does: the delete of each finished item and the claim of the next go as one
+``settle_and_claim`` call (one round trip, one commit, where the store can);
+a larger batch uses ``claim_items(n)`` / ``delete_items``.
 Enqueue uses ``create_item`` per job or ``create_items`` per batch.
 Every backend runs with its defaults: the SQL table is durable (PostgreSQL
 and MariaDB commit each call, SQLite in WAL with ``synchronous=NORMAL``),
@@ -15,6 +17,7 @@ from typing import Any, ClassVar
 
 import bridge
 from benchmarks.systems.base import PAYLOAD, QUEUE, Counter, Drained, System
+from bridge import Settlement
 
 LEASE = 60.0
 
@@ -51,8 +54,9 @@ class _Bridge(System):
     def drain(self, batch: int) -> Drained:
         queue, done = self.queue, Counter()
         if batch == 1:
-            while (item := queue.claim_item(LEASE)) is not None:
-                queue.delete_item(item)
+            claimed = queue.claim_items(1, LEASE)
+            while claimed:
+                _, claimed = queue.settle_and_claim(Settlement.delete(claimed[0]), 1, LEASE)
                 done()
         else:
             while items := queue.claim_items(batch, LEASE):
