@@ -7,6 +7,7 @@
     bridge demo [--items N] [--queue NAME]
     bridge celery-demo [--seconds S] [--rate N] [--concurrency N] [--flower [--flower-port N]]
     bridge metrics [--port N] [--address HOST] [--once]
+    bridge ui [--host HOST] [--port N] [--metrics] [--read-only]
 
 Commands parse their arguments and call the facade (:mod:`bridge.factory`,
 :class:`~bridge.queue.Queue`, :func:`~bridge.runner.process_queue`); they
@@ -591,6 +592,100 @@ def metrics(factory: QueueFactory, port: int, address: str, once: bool) -> None:
         pass
     finally:
         server.server_close()
+
+
+class BadStart(OneLineError):
+    """A server that must not start as asked: one error line, exit 2 (a bad argument)."""
+
+    exit_code = 2
+
+
+@cli.command("ui")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Listen address; any but loopback needs credentials.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8010,
+    show_default=True,
+    help="0 picks a free port.",
+)
+@click.option("--metrics", "with_metrics", is_flag=True, help="Also serve /metrics.")
+@click.option("--read-only", is_flag=True, help="Offer no action; refuse every POST.")
+@click.option("--user", help="Basic auth user [default: BRIDGE_UI_USER].")
+@click.option(
+    "--password",
+    help="Basic auth password [default: BRIDGE_UI_PASSWORD, better: a command line "
+    "is visible to other users].",
+)
+@click.option("--token", help="Bearer token, or any user's password [default: BRIDGE_UI_TOKEN].")
+@click.option(
+    "--runs",
+    type=click.Choice(["auto", "thread", "celery"]),
+    default="auto",
+    show_default=True,
+    help="Where a pass started from the UI runs: Celery (auto: when a broker is "
+    "configured) or a thread of this process.",
+)
+@click.pass_obj
+def ui(
+    factory: QueueFactory,
+    host: str,
+    port: int,
+    with_metrics: bool,
+    read_only: bool,
+    user: str | None,
+    password: str | None,
+    token: str | None,
+    runs: str,
+) -> None:
+    """Serve the web Queue UI: queues, items, held failures, and actions on them.
+
+    Every queue with its counts, live; a queue's items page by page; held
+    items with their errors; release leases, delete items and queues, kick
+    held items, run a pass with a progress bar. Binds 127.0.0.1 unless
+    told otherwise, and refuses any other address without credentials
+    (BRIDGE_UI_USER and BRIDGE_UI_PASSWORD, or BRIDGE_UI_TOKEN). Queue
+    workers come from BRIDGE_IMPORTS and --import, as for `bridge queue run`.
+    See docs/ui.md.
+    """
+    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
+        raise MissingDependencyError('the queue UI needs its extra: pip install "bridge[ui]"')
+    from bridge.settings import load_ui_settings
+    from bridge.ui import Credentials, check_address, create_app
+    from bridge.ui.security import is_loopback
+    from bridge.ui.serve import listen, run, url_of
+
+    settings = load_ui_settings()
+    try:
+        credentials = Credentials(
+            user or settings.user, password or settings.password, token or settings.token
+        )
+        check_address(host, credentials)
+    except BridgeError as exc:
+        raise BadStart(str(exc)) from exc
+    app = create_app(
+        factory,
+        read_only=read_only,
+        credentials=credentials,
+        metrics=with_metrics,
+        runs=runs,  # type: ignore[arg-type]  # click.Choice checked it
+    )
+    try:
+        sock = listen(host, port)
+    except OSError as exc:  # socket.gaierror for a bad address is one too
+        raise OneLineError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    url = url_of(sock)
+    click.echo(f"Serving the queue UI on {url}" + (" (read-only)" if read_only else ""))
+    if with_metrics:
+        click.echo(f"Metrics on {url}metrics")
+    if credentials.configured and not is_loopback(host):
+        click.echo("Credentials travel in clear over HTTP: put a TLS proxy in front of it.")
+    run(app, sock)
 
 
 @cli.command("celery-demo")

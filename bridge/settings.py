@@ -36,12 +36,17 @@ Highest first:
    ``BRIDGE_OUTAGE_TOLERANCE``
        how long (seconds) a pass retries a store it cannot reach before it
        stops (default 30; 0: stop at the first failed round trip).
+   ``BRIDGE_UI_USER``, ``BRIDGE_UI_PASSWORD``, ``BRIDGE_UI_TOKEN``
+       the web Queue UI's credentials (:func:`load_ui_settings`): HTTP basic
+       auth, or a bearer token; ``bridge ui`` refuses to listen on any
+       address but loopback without one of them.
 
 3. The Celery configuration module (``celeryconfig`` or the module named by
    ``CELERY_CONFIG_MODULE``), if importable: its ``bridge_queue_default``,
    ``bridge_queue_default_reliable``, ``bridge_queues``, ``bridge_imports``,
-   ``bridge_reliable_queues``, ``bridge_max_attempts``, ``bridge_retry`` and
-   ``bridge_outage_tolerance``.
+   ``bridge_reliable_queues``, ``bridge_max_attempts``, ``bridge_retry``,
+   ``bridge_outage_tolerance`` and ``bridge_ui_user`` / ``bridge_ui_password``
+   / ``bridge_ui_token``.
 
 ``BRIDGE_MAX_ATTEMPTS`` and ``BRIDGE_RETRY`` become options of the default
 queue setting (:func:`with_failure_defaults`), which every queue inherits;
@@ -119,6 +124,34 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         failure_options=_failure_options(env, config),
         outage_tolerance=_outage_tolerance(env, config),
     )
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """The web Queue UI's credentials; None where not set."""
+
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+
+def load_ui_settings(environ: Mapping[str, str] | None = None) -> UiSettings:
+    """``BRIDGE_UI_USER``, ``BRIDGE_UI_PASSWORD`` and ``BRIDGE_UI_TOKEN``, else the Celery
+    config module's ``bridge_ui_user``, ``bridge_ui_password`` and ``bridge_ui_token``.
+
+    Checked by :class:`bridge.ui.Credentials` (a user needs a password).
+    """
+    env = os.environ if environ is None else environ
+    config = _celery_config(env)
+    values = []
+    for key in ("user", "password", "token"):
+        value = env.get(f"BRIDGE_UI_{key.upper()}") or getattr(config, f"bridge_ui_{key}", None)
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(
+                f"bridge_ui_{key} must be a string, not {type(value).__name__}"
+            )
+        values.append(value or None)
+    return UiSettings(*values)
 
 
 def with_failure_defaults(spec: _S, failure_options: Mapping[str, Any]) -> _S | Spec:

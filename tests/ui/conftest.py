@@ -1,4 +1,17 @@
-"""Fixtures for the Queue UI's tests."""
+"""Fixtures for the Queue UI's tests: the app built on a factory, and served over HTTP.
+
+``make_app(factory, **options)`` builds ``bridge.ui.create_app`` on the
+test's factory (options as ``create_app`` takes them) and, after the test,
+stops any pass the app started in a thread. ``ui_factory`` is a factory on
+a SQLite file of the test's own, then on the session's PostgreSQL table
+(``ui_kind`` says which); ``client`` is Starlette's TestClient on an app
+built over it. ``serve(app)`` serves an app with uvicorn for the browser
+tests.
+
+``tests/ui`` is a package (``__init__.py``) so that this file does not
+shadow ``tests/conftest.py`` as the module ``conftest``, which the tests
+here import ``spec_for`` and ``REQUIRE_SERVICES`` from.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +19,73 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+import bridge
+
+from conftest import spec_for
+
+# -- the app on a factory, for every UI test ------------------------------------------
+
+UI_KINDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
+]
+
+
+@pytest.fixture
+def make_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Build the UI on a given factory: ``make_app(factory, read_only=True, ...)``.
+
+    No credentials and no Celery unless the test passes them: the
+    environment's ``BRIDGE_UI_*`` and ``BRIDGE_BROKER_URL`` are unset.
+    """
+    from bridge.ui import create_app
+
+    for variable in (
+        "BRIDGE_UI_USER",
+        "BRIDGE_UI_PASSWORD",
+        "BRIDGE_UI_TOKEN",
+        "BRIDGE_BROKER_URL",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    made: list[Any] = []
+
+    def make(factory: bridge.QueueFactory, **options: Any) -> Any:
+        app = create_app(factory, **options)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.state.bridge_ui.runs.stop_all()
+
+
+@pytest.fixture(params=UI_KINDS)
+def ui_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def ui_factory(ui_kind: str, tmp_path: Path) -> Iterator[bridge.QueueFactory]:
+    """A factory on the test's SQLite file, or on the session's PostgreSQL table."""
+    factory = bridge.QueueFactory(default=spec_for(ui_kind, tmp_path))
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def client(make_app: Callable[..., Any], ui_factory: bridge.QueueFactory) -> Iterator[Any]:
+    """Starlette's TestClient on the UI over ``ui_factory``."""
+    from starlette.testclient import TestClient
+
+    with TestClient(make_app(ui_factory)) as test_client:
+        yield test_client
+
 
 # -- the app served over HTTP, for the browser tests -----------------------------------
 
