@@ -33,11 +33,16 @@ POSTGRES_URL = os.environ.get(
 )
 MARIADB_URL = os.environ.get("BRIDGE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_CLUSTER_URL = os.environ.get(
+    "BRIDGE_TEST_REDIS_CLUSTER_URL",
+    "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002",
+)
 AMQP_URL = os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 SERVICE_URLS = {
     "postgres": POSTGRES_URL,
     "mariadb": MARIADB_URL,
     "redis": REDIS_URL,
+    "redis-cluster": REDIS_CLUSTER_URL,
     "rabbitmq": AMQP_URL,
     "sqs": os.environ.get("BRIDGE_TEST_SQS_URL", ""),
 }
@@ -65,8 +70,8 @@ def _ping(service: str) -> None:
         import redis
 
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    elif service == "sqs":
-        factory = bridge.QueueFactory(default=spec_for("sqs", None))
+    elif service in ("sqs", "redis-cluster"):
+        factory = bridge.QueueFactory(default=spec_for(service, None))
         factory.get("ping").number_of_items()
         factory.close()
     elif service == "rabbitmq":
@@ -103,6 +108,7 @@ BACKENDS = [
     pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.service("mariadb")),
     pytest.param("redis", id="redis", marks=pytest.mark.service("redis")),
+    pytest.param("redis-cluster", id="redis-cluster", marks=pytest.mark.service("redis-cluster")),
     pytest.param("rabbitmq", id="rabbitmq", marks=pytest.mark.service("rabbitmq")),
     pytest.param("sqs", id="sqs", marks=pytest.mark.service("sqs")),
 ]
@@ -117,8 +123,8 @@ def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
         return {"url": "memory://"}
     if kind == "sqlite":
         return {"url": f"sqlite:///{tmp_path}/queue.sqlite"}
-    if kind == "redis":
-        return {"url": REDIS_URL, "options": {"key_prefix": SESSION_TABLE}}
+    if kind in ("redis", "redis-cluster"):
+        return {"url": SERVICE_URLS[kind], "options": {"key_prefix": SESSION_TABLE}}
     if kind == "rabbitmq":
         return {"url": AMQP_URL}
     if kind == "sqs":

@@ -105,6 +105,8 @@ try:
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
+
+    from bridge.backends.redis_cluster import ClusterClient, is_cluster_url
 except ImportError as exc:  # the backend then refuses to start, naming the extra
     _DRIVER_MISSING: ImportError | None = exc
 else:
@@ -149,8 +151,10 @@ class RedisBackend(Backend):
         try:
             # No retries inside redis-py: a silent repeat of a script whose
             # reply was lost would claim twice; see "Retries" above.
-            self.client = redis.Redis.from_url(
-                url, retry=Retry(NoBackoff(), 0), **_CONNECTION_DEFAULTS
+            self.client: redis.Redis | ClusterClient = (
+                ClusterClient(url, **_CONNECTION_DEFAULTS)
+                if is_cluster_url(url)
+                else redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **_CONNECTION_DEFAULTS)
             )
         except ValueError as exc:
             raise ConfigurationError(f"{self.url} is not a Redis URL: {exc}") from None
