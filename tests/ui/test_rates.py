@@ -92,6 +92,8 @@ def test_rates_of_another_process_through_the_multiprocess_directory(
 
     clock.now += 60
     rates.sample()
-    assert rates.per_minute(name) == (pytest.approx(4.0), 0.0)
+    processed, failed = rates.per_minute(name)
+    assert processed == pytest.approx(4.0)
+    assert failed == 0.0
     assert rates.per_minute(f"other_{name}") == (0.0, 0.0), "every process is seen: 0 is known"
     assert "every process on this host" in rates.source
