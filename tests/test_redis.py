@@ -36,7 +36,7 @@ import bridge
 from bridge.backends import redis_scripts
 from bridge.backends.redis import RedisBackend
 from bridge.contract import MAX_SECONDS, Backend
-from bridge.items import ItemId
+from bridge.items import ItemId, Settlement
 
 from children import kill_mover, start_mover
 from conftest import REDIS_URL
@@ -838,14 +838,20 @@ def test_every_call_is_one_round_trip(queue: bridge.Queue, monkeypatch: pytest.M
         queue.kick_item(claimed[5].item_id)
         queue.kick(1)
         queue.delete_held()
-        queue.delete_items(claimed[7:])
+        queue.delete_items(claimed[9:])
+        queue.settle_and_claim(Settlement.delete(claimed[7]), count=2)
+        queue.settle_and_claim(Settlement.hold(claimed[8], "r", "e"), count=0)
+        page = queue.browse(limit=3)
+        queue.browse(after=page.next_after, limit=3)
+        queue.find_item(claimed[0].item_id)
+        queue.remove_item(claimed[0].item_id)
         queue.peek(10)
         queue.release_all()
         queue.garbage_collection()
 
     every_call()  # loads the scripts: a script's first call on a server costs two more
     sent = count_round_trips(backend, monkeypatch)
-    operations = 22
+    operations = 28
     every_call()
     assert sent[0] == operations - 1, "create_queue checks the server once"
     sent[0] = 0
@@ -1030,6 +1036,10 @@ def test_every_call_on_an_unreachable_server_raises_unavailable() -> None:
         "queue_names": lambda: backend.queue_names(),
         "peek": lambda: backend.peek("q", 5),
         "release_all": lambda: backend.release_all("q"),
+        "settle_and_claim": lambda: backend.settle_and_claim("q", Settlement.delete(item), 1, 5),
+        "browse": lambda: backend.browse("q", None, None, 10),
+        "find_item": lambda: backend.find_item("q", 1),
+        "remove_item": lambda: backend.remove_item("q", 1),
     }
     public = {
         attr

@@ -98,8 +98,22 @@ from bridge.backends import redis_scripts as lua
 from bridge.backends import redis_wire as wire
 from bridge.backends.redis_scripts import QueueKeys
 from bridge.contract import Backend, Capabilities
-from bridge.errors import BackendError, BackendUnavailableError, ConfigurationError
-from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidArgumentError,
+)
+from bridge.items import (
+    ItemCounts,
+    ItemId,
+    ItemPage,
+    ItemState,
+    ListedItem,
+    QueueItem,
+    Settlement,
+    StoredItem,
+)
 
 try:
     import redis
@@ -137,6 +151,9 @@ class RedisBackend(Backend):
         priority=True,
         counts_leased=True,
         hold=True,
+        browse=True,
+        remove_item=True,
+        settle_and_claim=True,
     )
 
     def __init__(self, url: str, *, key_prefix: str = "bridge") -> None:
@@ -163,12 +180,16 @@ class RedisBackend(Backend):
         self._create, self._claim, self._delete = map(register, (lua.CREATE, lua.CLAIM, lua.DELETE))
         self._release, self._extend = register(lua.RELEASE), register(lua.EXTEND)
         self._fail, self._hold = register(lua.FAIL), register(lua.HOLD)
+        self._settle = register(lua.SETTLE_AND_CLAIM)
         self._counts, self._age, self._peek = map(register, (admin.COUNTS, admin.AGE, admin.PEEK))
         self._held, self._kick, self._kick_item, self._delete_held = map(
             register, (admin.HELD, admin.KICK, admin.KICK_ITEM, admin.DELETE_HELD)
         )
         self._release_all, self._delete_queue, self._collect = map(
             register, (admin.RELEASE_ALL, admin.DELETE_QUEUE, admin.COLLECT)
+        )
+        self._browse, self._find, self._remove = map(
+            register, (admin.BROWSE, admin.FIND, admin.REMOVE)
         )
         self._keys: dict[str, tuple[QueueKeys, str]] = {}
         self._nonce = secrets.token_hex(4)
@@ -266,6 +287,28 @@ class RedisBackend(Backend):
         args = (wire.encoded(error), "" if delay is None else wire.micros(delay))
         return self._by_holder("fail_item", self._fail, name, item, args, wire.seconds)
 
+    def settle_and_claim(
+        self, name: str, settlement: Settlement, count: int, lease_time: float
+    ) -> tuple[bool, list[StoredItem]]:
+        """One script: the settlement, fenced by the item's token, then the claim.
+
+        An item no claim of ours took (no token, or an id this backend never
+        issued) is not settled and the claim still runs, as with the two calls.
+        """
+        done = wire.settlement(settlement)
+        if done is None:
+            return False, self.claim_items(name, count, lease_time) if count else []
+        token = secrets.token_hex(8)
+
+        def parse(out: list[Any]) -> tuple[bool, list[StoredItem]]:
+            settled, claimed = out
+            if not claimed:
+                return settled == 1, []
+            return settled == 1, wire.claimed(self._report(name, claimed[1], claimed), token)
+
+        args = (count, wire.micros(lease_time), token, *done)
+        return self._call("settle_and_claim", self._settle, name, args, parse)
+
     def garbage_collection(self, name: str) -> None:
         """Move ended leases and delays to ready.
 
@@ -335,6 +378,39 @@ class RedisBackend(Backend):
             return []
         parse = lambda out: wire.peeked(self._report(name, out[0], out))  # noqa: E731
         return self._call("peek", self._peek, name, (limit,), parse)
+
+    def browse(self, name: str, state: ItemState | None, after: str | None, limit: int) -> ItemPage:
+        """A page in the order of the zsets: ready (claim order), leased, delayed, held.
+
+        Within each zset by score then id (lease end, delay end, when held);
+        ended leases and delays are listed as ready where they stand. The
+        cursor is the last entry's zset, score and member, so each page costs
+        O(log N + limit); see ``BROWSE`` in ``redis_admin.py``. Writes nothing.
+        """
+        try:
+            start = wire.cursor(after)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"after must be a cursor from a page of this queue, not {after!r}"
+            ) from None
+        if limit == 0:
+            return ItemPage([], after)
+        args = ("" if state is None else state.value, *start, limit)
+        return self._call("browse", self._browse, name, args, wire.page)
+
+    def find_item(self, name: str, item_id: ItemId) -> ListedItem | None:
+        member = wire.member(item_id)
+        if member is None:
+            return None
+        parse = lambda out: wire.listed(out, 0)[0] if out else None  # noqa: E731
+        return self._call("find_item", self._find, name, (member,), parse)
+
+    def remove_item(self, name: str, item_id: ItemId) -> bool:
+        """Delete one item in any state, with its fields: its holder's claim ends."""
+        member = wire.member(item_id)
+        if member is None:
+            return False
+        return self._call("remove_item", self._remove, name, (member,), int) > 0
 
     def release_all(self, name: str) -> int:
         """Every lease and delay dropped, every claim ended; held items stay held.

@@ -192,3 +192,136 @@ promote(KEYS[2], int(now), '-1', now)
 promote(KEYS[3], int(now), '-1', now)
 return notes
 """)
+
+_LISTING = """
+-- One listed entry: {id, created, attempts, priority, score, payload, last
+-- error, state, hold reason}, or nil for a member with nothing of its item
+-- left. `score` is the member's score in its zset (the lease or delay end,
+-- or when it was held; '0' in ready); damaged fields are shown as PEEK shows
+-- them. A lease or delay that has ended is ready, as COUNTS counts it.
+local STATES = {'ready', 'leased', 'delayed', 'held'}
+local ZSETS = {KEYS[1], KEYS[2], KEYS[3], KEYS[5]}
+local function entry(id, zset, score, now)
+  local f = redis.call('HMGET', KEYS[4], id, id .. ':c', id .. ':a', id .. ':p', id .. ':e',
+    id .. ':r')
+  if not (f[1] or f[2]) then return nil end
+  local state = STATES[zset]
+  if (zset == 2 or zset == 3) and tonumber(score) <= now then state = 'ready' end
+  if zset == 1 then score = '0' end
+  return {id_of(id) or id, whole(f[2]) or 0, whole(f[3] or 0) or 0,
+    0 - (signed(f[4] or 0) or 0), score, f[1] or '', f[5], state, f[6]}
+end
+"""
+
+BROWSE = build_script(
+    _LISTING
+    + """
+-- ARGV: state ('' for every state), the cursor's zset (1 ready, 2 leased,
+-- 3 delayed, 4 held; 0 for none: the first page), score and member, limit
+-- (1 or more). Writes nothing.
+-- Order: ready in claim order, then leased by lease end, then delayed by
+-- delay end, then held by when; within a zset by (score, member), Redis's
+-- own order, so a page costs O(log N + limit): the cursor is the last
+-- entry's zset, score and member, found again by ZRANK, or, when that
+-- member has since moved or gone, by a binary search over the ranks of its
+-- score (O(log^2 N)). Ended leases and delays are listed as ready where
+-- they stand (first in their zset, having the lowest ends); `ready` lists
+-- them after the ready zset, `leased` and `delayed` only the others.
+-- Returns whether more follow (0/1), the cursor's zset, score and member,
+-- then nine fields per entry (see `entry`). Members with nothing of their
+-- item left are passed over, so a page may be short.
+local now = server_now()
+local state, limit = ARGV[1], tonumber(ARGV[5])
+local after_zset, after_score, after_member = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+-- zset, and which of its entries: every one, those ended by now, those not.
+local plan = {{1, 'all'}, {2, 'all'}, {3, 'all'}, {4, 'all'}}
+if state == 'ready' then plan = {{1, 'all'}, {2, 'ended'}, {3, 'ended'}}
+elseif state == 'leased' then plan = {{2, 'pending'}}
+elseif state == 'delayed' then plan = {{3, 'pending'}}
+elseif state == 'held' then plan = {{4, 'all'}} end
+
+-- a <= b in Redis's order of members: byte by byte (Lua's own `<` follows
+-- the server's locale).
+local function not_after(a, b)
+  for k = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, k), string.byte(b, k)
+    if x ~= y then return x < y end
+  end
+  return #a <= #b
+end
+
+-- The rank just past (score, member) in `key`, whether or not it is there.
+local function rank_after(key, score, member)
+  local found = redis.call('ZSCORE', key, member)
+  if found and tonumber(found) == tonumber(score) then
+    return redis.call('ZRANK', key, member) + 1
+  end
+  local lo = redis.call('ZCOUNT', key, '-inf', '(' .. score)
+  local hi = redis.call('ZCOUNT', key, '-inf', score)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if not_after(redis.call('ZRANGE', key, int(mid), int(mid))[1], member) then lo = mid + 1
+    else hi = mid end
+  end
+  return lo
+end
+
+local out = {0, '', '', ''}
+local scanned, last = 0, nil
+for _, step in ipairs(plan) do
+  local zset, which = step[1], step[2]
+  local key = ZSETS[zset]
+  if zset >= after_zset then
+    local first, stop = 0, redis.call('ZCARD', key)
+    if which ~= 'all' then
+      local ended = redis.call('ZCOUNT', key, '-inf', int(now))
+      if which == 'ended' then stop = ended else first = ended end
+    end
+    if zset == after_zset then
+      first = math.max(first, rank_after(key, after_score, after_member))
+    end
+    if first < stop then
+      local rows = redis.call('ZRANGE', key, int(first),
+        int(math.min(stop, first + limit + 1 - scanned) - 1), 'WITHSCORES')
+      for i = 1, #rows, 2 do
+        scanned = scanned + 1
+        if scanned > limit then
+          out[1], out[2], out[3], out[4] = 1, last[1], last[2], last[3]
+          return out
+        end
+        last = {zset, rows[i + 1], rows[i]}
+        local listed = entry(rows[i], zset, rows[i + 1], now)
+        if listed then
+          for k = 1, 9 do out[#out + 1] = listed[k] end
+        end
+      end
+    end
+  end
+end
+return out
+"""
+)
+
+FIND = build_script(
+    _LISTING
+    + """
+-- ARGV: id. The item's entry (see `entry`), or nil if no zset has it.
+local now = server_now()
+for zset, key in ipairs(ZSETS) do
+  local score = redis.call('ZSCORE', key, ARGV[1])
+  if score then return entry(ARGV[1], zset, score, now) end
+end
+return nil
+"""
+)
+
+REMOVE = build_script("""
+-- ARGV: id. Deletes the item in whatever state, with every field, so that
+-- its holder's calls find it gone. Returns 1, or 0 if no zset had it.
+local removed = 0
+for _, zset in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5]}) do
+  removed = removed + redis.call('ZREM', zset, ARGV[1])
+end
+call_in_slices('HDEL', KEYS[4], fields_of({ARGV[1]}))
+return removed
+""")

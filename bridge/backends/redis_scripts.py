@@ -281,109 +281,178 @@ redis.call('SET', KEYS[7], batch .. ' ' .. int(first), 'EX', '$KEEP')
 return first
 """)
 
-CLAIM = build_script("""
--- ARGV: count, lease time (us), token. Returns {} when nothing was ready and
--- nothing set aside; else the lease end, the notes, then per item: id,
--- created, attempts, priority (numbers), payload, last error (or nil).
-local count = tonumber(ARGV[1])
-local now = server_now()
-local expire = deadline(now, ARGV[2])
-local limit = math.max(count, $LIMIT)
-promote(KEYS[2], int(now), int(limit), now)
-promote(KEYS[3], int(now), int(limit), now)
-local out, leases = {expire, notes}, {}
-local got, skipped = 0, 0
--- An item set aside leaves a gap: pop again, so that a claim answers short
--- only when ready runs out (or after `limit` damaged entries).
-while got < count and skipped < limit do
-  local popped = redis.call('ZPOPMIN', KEYS[1], int(count - got))
-  if #popped == 0 then break end
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    -- The priority comes from the score: a damaged ':p' does not stop a claim,
-    -- only a move back into ready (promote, RELEASE), which needs it.
-    local f = redis.call('HMGET', KEYS[4], id, id .. ':c', id .. ':a', id .. ':e')
-    local n, created, attempts = id_of(id), whole(f[2]), whole(f[3] or 0)
-    if n and f[1] and created and attempts then
-      attempts = attempts + 1
-      -- The new token fences out whoever held the item before.
-      redis.call('HSET', KEYS[4], id .. ':a', int(attempts), id .. ':t', ARGV[3])
-      leases[#leases + 1] = expire
-      leases[#leases + 1] = id
-      out[#out + 1] = n
-      out[#out + 1] = created
-      out[#out + 1] = attempts
-      out[#out + 1] = 0 - tonumber(popped[i + 1])
-      out[#out + 1] = f[1]
-      out[#out + 1] = f[4]
-      got = got + 1
-    else
-      local problem
-      if not (f[1] or f[2]) then problem = nil
-      elseif not f[1] then problem = 'its payload field is missing'
-      elseif not created then problem = 'its created field is ' .. described(f[2])
-      elseif not attempts then problem = 'its attempts field is ' .. described(f[3]) end
-      set_aside(id, now, problem)
-      skipped = skipped + 1
+_CLAIMING = """
+-- Lease up to `count` ready items to `token` until `expire` (us). Returns {}
+-- when nothing was ready and nothing set aside; else the lease end, the
+-- notes, then per item: id, created, attempts, priority (numbers), payload,
+-- last error (or nil). Ended leases and delays go back to ready first.
+local function claim(count, expire, token, now)
+  local limit = math.max(count, $LIMIT)
+  promote(KEYS[2], int(now), int(limit), now)
+  promote(KEYS[3], int(now), int(limit), now)
+  local out, o, leases, written = {expire, notes}, 2, {}, {}
+  local got, skipped = 0, 0
+  -- An item set aside leaves a gap: pop again, so that a claim answers short
+  -- only when ready runs out (or after `limit` damaged entries).
+  while got < count and skipped < limit do
+    -- At most 1000 at a time, so that one HMGET reads all their fields (a
+    -- redis.call costs about as much as the rest of an item's work).
+    local popped = redis.call('ZPOPMIN', KEYS[1], int(math.min(count - got, 1000)))
+    if #popped == 0 then break end
+    local wanted = {}
+    for i = 1, #popped, 2 do
+      local id, j = popped[i], 2 * i - 2
+      wanted[j + 1], wanted[j + 2], wanted[j + 3], wanted[j + 4] = id, id .. ':c', id .. ':a',
+        id .. ':e'
+    end
+    local f = redis.call('HMGET', KEYS[4], unpack(wanted))
+    for i = 1, #popped, 2 do
+      local id, j = popped[i], 2 * i - 2
+      -- The priority comes from the score: a damaged ':p' does not stop a
+      -- claim, only a move back into ready (promote, RELEASE), which needs it.
+      local n, created, attempts = id_of(id), whole(f[j + 2]), whole(f[j + 3] or 0)
+      if n and f[j + 1] and created and attempts then
+        attempts = attempts + 1
+        -- The new token fences out whoever held the item before.
+        local w = #written
+        written[w + 1], written[w + 2], written[w + 3], written[w + 4] = id .. ':a', int(attempts),
+          id .. ':t', token
+        leases[#leases + 1] = expire
+        leases[#leases + 1] = id
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = n, created,
+          attempts, 0 - tonumber(popped[i + 1]), f[j + 1], f[j + 4]
+        o = o + 6
+        got = got + 1
+      else
+        local problem
+        if not (f[j + 1] or f[j + 2]) then problem = nil
+        elseif not f[j + 1] then problem = 'its payload field is missing'
+        elseif not created then problem = 'its created field is ' .. described(f[j + 2])
+        elseif not attempts then problem = 'its attempts field is ' .. described(f[j + 3]) end
+        set_aside(id, now, problem)
+        skipped = skipped + 1
+      end
     end
   end
-end
-if #leases > 0 then call_in_slices('ZADD', KEYS[2], leases) end
-if got == 0 and #notes == 0 then return {} end
-return out
-""")
-
-DELETE = build_script("""
--- ARGV: id, token, id, token, ... Deletes the items these claims still hold.
-local gone, seen = {}, {}
-for i = 1, #ARGV, 2 do
-  local id = ARGV[i]
-  if not seen[id] and redis.call('HGET', KEYS[4], id .. ':t') == ARGV[i + 1] then
-    seen[id] = true
-    gone[#gone + 1] = id
+  if got > 0 then
+    call_in_slices('HSET', KEYS[4], written)
+    call_in_slices('ZADD', KEYS[2], leases)
   end
+  if got == 0 and #notes == 0 then return {} end
+  return out
 end
-if #gone == 0 then return 0 end
--- Every field but ':r': a hold writes it and deletes the token in one
--- script, so an item a claim still holds never has one.
-local fields, suffixes = {}, {'', ':c', ':p', ':a', ':t', ':e'}
-for _, id in ipairs(gone) do
-  for _, suffix in ipairs(suffixes) do fields[#fields + 1] = id .. suffix end
-end
-call_in_slices('HDEL', KEYS[4], fields)
--- An item its claim holds is mostly leased, so ready and delayed are
--- searched only for the rest: released or delayed by its holder, or moved
--- to ready by a claim after its lease ran out.
-local left = #gone
-for _, zset in ipairs({KEYS[2], KEYS[1], KEYS[3]}) do
-  left = left - call_in_slices('ZREM', zset, gone)
-  if left <= 0 then break end
-end
-return #gone
-""")
+"""
 
-RELEASE = build_script("""
--- ARGV: id, token, delay (us; 0 releases). The claim stays the holder's.
--- Returns the time the item is claimable from (nil when the claim does not
--- hold the item), then the notes: a released item whose priority field is
--- damaged has no place in ready, so it is held instead (and nil returned).
-local id = ARGV[1]
-local f = redis.call('HMGET', KEYS[4], id .. ':t', id .. ':p')
-if f[1] ~= ARGV[2] then return {false, notes} end
+_SETTLING = """
+-- What a holder's calls do, fenced by the token of the claim that took the
+-- item: DELETE, RELEASE, FAIL and HOLD run one each, SETTLE_AND_CLAIM any.
+
+-- Deletes the items of `args` (id, token, id, token, ...) that these claims
+-- still hold; returns how many.
+local function delete_claimed(args)
+  local fields, tokens = {}, {}
+  for i = 1, #args, 2 do fields[(i + 1) / 2] = args[i] .. ':t' end
+  for i = 1, #fields, 4000 do
+    local got = redis.call('HMGET', KEYS[4], unpack(fields, i, math.min(i + 3999, #fields)))
+    for k = 1, #got do tokens[i + k - 1] = got[k] end
+  end
+  local gone, seen = {}, {}
+  for i = 1, #args, 2 do
+    local id = args[i]
+    if not seen[id] and tokens[(i + 1) / 2] == args[i + 1] then
+      seen[id] = true
+      gone[#gone + 1] = id
+    end
+  end
+  if #gone == 0 then return 0 end
+  -- Every field but ':r': a hold writes it and deletes the token in one
+  -- script, so an item a claim still holds never has one.
+  local fields_gone, suffixes = {}, {'', ':c', ':p', ':a', ':t', ':e'}
+  for _, id in ipairs(gone) do
+    for _, suffix in ipairs(suffixes) do fields_gone[#fields_gone + 1] = id .. suffix end
+  end
+  call_in_slices('HDEL', KEYS[4], fields_gone)
+  -- An item its claim holds is mostly leased, so ready and delayed are
+  -- searched only for the rest: released or delayed by its holder, or moved
+  -- to ready by a claim after its lease ran out.
+  local left = #gone
+  for _, zset in ipairs({KEYS[2], KEYS[1], KEYS[3]}) do
+    left = left - call_in_slices('ZREM', zset, gone)
+    if left <= 0 then break end
+  end
+  return #gone
+end
+
+-- Release (delay '0') or delay the item; the claim stays the holder's.
+-- Returns the time it is claimable from, or false when the claim does not
+-- hold it. A released item whose priority field is damaged has no place in
+-- ready: it is held instead (a note says so), and false returned.
+local function release(id, token, delay, now)
+  local f = redis.call('HMGET', KEYS[4], id .. ':t', id .. ':p')
+  if f[1] ~= token then return false end
+  if delay == '0' then
+    local score = signed(f[2] or 0)
+    if not score then
+      set_aside(id, now, 'its priority field is ' .. described(f[2]))
+      return false
+    end
+    place(id, KEYS[1], f[2] and int(score) or '0')
+    return int(now)
+  end
+  local until_ = deadline(now, delay)
+  place(id, KEYS[3], until_)
+  return until_
+end
+
+-- Keep `err` as the item's last error; with a delay (us; '' for none) the
+-- item is delayed as `release` delays it. Returns the item's expire (its
+-- lease end, its delay end, or '0' if its holder released it), or false,
+-- writing nothing, if the claim does not hold it.
+local function fail(id, token, err, delay, now)
+  if redis.call('HGET', KEYS[4], id .. ':t') ~= token then return false end
+  local until_
+  if delay ~= '' then until_ = deadline(now, delay) end
+  redis.call('HSET', KEYS[4], id .. ':e', err)
+  if until_ then
+    place(id, KEYS[3], until_)
+    return until_
+  end
+  return redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[3], id) or '0'
+end
+
+-- Hold the item if the claim still holds it, which ends the claim; whether it did.
+local function hold_claimed(id, token, reason, err, now)
+  if redis.call('HGET', KEYS[4], id .. ':t') ~= token then return false end
+  hold(id, now, reason, err)
+  return true
+end
+"""
+
+CLAIM = build_script(
+    _CLAIMING
+    + """
+-- ARGV: count, lease time (us), token. Returns what `claim` returns.
 local now = server_now()
-if ARGV[3] == '0' then
-  local score = signed(f[2] or 0)
-  if not score then
-    set_aside(id, now, 'its priority field is ' .. described(f[2]))
-    return {false, notes}
-  end
-  place(id, KEYS[1], f[2] and int(score) or '0')
-  return {int(now), notes}
-end
-local until_ = deadline(now, ARGV[3])
-place(id, KEYS[3], until_)
-return {until_, notes}
-""")
+return claim(tonumber(ARGV[1]), deadline(now, ARGV[2]), ARGV[3], now)
+"""
+)
+
+DELETE = build_script(
+    _SETTLING
+    + """
+-- ARGV: id, token, id, token, ... Deletes the items these claims still hold.
+return delete_claimed(ARGV)
+"""
+)
+
+RELEASE = build_script(
+    _SETTLING
+    + """
+-- ARGV: id, token, delay (us; 0 releases). Returns the time the item is
+-- claimable from (nil when the claim does not hold the item), then the notes.
+return {release(ARGV[1], ARGV[2], ARGV[3], server_now()), notes}
+"""
+)
 
 EXTEND = build_script("""
 -- ARGV: id, token, lease time (us). Returns the new lease end, or nil if the
@@ -397,28 +466,58 @@ place(id, KEYS[2], expire)
 return expire
 """)
 
-FAIL = build_script("""
--- ARGV: id, token, error, delay (us; '' for none). Keeps the error as the
--- item's last; with a delay the item is delayed as RELEASE delays it.
--- Returns the item's expire (its lease end, its delay end, or 0 if its
--- holder released it), or nil, writing nothing, if the claim does not hold it.
-local id = ARGV[1]
-if redis.call('HGET', KEYS[4], id .. ':t') ~= ARGV[2] then return nil end
-local until_
-if ARGV[4] ~= '' then until_ = deadline(server_now(), ARGV[4]) end
-redis.call('HSET', KEYS[4], id .. ':e', ARGV[3])
-if until_ then
-  place(id, KEYS[3], until_)
-  return until_
-end
-return redis.call('ZSCORE', KEYS[2], id) or redis.call('ZSCORE', KEYS[3], id) or '0'
-""")
+FAIL = build_script(
+    _SETTLING
+    + """
+-- ARGV: id, token, error, delay (us; '' for none). Returns what `fail`
+-- returns (nil for false).
+return fail(ARGV[1], ARGV[2], ARGV[3], ARGV[4], server_now())
+"""
+)
 
-HOLD = build_script("""
--- ARGV: id, token, reason[, error]. Holds the item if the claim still holds
--- it, which ends the claim. Returns 1, or 0 if the caller's claim is gone.
-local id = ARGV[1]
-if redis.call('HGET', KEYS[4], id .. ':t') ~= ARGV[2] then return 0 end
-hold(id, server_now(), ARGV[3], ARGV[4])
-return 1
-""")
+HOLD = build_script(
+    _SETTLING
+    + """
+-- ARGV: id, token, reason[, error]. Returns 1, or 0 if the caller's claim is gone.
+return hold_claimed(ARGV[1], ARGV[2], ARGV[3], ARGV[4], server_now()) and 1 or 0
+"""
+)
+
+SETTLE_ACTIONS = ("delete", "release", "delay", "fail", "hold")
+"""What SETTLE_AND_CLAIM can do with the finished item (``Settlement.action``)."""
+
+SETTLE_AND_CLAIM = build_script(
+    _SETTLING
+    + _CLAIMING
+    + """
+-- ARGV: count, lease time (us), the new claim's token, then the settlement:
+-- action, id, the holder's token and the action's own arguments, as the
+-- single script takes them:
+--   delete
+--   release, delay     delay (us; '0' releases)
+--   fail               error, delay (us; '' for none)
+--   hold               reason[, error]
+-- Settles the item as DELETE, RELEASE, FAIL or HOLD does, then claims as
+-- CLAIM does: one script, so no other call runs in between. Returns
+-- {1 if the holder's claim still held the item (it is settled) else 0,
+-- CLAIM's reply}. The lease is checked before anything is written, and each
+-- settlement checks its delay before its own first write, so a refused
+-- argument leaves the queue as it was: a script keeps what it wrote before
+-- an error.
+local now = server_now()
+local expire = deadline(now, ARGV[2])
+local action, id, token = ARGV[4], ARGV[5], ARGV[6]
+local settled
+if action == 'delete' then settled = delete_claimed({id, token}) == 1
+elseif action == 'release' or action == 'delay' then
+  settled = release(id, token, ARGV[7], now) ~= false
+elseif action == 'fail' then settled = fail(id, token, ARGV[7], ARGV[8], now) ~= false
+elseif action == 'hold' then settled = hold_claimed(id, token, ARGV[7], ARGV[8], now)
+else error({err = 'ERR bridge: no such settlement: ' .. tostring(action)}) end
+local count = tonumber(ARGV[1])
+local claimed = {}
+if count > 0 then claimed = claim(count, expire, ARGV[3], now) end
+if #claimed == 0 and #notes > 0 then claimed = {expire, notes} end
+return {settled and 1 or 0, claimed}
+"""
+)

@@ -12,9 +12,10 @@ shape raises one of :data:`MALFORMED`, which the backend wraps into a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from bridge.items import ItemId, StoredItem
+from bridge.items import ItemId, ItemPage, ItemState, ListedItem, Settlement, StoredItem
 
 MALFORMED = (ValueError, TypeError, IndexError, AttributeError)
 """What reading a reply of an unexpected shape raises."""
@@ -96,3 +97,80 @@ def held(out: list[Any]) -> list[StoredItem]:
         )
         for i in range(0, len(out), 8)
     ]  # fmt: skip
+
+
+_STATES = {state.value.encode(): state for state in ItemState}
+_ZSET_LETTERS = "rldh"
+"""A cursor's zset: ready, leased, delayed, held (the scripts' 1 to 4)."""
+
+
+def listed(out: list[Any], start: int) -> list[ListedItem]:
+    """BROWSE's and FIND's entries from ``start``: nine fields each (``entry`` in the scripts)."""
+    rows = []
+    for i in range(start, len(out), 9):
+        state = _STATES[out[i + 7]]
+        held = state is ItemState.HELD
+        score = float(out[i + 4]) / 1e6
+        stored = StoredItem(
+            listed_id(out[i]), out[i + 5], out[i + 1] / 1e6, 0.0 if held else score,
+            out[i + 2], out[i + 3], "", text(out[i + 6]), score if held else None,
+            text(out[i + 8]),
+        )  # fmt: skip
+        rows.append(ListedItem(state, stored))
+    return rows
+
+
+def page(out: list[Any]) -> ItemPage:
+    """BROWSE's reply: whether more follow, the cursor's zset, score and member, then entries."""
+    more, zset, score, member = out[:4]
+    after = None
+    if more:
+        shown = member.decode() if _is_id(member) else "x" + member.hex()
+        after = f"{_ZSET_LETTERS[int(zset) - 1]}:{score.decode()}:{shown}"
+    return ItemPage(listed(out, 4), after)
+
+
+def cursor(after: str | None) -> tuple[int, str, bytes]:
+    """A page's ``next_after`` as BROWSE takes it: zset (0: from the start), score, member.
+
+    A cursor is ``<zset letter>:<score>:<member>``, the member being a stored
+    id or ``x`` and the hex of a member that is no id. Raises ``ValueError``
+    for anything else.
+    """
+    if after is None:
+        return 0, "0", b""
+    letter, score, shown = after.split(":")
+    if len(letter) != 1 or letter not in _ZSET_LETTERS or not score.isascii():
+        raise ValueError(after)
+    if math.isnan(float(score)) or score.strip() != score:
+        raise ValueError(after)
+    member = bytes.fromhex(shown[1:]) if shown[:1] == "x" else shown.encode("ascii")
+    if not member or (shown[:1] != "x" and not _is_id(member)):
+        raise ValueError(after)
+    return _ZSET_LETTERS.index(letter) + 1, score, member
+
+
+def _is_id(member: bytes) -> bool:
+    return len(member) == 16 and member.isdigit()
+
+
+def settlement(done: Settlement) -> tuple[str | bytes | int, ...] | None:
+    """SETTLE_AND_CLAIM's settlement arguments; None for an item no claim of ours took."""
+    item, action = done.item, done.action
+    held = member(item.item_id)
+    if held is None or not item.token:
+        return None
+    if action in ("release", "delay"):
+        return action, held, item.token, micros(done.delay or 0.0)
+    if action == "fail":
+        return action, held, item.token, encoded(done.error or ""), _delay(done.delay)
+    if action == "hold":
+        texts = (done.reason,) if done.error is None else (done.reason, done.error)
+        return (action, held, item.token, *map(encoded, texts))
+    if action == "delete":
+        return action, held, item.token
+    raise ValueError(f"unknown settlement action {action!r}")
+
+
+def _delay(delay: float | None) -> int | str:
+    return "" if delay is None else micros(delay)
