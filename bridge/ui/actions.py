@@ -63,9 +63,12 @@ def _require(queue: Queue, capability: str, what: str) -> None:
 
 
 def _on_queue(ctx: Context, name: str, act: Callable[[Queue], Any]) -> Any:
-    """``act(queue)`` on a known queue, store failures named."""
+    """``act(queue)`` on a known queue, store failures named; the queues page re-lists."""
     queue, _ = model.known_queue(ctx.factory, name)
-    return model.read(ctx.factory, queue, act, queue)
+    try:
+        return model.read(ctx.factory, queue, act, queue)
+    finally:
+        ctx.discovery.forget()
 
 
 async def release_all(ctx: Context, request: Request) -> Response:

@@ -39,7 +39,7 @@ from bridge.errors import (
 )
 from bridge.factory import QueueFactory, get_factory
 from bridge.ui import actions, views
-from bridge.ui.model import StoreDown, UnsupportedView, one_line, scrub
+from bridge.ui.model import Discovery, StoreDown, UnsupportedView, one_line, scrub
 from bridge.ui.rates import OutcomeRates
 from bridge.ui.runs import Runs, RunsMode, celery_app_for
 from bridge.ui.security import (
@@ -100,6 +100,7 @@ def create_app(
         registry=registry,
         page_size=page_size,
         limiter=anyio.CapacityLimiter(STORE_THREADS),
+        discovery=Discovery(),
     )
     middleware = [Middleware(HeadersMiddleware), Middleware(AuthMiddleware, credentials)]
     if read_only:

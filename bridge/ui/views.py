@@ -53,7 +53,7 @@ def _row_json(ctx: Context, links: Links, row: QueueRow) -> dict[str, Any]:
 
 
 async def _overview(ctx: Context) -> Overview:
-    found = await ctx.call(model.overview, ctx.factory)
+    found = await ctx.call(model.overview, ctx.factory, ctx.discovery)
     await ctx.call(ctx.rates.sample)
     return found
 

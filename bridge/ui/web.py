@@ -75,6 +75,7 @@ class Context:
     registry: CollectorRegistry | None
     page_size: int
     limiter: anyio.CapacityLimiter
+    discovery: model.Discovery
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in a worker thread: store calls block."""
