@@ -24,17 +24,26 @@ actions), :mod:`~bridge.ui.model` (what pages read from the stores),
 
 from __future__ import annotations
 
-try:
-    import jinja2  # noqa: F401
-    import starlette  # noqa: F401
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+import importlib.util
+
+
+def _missing() -> str | None:
+    """The first package of the ``ui`` extra that is not installed (uvicorn: ``bridge ui`` only)."""
+    for module in ("starlette", "jinja2", "itsdangerous"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    multipart = ("python_multipart", "multipart")  # its module's name, new and old
+    if all(importlib.util.find_spec(module) is None for module in multipart):
+        return "python-multipart"
+    return None
+
+
+if (_absent := _missing()) is not None:  # pragma: no cover - depends on the install
     from bridge.errors import MissingDependencyError
 
-    raise MissingDependencyError(
-        f'the queue UI needs {exc.name}: pip install "bridge[ui]"'
-    ) from exc
+    raise MissingDependencyError(f'the queue UI needs {_absent}: pip install "bridge[ui]"')
 
-from bridge.ui.app import create_app
-from bridge.ui.security import Credentials, check_address
+from bridge.ui.app import create_app  # noqa: E402 - after the dependency check
+from bridge.ui.security import Credentials, check_address  # noqa: E402
 
 __all__ = ["Credentials", "check_address", "create_app"]
