@@ -322,9 +322,12 @@ def payload_preview(data: Any) -> tuple[str, bool]:
 
 
 def first_line(text: str | None) -> str:
-    if not text:
+    """An error's line for a list: its first, the type and message as the runner stores it;
+    the last for a Python traceback as printed, where the type and message come last."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
         return ""
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
 
 
 def seconds(value: float | None) -> str:

@@ -304,7 +304,7 @@ def test_held_page_shows_reason_attempts_and_error(client: TestClient, queue: br
     assert row.cell("hold-reason") == "poison"
     assert row.cell("item-attempts") == "1"
     assert row.cell("held-since") != "—"
-    assert row.cell("item-error").startswith("Traceback (most recent call last):")
+    assert row.cell("item-error") == "ValueError: bounced", "a traceback's last line"
     assert page.find("kick-all") is not None
     assert page.find(f"kick-{item_id}") is not None
     item = parse(client.get(queue_path(queue.name, "items", item_id)).text)
