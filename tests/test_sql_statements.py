@@ -21,8 +21,10 @@ import pytest
 from sqlalchemy import event
 
 import bridge
+from bridge import Settlement
 from bridge.backends.sql import SqlBackend, catalogue, driver
 from bridge.backends.sql.statements import dialect_kind
+from bridge.items import ItemState
 
 from conftest import SQL_BACKENDS, spec_for
 
@@ -143,6 +145,10 @@ def _every_operation(queue: bridge.Queue) -> None:
     queue.create_item("f")
     _every_holding_operation(queue)
     queue.delete_queue()
+    _every_operator_operation(queue)
+    queue.delete_queue()
+    _every_settlement(queue)
+    queue.delete_queue()
 
 
 def _every_holding_operation(queue: bridge.Queue) -> None:
@@ -162,6 +168,44 @@ def _every_holding_operation(queue: bridge.Queue) -> None:
     assert queue.kick_item(held[0].item_id)
     assert queue.delete_held(limit=1) == 1
     assert queue.delete_held() == 1
+
+
+def _every_operator_operation(queue: bridge.Queue) -> None:
+    """browse in every state, first and next pages; find_item; remove_item."""
+    ids = queue.create_items(["h", "i", "j"])
+    for state in (None, *ItemState):
+        first = queue.browse(state=state, limit=1)
+        queue.browse(state=state, after=first.next_after or "0:0", limit=1)
+    assert queue.find_item(ids[0]) is not None
+    assert queue.remove_item(ids[0])
+
+
+def _every_settlement(queue: bridge.Queue) -> None:
+    """settle_and_claim with each settlement, so each dialect's statements run."""
+    queue.create_items(["k", "l", "m"])  # in the shapes the catalogue lists
+    queue.create_items(["n", "o", "p"])
+    queue.create_item("q")
+    item = queue.claim_item(lease_time=60)
+    settlements = [
+        Settlement.delete,
+        Settlement.release,
+        lambda item: Settlement.delay_by(item, 60),
+        lambda item: Settlement.delay_by(item, 0),
+        lambda item: Settlement.fail(item, "ValueError: once"),
+        lambda item: Settlement.fail(item, "ValueError: later", delay=60),
+        lambda item: Settlement.hold(item, "poison"),
+    ]
+    for settlement in settlements:
+        assert item is not None
+        settled, claimed = queue.settle_and_claim(settlement(item), count=1, lease_time=60)
+        assert settled
+        item = claimed[0] if claimed else None
+    queue.create_item("r")
+    queue.create_item("s")
+    assert item is not None
+    settled, claimed = queue.settle_and_claim(Settlement.delete(item), count=100, lease_time=60)
+    assert settled
+    assert [each.data for each in claimed] == ["q", "r", "s"]
 
 
 def test_a_live_backend_sends_only_listed_statements(

@@ -21,11 +21,21 @@ from sqlalchemy.engine import Connection
 from bridge.backends.sql.driver import Compiled, PinnedConnections
 from bridge.backends.sql.engine import check_server, create_engine, max_statement
 from bridge.backends.sql.errors import is_transient, wrap_errors
+from bridge.backends.sql.listing import cursor_after, listed, page_of, search_limit
 from bridge.backends.sql.schema import ensure_schema
 from bridge.backends.sql.statements import Statements, queue_table
-from bridge.contract import Backend, Capabilities
+from bridge.contract import Backend, Capabilities, settle
 from bridge.errors import BackendError, ConfigurationError, PayloadError
-from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.items import (
+    ItemCounts,
+    ItemId,
+    ItemPage,
+    ItemState,
+    ListedItem,
+    QueueItem,
+    Settlement,
+    StoredItem,
+)
 
 _ATTEMPTS = 5
 _STATEMENTS_KEPT = 512
@@ -55,6 +65,9 @@ class SqlBackend(Backend):
         priority=True,
         counts_leased=True,
         hold=True,
+        browse=True,
+        remove_item=True,
+        settle_and_claim=True,
     )
     statements: Statements
     """Built on first use, once the dialect knows its server (MariaDB or MySQL)."""
@@ -140,6 +153,26 @@ class SqlBackend(Backend):
         return self._run_hot(
             "delete_items", lambda c: self._delete(c, chunks), several=len(chunks) > 1
         )
+
+    def settle_and_claim(
+        self, name: str, settlement: Settlement, count: int, lease_time: float
+    ) -> tuple[bool, list[StoredItem]]:
+        item = settlement.item
+        if count == 0:
+            return settle(self, name, settlement), []
+        if not item.token:  # a peeked item holds nothing: only the claim is left
+            return False, self.claim_items(name, count, lease_time)
+        action, given = _settlement(settlement)
+        given.update(queue=name, lease_time=lease_time, token=secrets.token_hex(16))
+        # PostgreSQL does both in one statement, unless the claim must see the
+        # settlement (a release): then, as elsewhere, two in one transaction.
+        in_one = self.dialect == "postgresql" and not _claimable_at_once(action, given)
+        run = self._in_one if in_one else self._one_then_other
+        settled, claimed = self._run_hot(
+            "settle_and_claim", lambda c: run(c, action, count, given), several=not in_one
+        )
+        claimed.sort(key=lambda stored: (-stored.priority, stored.item_id))
+        return settled, claimed
 
     # -- a holder's calls -----------------------------------------------------------------
 
@@ -227,6 +260,29 @@ class SqlBackend(Backend):
             for item_id, data, created, expire, attempts, priority, error in rows
         ]
 
+    def browse(self, name: str, state: ItemState | None, after: str | None, limit: int) -> ItemPage:
+        given: dict[str, Any] = {"queue": name, "limit": search_limit(limit)}
+        if after is not None:
+            given["after_priority"], given["after_id"] = cursor_after(after)
+        wanted = None if state is None else state.value
+        rows = self._run(
+            "browse",
+            lambda conn, s: conn.execute(s.browse(wanted, after is not None), given).all(),
+            read=True,
+        )
+        return page_of(rows, limit, after)
+
+    def find_item(self, name: str, item_id: ItemId) -> ListedItem | None:
+        row_id = _row_id(item_id)
+        if row_id is None:
+            return None
+        row = self._run(
+            "find_item",
+            lambda conn, s: conn.execute(s.find_item, {"id": row_id, "queue": name}).first(),
+            read=True,
+        )
+        return None if row is None else listed(row)
+
     def release_all(self, name: str) -> int:
         def release(conn: Connection, s: Statements) -> int:
             freed = conn.execute(s.free_leases, {"queue": name}).rowcount
@@ -234,6 +290,13 @@ class SqlBackend(Backend):
             return int(freed)
 
         return self._run("release_all", release)
+
+    def remove_item(self, name: str, item_id: ItemId) -> bool:
+        row_id = _row_id(item_id)
+        if row_id is None:
+            return False
+        given = {"id": row_id, "queue": name}
+        return self._changed("remove_item", lambda s: s.remove_item, given) == 1
 
     def close(self) -> None:
         self._pinned.close()
@@ -292,6 +355,46 @@ class SqlBackend(Backend):
             )
             for item_id, data, created, attempts, priority, error, _ in rows
         ]
+
+    def _in_one(
+        self, cursor: Any, action: str, count: int, given: dict[str, Any]
+    ) -> tuple[bool, list[StoredItem]]:
+        """PostgreSQL: the settlement and the claim in one statement (data-modifying CTEs)."""
+        statement = self._statement(
+            ("settle_and_claim", action, count), self.statements.settle_and_claim, action, count
+        )
+        cursor.execute(statement.sql, statement.parameters(given))
+        rows = cursor.fetchall()
+        token = given["token"]
+        return rows[0][0] == 1, [
+            StoredItem(item_id, data, created, expire, attempts, priority, token, error)
+            for _, item_id, data, created, expire, attempts, priority, error in rows
+            if item_id is not None
+        ]
+
+    def _one_then_other(
+        self, cursor: Any, action: str, count: int, given: dict[str, Any]
+    ) -> tuple[bool, list[StoredItem]]:
+        """The settlement's own statement, then the claim, in the caller's one transaction.
+
+        The claim sees the settlement: a released item may be claimed again at once.
+        """
+        s = self.statements
+        if action == "delete":
+            statement = self._statement(("delete", 1), s.delete, 1)
+            cursor.execute(
+                statement.sql, statement.parameters({"id0": given["id"], "token": given["claim"]})
+            )
+            settled = cursor.rowcount == 1
+        else:
+            statement = self._statement(("settle", action), getattr, s, action)
+            cursor.execute(statement.sql, statement.parameters(given))
+            if action != "hold" and s.update_returning:  # returns the new expire, as alone
+                settled = len(cursor.fetchall()) == 1
+            else:
+                settled = cursor.rowcount == 1
+        claim = self._claim_locked_then_update if self._locking else self._claim_in_one_update
+        return settled, claim(cursor, given["queue"], count, given["lease_time"], given["token"])
 
     def _delete(self, cursor: Any, chunks: list[tuple[str, list[ItemId]]]) -> int:
         deleted = 0
@@ -444,6 +547,31 @@ class SqlBackend(Backend):
 
 class _LostRace(Exception):
     """A conditional UPDATE matched fewer rows than it had locked: roll back, retry."""
+
+
+def _settlement(settlement: Settlement) -> tuple[str, dict[str, Any]]:
+    """The statement a settlement runs (by its name in ``Statements``) and its parameters."""
+    item, action = settlement.item, str(settlement.action)
+    given: dict[str, Any] = {"id": item.item_id, "claim": item.token}
+    if action == "delay":
+        given["seconds"] = settlement.delay or 0.0
+    elif action == "fail":
+        given["error"] = settlement.error or ""
+        if settlement.delay is not None:
+            action = "fail_delayed"
+            given["seconds"] = settlement.delay
+    elif action == "hold":
+        given.update(reason=settlement.reason, error=settlement.error)
+    elif action not in ("delete", "release"):
+        raise ValueError(f"unknown settlement action {action!r}")
+    return action, given
+
+
+def _claimable_at_once(action: str, given: dict[str, Any]) -> bool:
+    """Whether the settled item is claimable right after: then the claim must see it."""
+    return action == "release" or (
+        action in ("delay", "fail_delayed") and float(given["seconds"]) <= 0
+    )
 
 
 def _limited(name: str, limit: int | None) -> dict[str, Any]:

@@ -25,7 +25,13 @@ from sqlalchemy.schema import DDLElement
 
 from bridge.backends.sql.driver import BEGIN, BEGIN_WRITE, COMMIT, PING, ROLLBACK, Compiled
 from bridge.backends.sql.engine import MAX_STATEMENT, session_statements
-from bridge.backends.sql.statements import ADDED_COLUMNS, STATE_COLUMN, Statements, queue_table
+from bridge.backends.sql.statements import (
+    ADDED_COLUMNS,
+    STATE_COLUMN,
+    STATES,
+    Statements,
+    queue_table,
+)
 
 KINDS = ("sqlite", "postgresql", "mariadb", "mysql")
 QUERIES = Path(__file__).with_name("queries")
@@ -153,11 +159,23 @@ def _session(kind: str) -> list[tuple[str, str, Source]]:
     found.append(("ping", "a pinned connection idle for over a second", PING))
     if kind == "sqlite":
         found += [
-            ("begin_write", "every write transaction", BEGIN_WRITE),
-            ("begin_read", "counts, queue_names, peek", BEGIN),
+            (
+                "begin_write",
+                "write transactions of more than one statement: settle_and_claim, "
+                "create_items of over 100 rows, release_all...",
+                BEGIN_WRITE,
+            ),
+            ("begin_read", "counts, queue_names, peek, browse", BEGIN),
         ]
     elif kind == "postgresql":
-        found.append(("begin", "create_items of over 100 rows, delete_items of many claims", BEGIN))
+        found.append(
+            (
+                "begin",
+                "create_items of over 100 rows, delete_items of many claims, "
+                "settle_and_claim of a release or a delay of 0",
+                BEGIN,
+            )
+        )
     if kind in ("sqlite", "postgresql"):  # PyMySQL's begin() and commit() say the same
         found += [
             ("commit", "the end of those transactions", COMMIT),
@@ -172,33 +190,64 @@ def _hot_path(s: Statements) -> list[tuple[str, str, Source]]:
     for count in rows:
         found.append((f"insert[rows={count}]", "create_items", s.insert(count, False)))
     found.append(("insert_delayed[rows=1]", "create_items with a delay", s.insert(1, True)))
+    after = "settle_and_claim, after the settlement"
     if s.kind in ("sqlite", "postgresql"):
-        found += [(f"claim[n={n}]", "claim_items", s.claim(n)) for n in (1, 100)]
+        found += [(f"claim[n={n}]", f"claim_items; {after}", s.claim(n)) for n in (1, 100)]
     else:
         found += [
-            (f"lock_claimable[n={n}]", "claim_items, first", s.lock_claimable(n)) for n in (1, 100)
+            (f"lock_claimable[n={n}]", f"claim_items, first; {after}", s.lock_claimable(n))
+            for n in (1, 100)
         ]
         found += [
             (f"mark_claimed[ids={n}]", "claim_items, then", s.mark_claimed(n)) for n in (1, 3)
         ]
     if s.kind == "postgresql":
         found.append(("delete[ids=any]", "delete_items (one per claim)", s.delete(0)))
+        found += [
+            (
+                f"settle_and_claim[{action},n={n}]",
+                f"settle_and_claim({_SETTLED[action]}) of {n}: one statement",
+                s.settle_and_claim(action, n),
+            )
+            for action, n in (*((action, 1) for action in _SETTLED), ("delete", 100))
+        ]
     else:
         found += [
-            (f"delete[ids={n}]", "delete_items (one per claim and 100 ids)", s.delete(n))
+            (
+                f"delete[ids={n}]",
+                "delete_items (one per claim and 100 ids)"
+                + ("; settle_and_claim(delete), first" if n == 1 else ""),
+                s.delete(n),
+            )
             for n in (1, 3)
         ]
     return found
 
 
+# settle_and_claim's one statement on PostgreSQL, by the holder statement it
+# starts with: every settlement after which the item is not claimable at once.
+_SETTLED = {
+    "delete": "delete",
+    "delay": "delay of over 0 s",
+    "fail": "fail without a delay",
+    "fail_delayed": "fail with a delay of over 0 s",
+    "hold": "hold",
+}
+
+
 def _holder(s: Statements) -> list[tuple[str, str, Source]]:
+    first = (
+        "; settle_and_claim, first, of a release or a delay of 0"
+        if s.kind == "postgresql"
+        else "; settle_and_claim, first"
+    )
     found: list[tuple[str, str, Source]] = [
-        ("release", "release_item", s.release),
-        ("delay", "delay_item", s.delay),
+        ("release", f"release_item{first}", s.release),
+        ("delay", f"delay_item{first}", s.delay),
         ("extend", "extend_lease", s.extend),
-        ("fail", "fail_item without a delay", s.fail),
-        ("fail_delayed", "fail_item with a delay", s.fail_delayed),
-        ("hold", "hold_item", s.hold),
+        ("fail", "fail_item without a delay" + ("" if s.kind == "postgresql" else first), s.fail),
+        ("fail_delayed", f"fail_item with a delay{first}", s.fail_delayed),
+        ("hold", "hold_item" + ("" if s.kind == "postgresql" else first), s.hold),
     ]
     if not s.update_returning:
         found.append(
@@ -229,10 +278,24 @@ def _admin(s: Statements) -> list[tuple[str, str, Source]]:
         ("oldest_ready_age", "oldest_ready_age", s.oldest_ready_age),
         ("queue_names", "queue_names", s.queue_names),
         ("peek", "peek", s.peek),
+        *_browse(s),
+        ("find_item", "find_item", s.find_item),
         ("free_leases", "release_all, first", s.free_leases),
         ("end_claims", "release_all, then, in its transaction", s.end_claims),
+        ("remove_item", "remove_item", s.remove_item),
         ("delete_queue", "delete_queue", s.delete_queue),
     ]
+
+
+def _browse(s: Statements) -> list[tuple[str, str, Source]]:
+    found: list[tuple[str, str, Source]] = []
+    for state in (None, *STATES):
+        shown = "every state" if state is None else state
+        for after in (False, True):
+            name = f"browse{'_after' if after else ''}[{shown}]"
+            runs_in = f"browse, {'a next' if after else 'the first'} page, {shown}"
+            found.append((name, runs_in, s.browse(state, after)))
+    return found
 
 
 def _entry(name: str, runs_in: str, source: Source, dialect: sa.Dialect) -> Entry:

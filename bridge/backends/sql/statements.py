@@ -37,6 +37,8 @@ DELAYED = "delayed"
 
 HELD = "held"
 """Set aside after failing (``hold_item``): never claimable until kicked."""
+STATES = (READY, LEASED, DELAYED, HELD)
+"""Every state, as ``counts`` and ``browse`` name them (``bridge.items.ItemState``)."""
 HELD_UNTIL = 253402300799.0
 """A held item's ``expire``: 9999-12-31 23:59:59 UTC, after any lease (the
 longest ends before 2100) and still a date every tool can show. With it the
@@ -136,6 +138,16 @@ def _state(value: str) -> sa.ColumnElement[str]:
     return sa.literal_column(f"'{value}'", sa.String())
 
 
+def _item_id() -> sa.BindParameter[int]:
+    """The holder's item (``item_id`` is a column, so not that name)."""
+    return sa.bindparam("id", type_=sa.BigInteger())
+
+
+def _claim_token() -> sa.BindParameter[str]:
+    """The holder's claim token (``token`` names the new one a claim writes)."""
+    return sa.bindparam("claim", type_=sa.String())
+
+
 def _error() -> sa.BindParameter[str]:
     """The error text to keep (``last_error`` is a column, so not that name)."""
     return sa.bindparam("error", type_=sa.Text())
@@ -163,6 +175,7 @@ class Statements:
         """Whether an INSERT returns its ids (MySQL's does not: rows go one by one)."""
         self.update_returning = bool(dialect.update_returning)
         """Whether a holder's UPDATE returns the new expire (MariaDB's and MySQL's do not)."""
+        self._browse: dict[tuple[str | None, bool], sa.Select[Any]] = {}
 
     def _limited(self, select: sa.Select[Any], limit: sa.ColumnElement[int]) -> sa.Select[Any]:
         # SQLite's compiler adds an OFFSET to every LIMIT; written in, it is
@@ -233,8 +246,15 @@ class Statements:
 
     def claim(self, count: int) -> sa.Update:
         """The one-statement claim of PostgreSQL and SQLite: up to ``count`` items."""
+        return self._claim(count, sparing=False)
+
+    def _claim(self, count: int, sparing: bool) -> sa.Update:
+        """The claim; ``sparing``: never the item ``id`` (settle_and_claim's, settled alongside)."""
         t = self.table
-        picked = self._limited(self.claimable(), inline(count))
+        picked = self.claimable()
+        if sparing:
+            picked = picked.where(t.c.item_id != _item_id())
+        picked = self._limited(picked, inline(count))
         if self.kind == "postgresql":
             chosen = picked.with_for_update(skip_locked=True).cte("picked")
             which = t.c.item_id == chosen.c.item_id
@@ -301,30 +321,61 @@ class Statements:
     def _by_holder(self) -> sa.Update:
         t = self.table
         # Not item_id and token, which are columns (see _queue).
-        return sa.update(t).where(
-            t.c.item_id == sa.bindparam("id", type_=sa.BigInteger()),
-            t.c.token == sa.bindparam("claim", type_=sa.String()),
-        )
+        return sa.update(t).where(t.c.item_id == _item_id(), t.c.token == _claim_token())
 
     def _returning_expire(self, update: sa.Update) -> sa.Update:
         return update.returning(self.table.c.expire) if self.update_returning else update
 
-    def _moved(self, state: str, expire: sa.ColumnElement[float]) -> sa.Update:
-        # The token stays: the holder may go on settling, as in Drupal,
-        # until another claim replaces it.
-        return self._returning_expire(self._by_holder().values(expire=expire, state=_state(state)))
+    def settled(self, action: str) -> sa.Update | sa.Delete:
+        """What a settlement does to the holder's item, by id and token, returning nothing.
+
+        ``action`` is ``delete``, ``release``, ``delay``, ``extend``, ``fail``
+        (the error kept, the lease left to run out), ``fail_delayed`` (the
+        error kept and the item delayed, as ``delay`` does) or ``hold`` (set
+        aside, which ends the claim; without an error, ``error`` NULL, the
+        item keeps the one it had). A moved item keeps its token: the holder
+        may go on settling, as in Drupal, until another claim replaces it.
+        """
+        t = self.table
+        if action == "delete":
+            return sa.delete(t).where(t.c.item_id == _item_id(), t.c.token == _claim_token())
+        moves: dict[str, dict[str, Any]] = {
+            "release": {"expire": sa.literal_column("0", sa.Double()), "state": _state(READY)},
+            "delay": {"expire": self._from_now(), "state": _state(DELAYED)},
+            "extend": {"expire": self._from_now(), "state": _state(LEASED)},
+            "fail": {"last_error": _error()},
+            "fail_delayed": {
+                "last_error": _error(),
+                "expire": self._from_now(),
+                "state": _state(DELAYED),
+            },
+            "hold": {
+                "state": _state(HELD),
+                "expire": sa.literal_column(repr(HELD_UNTIL), sa.Double()),
+                "held_at": self.now,
+                "hold_reason": sa.bindparam("reason", type_=sa.Text()),
+                "last_error": sa.func.coalesce(_error(), t.c.last_error),
+                "token": sa.null(),
+            },
+        }
+        return self._by_holder().values(moves[action])
+
+    def _returned(self, action: str) -> sa.Update:
+        update = self.settled(action)
+        assert isinstance(update, sa.Update)
+        return self._returning_expire(update)
 
     @cached_property
     def release(self) -> sa.Update:
-        return self._moved(READY, sa.literal_column("0", sa.Double()))
+        return self._returned("release")
 
     @cached_property
     def delay(self) -> sa.Update:
-        return self._moved(DELAYED, self._from_now())
+        return self._returned("delay")
 
     @cached_property
     def extend(self) -> sa.Update:
-        return self._moved(LEASED, self._from_now())
+        return self._returned("extend")
 
     def _from_now(self) -> sa.ColumnElement[float]:
         return self.now + sa.bindparam("seconds", type_=sa.Double())
@@ -332,32 +383,38 @@ class Statements:
     @cached_property
     def fail(self) -> sa.Update:
         """fail_item without a delay: the error kept, the lease left to run out."""
-        return self._returning_expire(self._by_holder().values(last_error=_error()))
+        return self._returned("fail")
 
     @cached_property
     def fail_delayed(self) -> sa.Update:
         """fail_item with a delay: the error kept and the item delayed, as ``delay`` does."""
-        return self._returning_expire(
-            self._by_holder().values(
-                last_error=_error(), expire=self._from_now(), state=_state(DELAYED)
-            )
-        )
+        return self._returned("fail_delayed")
 
     @cached_property
     def hold(self) -> sa.Update:
-        """hold_item: the claim's item set aside in one UPDATE, which ends the claim.
+        """hold_item: the claim's item set aside in one UPDATE, which ends the claim."""
+        update = self.settled("hold")
+        assert isinstance(update, sa.Update)
+        return update
 
-        Without an error (``error`` NULL) the item keeps the one it had.
+    def settle_and_claim(self, action: str, count: int) -> sa.Select[Any]:
+        """PostgreSQL: a settlement and the next claim of ``count`` in one statement.
+
+        Data-modifying CTEs: ``settled`` is the single call's statement (by id
+        and token), ``claimed`` the claim, which spares the settled item so
+        that the two never touch the same row (the order in which PostgreSQL
+        runs them is its own). One statement is one transaction: both happen
+        or neither. One row per claimed item, or one of NULLs if none was,
+        each led by how many items were settled (0 or 1). Only for
+        settlements after which the item cannot be claimable at once; a
+        release, or a delay of 0, needs the claim to see it (two statements,
+        one transaction).
         """
         t = self.table
-        return self._by_holder().values(
-            state=_state(HELD),
-            expire=sa.literal_column(repr(HELD_UNTIL), sa.Double()),
-            held_at=self.now,
-            hold_reason=sa.bindparam("reason", type_=sa.Text()),
-            last_error=sa.func.coalesce(_error(), t.c.last_error),
-            token=sa.null(),
-        )
+        settled = self.settled(action).returning(t.c.item_id).cte("settled")
+        claimed = self._claim(count, sparing=True).cte("claimed")
+        done = sa.select(sa.func.count().label("settled")).select_from(settled).subquery("done")
+        return sa.select(done.c.settled, *claimed.c).select_from(done.outerjoin(claimed, sa.true()))
 
     @cached_property
     def read_expire(self) -> sa.Select[Any]:
@@ -450,36 +507,175 @@ class Statements:
     # -- introspection and administration ------------------------------------------------
 
     @cached_property
-    def counts(self) -> sa.Select[Any]:
-        """Total, leased, delayed and held; a waiting item neither leased nor held is delayed."""
+    def now_once(self) -> sa.ScalarSelect[float]:
+        """The clock read once per statement, for statements that test every row of a queue.
+
+        A scalar subquery, which each database evaluates once. Written in
+        place, PostgreSQL's clock is evaluated again for each row, and as
+        ``numeric`` (what ``extract`` returns), against which each row's
+        ``expire`` is converted: at 1M rows that was most of ``counts``' time.
+        """
+        now = sa.cast(self.now, sa.Double()) if self.kind == "postgresql" else self.now
+        return sa.select(now).scalar_subquery()
+
+    def in_state(self, state: str, now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
+        """Whether an item is in ``state`` at ``now``: the one classification of
+        ``counts``, ``browse``'s filter and :meth:`state_of`.
+
+        Held is ``state = 'held'``. Otherwise an item whose ``expire`` has
+        passed is ready, whatever its ``state`` says (an ended lease or delay);
+        one still waiting is leased when its state says so, delayed otherwise.
+        """
         t = self.table
-        waiting = t.c.expire > self.now
-        leased = t.c.state == _state(LEASED)
         held = self._is_held()
-        one, zero = inline(1), inline(0)
+        if state == HELD:
+            return held
+        if state == READY:
+            return sa.and_(t.c.expire <= now, ~held)
+        if state == LEASED:
+            return sa.and_(t.c.expire > now, t.c.state == _state(LEASED))
+        return sa.and_(t.c.expire > now, t.c.state != _state(LEASED), ~held)
 
-        def number(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-            return sa.func.coalesce(sa.func.sum(sa.case((condition, one), else_=zero)), zero)
+    def state_of(self, now: sa.ColumnElement[float]) -> sa.ColumnElement[str]:
+        """Each item's state at ``now``, as :meth:`in_state` classifies it."""
+        t = self.table
+        return sa.case(
+            (self._is_held(), _state(HELD)),
+            (t.c.expire <= now, _state(READY)),
+            (t.c.state == _state(LEASED), _state(LEASED)),
+            else_=_state(DELAYED),
+        )
 
-        return sa.select(
-            sa.func.count(),
-            number(waiting & leased),
-            number(waiting & ~leased & ~held),
-            number(held),
-        ).where(t.c.name == _queue())
+    @cached_property
+    def counts(self) -> sa.Select[Any]:
+        """Total, leased, delayed and held (ready is the rest), in one pass over the queue's rows.
+
+        No index can count by state without costing every claim: one holding
+        ``expire`` or ``state`` (or with either in its WHERE) would make each
+        claim's UPDATE change an indexed column, and PostgreSQL could no
+        longer update the row in place (HOT). So this reads the rows; what
+        keeps it fast is the clock read once (:attr:`now_once`) and, where
+        the database has it, ``count(*) FILTER (WHERE ...)`` instead of a sum
+        of CASEs.
+        """
+        t = self.table
+        now = self.now_once
+
+        def number(state: str) -> sa.ColumnElement[Any]:
+            condition = self.in_state(state, now)
+            if self.kind in ("mysql", "mariadb"):  # no FILTER
+                one, zero = inline(1), inline(0)
+                return sa.func.coalesce(sa.func.sum(sa.case((condition, one), else_=zero)), zero)
+            return sa.func.count().filter(condition)
+
+        return sa.select(sa.func.count(), number(LEASED), number(DELAYED), number(HELD)).where(
+            t.c.name == _queue()
+        )
 
     @cached_property
     def oldest_ready_age(self) -> sa.Select[Any]:
-        """Seconds since the oldest claimable item was created (NULL: none is).
+        """Seconds since the oldest claimable item was created (NULL: none is), by the claim index.
 
-        One pass over the queue's rows, as ``counts`` makes: no index has
-        ``created``, and one would cost every insert and delete (the hot
-        path) to serve a metric read every few seconds.
+        Ids grow with time, so in each priority the oldest claimable item is
+        the first claimable one in the claim index, which a claim would find
+        too. ``levels`` walks the priorities present, one index probe each
+        (a loose index scan, written as a recursive CTE since PostgreSQL has
+        none); each level's probe walks past the leased, delayed and held
+        items at its head, as a claim does. The oldest of those firsts is
+        the answer. Two items created at once by concurrent transactions may
+        get ids in the other order; the age is then off by the difference
+        of their ``created``, milliseconds. No index has ``created``: one
+        would cost every insert and delete to serve a metric.
         """
         t = self.table
-        return sa.select(self.now - sa.func.min(t.c.created)).where(
-            t.c.name == _queue(), t.c.expire <= self.now
+
+        def highest(below: sa.ColumnElement[int] | None) -> sa.ScalarSelect[Any]:
+            found = sa.select(t.c.priority).where(t.c.name == _queue())
+            if below is not None:
+                found = found.where(t.c.priority < below)
+            return self._limited(found.order_by(t.c.priority.desc()), inline(1)).scalar_subquery()
+
+        levels = sa.select(highest(None).label("priority")).cte("levels", recursive=True)
+        lower = sa.select(highest(levels.c.priority).label("priority")).where(
+            levels.c.priority.is_not(None)
         )
+        levels = levels.union_all(lower)
+        first = self._limited(
+            sa.select(t.c.created)
+            .where(
+                t.c.name == _queue(),
+                t.c.priority == levels.c.priority,
+                t.c.expire <= self.now,
+            )
+            .order_by(t.c.item_id),
+            inline(1),
+        ).scalar_subquery()
+        return sa.select(self.now - sa.func.min(first)).where(levels.c.priority.is_not(None))
+
+    def _shown(self, now: sa.ColumnElement[float]) -> tuple[sa.ColumnElement[Any], ...]:
+        """What an operator's listing shows: the stored item, held fields, state at ``now``."""
+        t = self.table
+        return (*self._listed(), t.c.held_at, t.c.hold_reason, self.state_of(now).label("shown"))
+
+    def browse(self, state: str | None, after: bool) -> sa.Select[Any]:
+        """A page of the queue's items (of ``state``), after a cursor if ``after``; built once."""
+        key = (state, after)
+        if key not in self._browse:
+            self._browse[key] = self._build_browse(state, after)
+        return self._browse[key]
+
+    def _build_browse(self, state: str | None, after: bool) -> sa.Select[Any]:
+        """A page of the queue's items (of ``state``) in claim order, after a cursor if ``after``.
+
+        By key, never by offset: the cursor is the last row's ``(priority,
+        item_id)``, and what follows it in the claim index's order is the
+        rest of its priority (``priority = p AND item_id > i``) and then the
+        lower priorities (``priority < p``). Each is a range of the claim
+        index, so each part is its own walk, joined by UNION ALL: a single
+        ``priority < p OR (priority = p AND item_id > i)`` would let the
+        index bound only ``priority <= p`` and walk again every earlier item
+        of ``p``, as much as OFFSET does. A page by state walks the claim
+        index, testing each row, until it has ``limit`` rows: quick for a
+        state most items are in, a pass over the queue for a rare one.
+        """
+        t = self.table
+        now = self.now_once
+        order = (t.c.priority.desc(), t.c.item_id)
+        where = [t.c.name == _queue()]
+        if state is not None:
+            where.append(self.in_state(state, now))
+
+        def page(*more: sa.ColumnElement[bool]) -> sa.Select[Any]:
+            return self._limited(
+                sa.select(*self._shown(now)).where(*where, *more).order_by(*order), _limit()
+            )
+
+        if not after:
+            return page()
+        priority = sa.bindparam("after_priority", type_=sa.Integer())
+        rest = page(
+            t.c.priority == priority, t.c.item_id > sa.bindparam("after_id", type_=sa.BigInteger())
+        )
+        lower = page(t.c.priority < priority)
+        both = sa.union_all(
+            sa.select(rest.subquery("rest")), sa.select(lower.subquery("lower"))
+        ).subquery("page")
+        return self._limited(
+            sa.select(both).order_by(both.c.priority.desc(), both.c.item_id), _limit()
+        )
+
+    @cached_property
+    def find_item(self) -> sa.Select[Any]:
+        t = self.table
+        return sa.select(*self._shown(self.now_once)).where(
+            t.c.item_id == _item_id(), t.c.name == _queue()
+        )
+
+    @cached_property
+    def remove_item(self) -> sa.Delete:
+        """An operator's delete: by id in the queue, whatever the state or claim."""
+        t = self.table
+        return sa.delete(t).where(t.c.item_id == _item_id(), t.c.name == _queue())
 
     @cached_property
     def queue_names(self) -> sa.Select[Any]:

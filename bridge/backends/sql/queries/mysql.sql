@@ -75,7 +75,7 @@ INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (
 INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s, %(data0)s, unix_timestamp(now(6)), (unix_timestamp(now(6)) + %(delay)s), %(priority)s, 'delayed');
 
 -- name: lock_claimable[n=1]
--- runs in: claim_items, first
+-- runs in: claim_items, first; settle_and_claim, after the settlement
 -- parameters: queue
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, unix_timestamp(now(6)) AS unix_timestamp_1
 FROM bridge_queue
@@ -83,7 +83,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(no
  LIMIT 1 FOR UPDATE SKIP LOCKED;
 
 -- name: lock_claimable[n=100]
--- runs in: claim_items, first
+-- runs in: claim_items, first; settle_and_claim, after the settlement
 -- parameters: queue
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, unix_timestamp(now(6)) AS unix_timestamp_1
 FROM bridge_queue
@@ -101,7 +101,7 @@ UPDATE bridge_queue SET expire=%(expire)s, attempts=(bridge_queue.attempts + 1),
 UPDATE bridge_queue SET expire=%(expire)s, attempts=(bridge_queue.attempts + 1), token=%(token)s, state='leased' WHERE bridge_queue.item_id IN (%(id0)s, %(id1)s, %(id2)s) AND bridge_queue.expire <= %(now)s;
 
 -- name: delete[ids=1]
--- runs in: delete_items (one per claim and 100 ids)
+-- runs in: delete_items (one per claim and 100 ids); settle_and_claim(delete), first
 -- parameters: id0, token
 DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (%(id0)s) AND bridge_queue.token = %(token)s;
 
@@ -111,12 +111,12 @@ DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (%(id0)s) AND bridge_queu
 DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (%(id0)s, %(id1)s, %(id2)s) AND bridge_queue.token = %(token)s;
 
 -- name: release
--- runs in: release_item
+-- runs in: release_item; settle_and_claim, first
 -- parameters: id, claim
 UPDATE bridge_queue SET expire=0, state='ready' WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
 
 -- name: delay
--- runs in: delay_item
+-- runs in: delay_item; settle_and_claim, first
 -- parameters: seconds, id, claim
 UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='delayed' WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
 
@@ -126,17 +126,17 @@ UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='de
 UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='leased' WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
 
 -- name: fail
--- runs in: fail_item without a delay
+-- runs in: fail_item without a delay; settle_and_claim, first
 -- parameters: error, id, claim
 UPDATE bridge_queue SET last_error=%(error)s WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
 
 -- name: fail_delayed
--- runs in: fail_item with a delay
+-- runs in: fail_item with a delay; settle_and_claim, first
 -- parameters: seconds, error, id, claim
 UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='delayed', last_error=%(error)s WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
 
 -- name: hold
--- runs in: hold_item
+-- runs in: hold_item; settle_and_claim, first
 -- parameters: error, reason, id, claim
 UPDATE bridge_queue SET expire=253402300799.0, token=NULL, state='held', last_error=coalesce(%(error)s, bridge_queue.last_error), held_at=unix_timestamp(now(6)), hold_reason=%(reason)s WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
 
@@ -191,16 +191,29 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s AND bridge_queue.st
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > unix_timestamp(now(6)) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3
+SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s;
 
 -- name: oldest_ready_age
 -- runs in: oldest_ready_age
 -- parameters: queue
-SELECT unix_timestamp(now(6)) - min(bridge_queue.created) AS anon_1
+WITH RECURSIVE levels(priority) AS
+(SELECT (SELECT bridge_queue.priority
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6));
+WHERE bridge_queue.name = %(queue)s ORDER BY bridge_queue.priority DESC
+ LIMIT 1) AS priority UNION ALL SELECT (SELECT bridge_queue.priority
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority < levels.priority ORDER BY bridge_queue.priority DESC
+ LIMIT 1) AS priority
+FROM levels
+WHERE levels.priority IS NOT NULL)
+ SELECT unix_timestamp(now(6)) - min((SELECT bridge_queue.created
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority = levels.priority AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.item_id
+ LIMIT 1)) AS anon_1
+FROM levels
+WHERE levels.priority IS NOT NULL;
 
 -- name: queue_names
 -- runs in: queue_names
@@ -215,6 +228,128 @@ FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.state != 'held' ORDER BY CASE WHEN (bridge_queue.expire <= unix_timestamp(now(6))) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
+-- name: browse[every state]
+-- runs in: browse, the first page, every state
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s;
+
+-- name: browse_after[every state]
+-- runs in: browse, a next page, every state
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s;
+
+-- name: browse[ready]
+-- runs in: browse, the first page, ready
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s;
+
+-- name: browse_after[ready]
+-- runs in: browse, a next page, ready
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s;
+
+-- name: browse[leased]
+-- runs in: browse, the first page, leased
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s;
+
+-- name: browse_after[leased]
+-- runs in: browse, a next page, leased
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s;
+
+-- name: browse[delayed]
+-- runs in: browse, the first page, delayed
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s;
+
+-- name: browse_after[delayed]
+-- runs in: browse, a next page, delayed
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s;
+
+-- name: browse[held]
+-- runs in: browse, the first page, held
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s;
+
+-- name: browse_after[held]
+-- runs in: browse, a next page, held
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s;
+
+-- name: find_item
+-- runs in: find_item
+-- parameters: id, queue
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.item_id = %(id)s AND bridge_queue.name = %(queue)s;
+
 -- name: free_leases
 -- runs in: release_all, first
 -- parameters: queue
@@ -224,6 +359,11 @@ UPDATE bridge_queue SET expire=0, token=NULL, state='ready' WHERE bridge_queue.n
 -- runs in: release_all, then, in its transaction
 -- parameters: queue
 UPDATE bridge_queue SET token=NULL WHERE bridge_queue.name = %(queue)s AND bridge_queue.token IS NOT NULL AND bridge_queue.expire <= unix_timestamp(now(6));
+
+-- name: remove_item
+-- runs in: remove_item
+-- parameters: id, queue
+DELETE FROM bridge_queue WHERE bridge_queue.item_id = %(id)s AND bridge_queue.name = %(queue)s;
 
 -- name: delete_queue
 -- runs in: delete_queue

@@ -61,7 +61,7 @@ SET enable_sort = off;
 SELECT 1;
 
 -- name: begin
--- runs in: create_items of over 100 rows, delete_items of many claims
+-- runs in: create_items of over 100 rows, delete_items of many claims, settle_and_claim of a release or a delay of 0
 BEGIN;
 
 -- name: commit
@@ -88,7 +88,7 @@ INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (
 INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s::VARCHAR, %(data0)s, EXTRACT(epoch FROM statement_timestamp()), (EXTRACT(epoch FROM statement_timestamp()) + %(delay)s), %(priority)s::INTEGER, 'delayed') RETURNING bridge_queue.item_id;
 
 -- name: claim[n=1]
--- runs in: claim_items
+-- runs in: claim_items; settle_and_claim, after the settlement
 -- parameters: queue, lease_time, token
 WITH picked AS
 (SELECT bridge_queue.item_id AS item_id
@@ -98,7 +98,7 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(
  UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error;
 
 -- name: claim[n=100]
--- runs in: claim_items
+-- runs in: claim_items; settle_and_claim, after the settlement
 -- parameters: queue, lease_time, token
 WITH picked AS
 (SELECT bridge_queue.item_id AS item_id
@@ -112,13 +112,109 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(
 -- parameters: ids, token
 DELETE FROM bridge_queue WHERE bridge_queue.item_id = ANY (%(ids)s::BIGINT[]) AND bridge_queue.token = %(token)s::VARCHAR;
 
+-- name: settle_and_claim[delete,n=1]
+-- runs in: settle_and_claim(delete) of 1: one statement
+-- parameters: id, claim, queue, lease_time, token
+WITH settled AS
+(DELETE FROM bridge_queue WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.item_id),
+picked AS
+(SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 FOR UPDATE SKIP LOCKED),
+claimed AS
+(UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
+ SELECT done.settled, claimed.item_id, claimed.data, claimed.created, claimed.expire, claimed.attempts, claimed.priority, claimed.last_error
+FROM (SELECT count(*) AS settled
+FROM settled) AS done LEFT OUTER JOIN claimed ON true;
+
+-- name: settle_and_claim[delay,n=1]
+-- runs in: settle_and_claim(delay of over 0 s) of 1: one statement
+-- parameters: seconds, id, claim, queue, lease_time, token
+WITH settled AS
+(UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(seconds)s), state='delayed' WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.item_id),
+picked AS
+(SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 FOR UPDATE SKIP LOCKED),
+claimed AS
+(UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
+ SELECT done.settled, claimed.item_id, claimed.data, claimed.created, claimed.expire, claimed.attempts, claimed.priority, claimed.last_error
+FROM (SELECT count(*) AS settled
+FROM settled) AS done LEFT OUTER JOIN claimed ON true;
+
+-- name: settle_and_claim[fail,n=1]
+-- runs in: settle_and_claim(fail without a delay) of 1: one statement
+-- parameters: error, id, claim, queue, lease_time, token
+WITH settled AS
+(UPDATE bridge_queue SET last_error=%(error)s::VARCHAR WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.item_id),
+picked AS
+(SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 FOR UPDATE SKIP LOCKED),
+claimed AS
+(UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
+ SELECT done.settled, claimed.item_id, claimed.data, claimed.created, claimed.expire, claimed.attempts, claimed.priority, claimed.last_error
+FROM (SELECT count(*) AS settled
+FROM settled) AS done LEFT OUTER JOIN claimed ON true;
+
+-- name: settle_and_claim[fail_delayed,n=1]
+-- runs in: settle_and_claim(fail with a delay of over 0 s) of 1: one statement
+-- parameters: seconds, error, id, claim, queue, lease_time, token
+WITH settled AS
+(UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(seconds)s), state='delayed', last_error=%(error)s::VARCHAR WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.item_id),
+picked AS
+(SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 FOR UPDATE SKIP LOCKED),
+claimed AS
+(UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
+ SELECT done.settled, claimed.item_id, claimed.data, claimed.created, claimed.expire, claimed.attempts, claimed.priority, claimed.last_error
+FROM (SELECT count(*) AS settled
+FROM settled) AS done LEFT OUTER JOIN claimed ON true;
+
+-- name: settle_and_claim[hold,n=1]
+-- runs in: settle_and_claim(hold) of 1: one statement
+-- parameters: error, reason, id, claim, queue, lease_time, token
+WITH settled AS
+(UPDATE bridge_queue SET expire=253402300799.0, token=NULL, state='held', last_error=coalesce(%(error)s::VARCHAR, bridge_queue.last_error), held_at=EXTRACT(epoch FROM statement_timestamp()), hold_reason=%(reason)s::VARCHAR WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.item_id),
+picked AS
+(SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 FOR UPDATE SKIP LOCKED),
+claimed AS
+(UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
+ SELECT done.settled, claimed.item_id, claimed.data, claimed.created, claimed.expire, claimed.attempts, claimed.priority, claimed.last_error
+FROM (SELECT count(*) AS settled
+FROM settled) AS done LEFT OUTER JOIN claimed ON true;
+
+-- name: settle_and_claim[delete,n=100]
+-- runs in: settle_and_claim(delete) of 100: one statement
+-- parameters: id, claim, queue, lease_time, token
+WITH settled AS
+(DELETE FROM bridge_queue WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.item_id),
+picked AS
+(SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 100 FOR UPDATE SKIP LOCKED),
+claimed AS
+(UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
+ SELECT done.settled, claimed.item_id, claimed.data, claimed.created, claimed.expire, claimed.attempts, claimed.priority, claimed.last_error
+FROM (SELECT count(*) AS settled
+FROM settled) AS done LEFT OUTER JOIN claimed ON true;
+
 -- name: release
--- runs in: release_item
+-- runs in: release_item; settle_and_claim, first, of a release or a delay of 0
 -- parameters: id, claim
 UPDATE bridge_queue SET expire=0, state='ready' WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.expire;
 
 -- name: delay
--- runs in: delay_item
+-- runs in: delay_item; settle_and_claim, first, of a release or a delay of 0
 -- parameters: seconds, id, claim
 UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(seconds)s), state='delayed' WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.expire;
 
@@ -133,7 +229,7 @@ UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(se
 UPDATE bridge_queue SET last_error=%(error)s::VARCHAR WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.expire;
 
 -- name: fail_delayed
--- runs in: fail_item with a delay
+-- runs in: fail_item with a delay; settle_and_claim, first, of a release or a delay of 0
 -- parameters: seconds, error, id, claim
 UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(seconds)s), state='delayed', last_error=%(error)s::VARCHAR WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.expire;
 
@@ -188,16 +284,29 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3
+SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') AS anon_3, count(*) FILTER (WHERE bridge_queue.state = 'held') AS anon_4
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR;
 
 -- name: oldest_ready_age
 -- runs in: oldest_ready_age
 -- parameters: queue
-SELECT EXTRACT(epoch FROM statement_timestamp()) - min(bridge_queue.created) AS anon_1
+WITH RECURSIVE levels(priority) AS
+(SELECT (SELECT bridge_queue.priority
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp());
+WHERE bridge_queue.name = %(queue)s::VARCHAR ORDER BY bridge_queue.priority DESC
+ LIMIT 1) AS priority UNION ALL SELECT (SELECT bridge_queue.priority
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority < levels.priority ORDER BY bridge_queue.priority DESC
+ LIMIT 1) AS priority
+FROM levels
+WHERE levels.priority IS NOT NULL)
+ SELECT EXTRACT(epoch FROM statement_timestamp()) - min((SELECT bridge_queue.created
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority = levels.priority AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) ORDER BY bridge_queue.item_id
+ LIMIT 1)) AS anon_1
+FROM levels
+WHERE levels.priority IS NOT NULL;
 
 -- name: queue_names
 -- runs in: queue_names
@@ -212,6 +321,128 @@ FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state != 'held' ORDER BY CASE WHEN (bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp())) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
+-- name: browse[every state]
+-- runs in: browse, the first page, every state
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse_after[every state]
+-- runs in: browse, a next page, every state
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse[ready]
+-- runs in: browse, the first page, ready
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse_after[ready]
+-- runs in: browse, a next page, ready
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse[leased]
+-- runs in: browse, the first page, leased
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse_after[leased]
+-- runs in: browse, a next page, leased
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse[delayed]
+-- runs in: browse, the first page, delayed
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse_after[delayed]
+-- runs in: browse, a next page, delayed
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse[held]
+-- runs in: browse, the first page, held
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: browse_after[held]
+-- runs in: browse, a next page, held
+-- parameters: queue, after_priority, after_id, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT %(limit)s::INTEGER;
+
+-- name: find_item
+-- runs in: find_item
+-- parameters: id, queue
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.name = %(queue)s::VARCHAR;
+
 -- name: free_leases
 -- runs in: release_all, first
 -- parameters: queue
@@ -221,6 +452,11 @@ UPDATE bridge_queue SET expire=0, token=NULL, state='ready' WHERE bridge_queue.n
 -- runs in: release_all, then, in its transaction
 -- parameters: queue
 UPDATE bridge_queue SET token=NULL WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.token IS NOT NULL AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp());
+
+-- name: remove_item
+-- runs in: remove_item
+-- parameters: id, queue
+DELETE FROM bridge_queue WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.name = %(queue)s::VARCHAR;
 
 -- name: delete_queue
 -- runs in: delete_queue

@@ -65,11 +65,11 @@ PRAGMA synchronous=NORMAL;
 SELECT 1;
 
 -- name: begin_write
--- runs in: every write transaction
+-- runs in: write transactions of more than one statement: settle_and_claim, create_items of over 100 rows, release_all...
 BEGIN IMMEDIATE;
 
 -- name: begin_read
--- runs in: counts, queue_names, peek
+-- runs in: counts, queue_names, peek, browse
 BEGIN;
 
 -- name: commit
@@ -96,7 +96,7 @@ INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (
 INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (?, ?, ((julianday('now') - 2440587.5) * 86400.0), ((julianday('now') - 2440587.5) * 86400.0 + ?), ?, 'delayed') RETURNING item_id;
 
 -- name: claim[n=1]
--- runs in: claim_items
+-- runs in: claim_items; settle_and_claim, after the settlement
 -- parameters: lease_time, token, queue
 UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased' WHERE bridge_queue.item_id IN (SELECT bridge_queue.item_id
 FROM bridge_queue
@@ -104,7 +104,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 24405
  LIMIT 1 OFFSET 0) AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 RETURNING item_id, data, created, expire, attempts, priority, last_error;
 
 -- name: claim[n=100]
--- runs in: claim_items
+-- runs in: claim_items; settle_and_claim, after the settlement
 -- parameters: lease_time, token, queue
 UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased' WHERE bridge_queue.item_id IN (SELECT bridge_queue.item_id
 FROM bridge_queue
@@ -112,7 +112,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 24405
  LIMIT 100 OFFSET 0) AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 RETURNING item_id, data, created, expire, attempts, priority, last_error;
 
 -- name: delete[ids=1]
--- runs in: delete_items (one per claim and 100 ids)
+-- runs in: delete_items (one per claim and 100 ids); settle_and_claim(delete), first
 -- parameters: id0, token
 DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (?) AND bridge_queue.token = ?;
 
@@ -122,12 +122,12 @@ DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (?) AND bridge_queue.toke
 DELETE FROM bridge_queue WHERE bridge_queue.item_id IN (?, ?, ?) AND bridge_queue.token = ?;
 
 -- name: release
--- runs in: release_item
+-- runs in: release_item; settle_and_claim, first
 -- parameters: id, claim
 UPDATE bridge_queue SET expire=0, state='ready' WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
 
 -- name: delay
--- runs in: delay_item
+-- runs in: delay_item; settle_and_claim, first
 -- parameters: seconds, id, claim
 UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), state='delayed' WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
 
@@ -137,17 +137,17 @@ UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), s
 UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), state='leased' WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
 
 -- name: fail
--- runs in: fail_item without a delay
+-- runs in: fail_item without a delay; settle_and_claim, first
 -- parameters: error, id, claim
 UPDATE bridge_queue SET last_error=? WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
 
 -- name: fail_delayed
--- runs in: fail_item with a delay
+-- runs in: fail_item with a delay; settle_and_claim, first
 -- parameters: seconds, error, id, claim
 UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), state='delayed', last_error=? WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
 
 -- name: hold
--- runs in: hold_item
+-- runs in: hold_item; settle_and_claim, first
 -- parameters: error, reason, id, claim
 UPDATE bridge_queue SET expire=253402300799.0, token=NULL, state='held', last_error=coalesce(?, bridge_queue.last_error), held_at=((julianday('now') - 2440587.5) * 86400.0), hold_reason=? WHERE bridge_queue.item_id = ? AND bridge_queue.token = ?;
 
@@ -193,16 +193,29 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = ? AND bridge_queue.state = 'h
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (julianday('now') - 2440587.5) * 86400.0 AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (julianday('now') - 2440587.5) * 86400.0 AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3
+SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') AS anon_3, count(*) FILTER (WHERE bridge_queue.state = 'held') AS anon_4
 FROM bridge_queue
 WHERE bridge_queue.name = ?;
 
 -- name: oldest_ready_age
 -- runs in: oldest_ready_age
--- parameters: queue
-SELECT (julianday('now') - 2440587.5) * 86400.0 - min(bridge_queue.created) AS anon_1
+-- parameters: queue, queue, queue
+WITH RECURSIVE levels(priority) AS
+(SELECT (SELECT bridge_queue.priority
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0;
+WHERE bridge_queue.name = ? ORDER BY bridge_queue.priority DESC
+ LIMIT 1 OFFSET 0) AS priority UNION ALL SELECT (SELECT bridge_queue.priority
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.priority < levels.priority ORDER BY bridge_queue.priority DESC
+ LIMIT 1 OFFSET 0) AS priority
+FROM levels
+WHERE levels.priority IS NOT NULL)
+ SELECT (julianday('now') - 2440587.5) * 86400.0 - min((SELECT bridge_queue.created
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.priority = levels.priority AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.item_id
+ LIMIT 1 OFFSET 0)) AS anon_1
+FROM levels
+WHERE levels.priority IS NOT NULL;
 
 -- name: queue_names
 -- runs in: queue_names
@@ -217,6 +230,128 @@ FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.state != 'held' ORDER BY CASE WHEN (bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
+-- name: browse[every state]
+-- runs in: browse, the first page, every state
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse_after[every state]
+-- runs in: browse, a next page, every state
+-- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse[ready]
+-- runs in: browse, the first page, ready
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse_after[ready]
+-- runs in: browse, a next page, ready
+-- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse[leased]
+-- runs in: browse, the first page, leased
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse_after[leased]
+-- runs in: browse, a next page, leased
+-- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse[delayed]
+-- runs in: browse, the first page, delayed
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse_after[delayed]
+-- runs in: browse, a next page, delayed
+-- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse[held]
+-- runs in: browse, the first page, held
+-- parameters: queue, limit
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: browse_after[held]
+-- runs in: browse, a next page, held
+-- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
+SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
+FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.state = 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.state = 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
+ LIMIT ? OFFSET 0;
+
+-- name: find_item
+-- runs in: find_item
+-- parameters: id, queue
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM bridge_queue
+WHERE bridge_queue.item_id = ? AND bridge_queue.name = ?;
+
 -- name: free_leases
 -- runs in: release_all, first
 -- parameters: queue
@@ -226,6 +361,11 @@ UPDATE bridge_queue SET expire=0, token=NULL, state='ready' WHERE bridge_queue.n
 -- runs in: release_all, then, in its transaction
 -- parameters: queue
 UPDATE bridge_queue SET token=NULL WHERE bridge_queue.name = ? AND bridge_queue.token IS NOT NULL AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0;
+
+-- name: remove_item
+-- runs in: remove_item
+-- parameters: id, queue
+DELETE FROM bridge_queue WHERE bridge_queue.item_id = ? AND bridge_queue.name = ?;
 
 -- name: delete_queue
 -- runs in: delete_queue
