@@ -4,12 +4,13 @@ The contract suite runs on RabbitMQ's default layout (quorum queues) through
 conftest's ``rabbitmq`` kind, and on classic queues through its
 ``rabbitmq-classic`` kind; ``test_amqp_crash.py`` kills the broker, and
 ``test_amqp_holding.py`` checks held items, failures and the moves between
-queues, killing the processes that make them. This
-file checks what only a broker shows: refused Kombu transports, the layout
-(queue types, holding queues, names), one message per fetch, the emulated
-lease (alive, expired, killed), real delays, priorities, claims that only
-their own connection can settle, a killed connection, queues declared
-before by others. Every queue has a unique name and is deleted afterwards.
+queues, killing the processes that make them; ``test_amqp_stream.py`` the
+consumers claims stream through. This file checks what only a broker shows:
+refused Kombu transports, the layout (queue types, holding queues, names),
+claims that take no more than asked, the emulated lease (alive, expired,
+killed), real delays, priorities, claims that only their own connection can
+settle, a killed connection, queues declared before by others. Every queue
+has a unique name and is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -222,8 +223,8 @@ def test_the_server_version_is_read_from_its_properties() -> None:
 
 
 @rabbitmq
-def test_claims_fetch_one_message_at_a_time(connect: Connect) -> None:
-    """No consumer prefetch: what one connection has not claimed, another can."""
+def test_a_claim_takes_what_it_asked_for_and_nothing_more(connect: Connect) -> None:
+    """No prefetch past the claim: what one connection has not claimed, another can."""
     name = unique()
     first, second = connect(name), connect(name)
     ids = first.create_items([f"item {n}" for n in range(10)])

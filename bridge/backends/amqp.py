@@ -1,10 +1,12 @@
 """RabbitMQ (AMQP 0-9-1) queues, through Kombu's py-amqp transport.
 
 The queue semantics live here: claims, the emulated lease, delays, failures,
-who may settle a claim. ``amqp_session.py`` talks to the broker (the
-connection and its channels), ``amqp_layout.py`` decides queue types,
-arguments and the names of holding and held queues, ``amqp_delays.py`` runs
-the holding queues, ``amqp_held.py`` the held queues, ``amqp_claims.py`` and
+who may settle a claim. ``amqp_deliveries.py`` takes and settles the
+messages this object holds, ``amqp_stream.py`` runs the consumers claims
+stream through, ``amqp_session.py`` talks to the broker (the connection and
+its channels), ``amqp_layout.py`` decides queue types, arguments and the
+names of holding and held queues, ``amqp_delays.py`` runs the holding
+queues, ``amqp_held.py`` the held queues, ``amqp_claims.py`` and
 ``amqp_records.py`` keep what this object holds and has seen.
 ``docs/rabbitmq.md`` explains the choices and the measurements.
 
@@ -14,9 +16,18 @@ Features:
     Classic queues with ``max_priority``, with ``queue_type="classic"`` and
     on older servers. Messages are persistent (``application/octet-stream``,
     the codec's bytes as the body), published in an AMQP transaction, so
-    ``create_items`` writes all or none. ``claim_items(n)`` is up to ``n``
-    ``basic.get`` calls, never a consumer (which would take every ready
-    message).
+    ``create_items`` writes all or none.
+
+    Claims stream. ``claim_items(n)`` fetches one message (``basic.get``:
+    an empty queue answers at once) and has the rest pushed to a consumer
+    whose prefetch is what is left of ``n``; ``settle_and_claim`` keeps the
+    queue's consumer, and the broker pushes the next message in answer to
+    the commit that settles the last: one round trip for both. A consumer's
+    window is always the claim's count, so between calls every message
+    pushed to this object is claimed by it: nothing is prefetched and left
+    unclaimed, hidden from other connections (``amqp_stream.py``).
+    ``settle_and_claim`` is not all or nothing: the settlement commits
+    first (``capabilities.settle_and_claim`` is False).
 
     The lease is emulated: a claim is an unacknowledged delivery on this
     object's connection, which RabbitMQ gives to nobody else while the
@@ -110,22 +121,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, final
 
 from bridge.backends import missing_driver
-from bridge.backends.amqp_claims import Claims
 from bridge.backends.amqp_delays import Delays
+from bridge.backends.amqp_deliveries import Deliveries
 from bridge.backends.amqp_held import HeldQueues
 from bridge.backends.amqp_layout import MAX_DELAY, Layout
 from bridge.backends.amqp_records import (
-    Fetched,
     Held,
-    Ledger,
     Outgoing,
     check_max_lease,
-    held_copy,
     longest_lease,
 )
 from bridge.backends.amqp_session import AmqpSession
@@ -136,9 +144,8 @@ from bridge.errors import (
     BackendUnavailableError,
     BridgeError,
     InvalidArgumentError,
-    UnsupportedOperationError,
 )
-from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.items import ItemCounts, ItemId, QueueItem, Settlement, StoredItem
 
 
 def amqp_capabilities(
@@ -207,24 +214,24 @@ class AmqpBackend(Backend):
             max_lease=self._max_lease,
             ordered=layout.queue_type == "classic" or max_priority is not None,
         )
-        self._ledger = Ledger()
-        self._known: set[str] = set()
+        self._deliveries = Deliveries(self._session, self._delays, self._held, self.url)
         self.forget_connections()
 
     # -- queue set-up -----------------------------------------------------------
 
     def create_queue(self, name: str) -> None:
         with self._calling("create_queue"):
-            self._channel(name)
+            self._deliveries.channel(name)
 
     def delete_queue(self, name: str) -> None:
         """Delete the queue with its holding and held queues, unacknowledged messages included."""
         with self._calling("delete_queue"):
+            self._deliveries.streams.forget(name)
             self._session.discard(name)
             self._delays.delete(name)  # first: their messages would dead-letter into it
             self._session.delete(name)
             self._held.drop(name)
-            self._known.discard(name)
+            self._deliveries.known.discard(name)
 
     # -- items -------------------------------------------------------------------
 
@@ -232,7 +239,7 @@ class AmqpBackend(Backend):
         self, name: str, payloads: Sequence[bytes], delay: float, priority: int
     ) -> list[ItemId]:
         with self._calling("create_items"):
-            self._channel(name)  # delayed ones dead-letter into it: it must exist
+            self._deliveries.channel(name)  # delayed ones dead-letter into it: it must exist
             now = time.time()
             headers = {CREATED_HEADER: now}
             messages = [
@@ -241,15 +248,15 @@ class AmqpBackend(Backend):
             if delay > 0:
                 self._delays.hold(name, messages, delay, int(now))
             else:
-                self._session.publish(name, messages, int(now), self._redeclarer(name))
+                self._session.publish(name, messages, int(now), self._deliveries.redeclarer(name))
             return [message.message_id for message in messages]
 
     def counts(self, name: str) -> ItemCounts:
         """Ready in the broker plus expired leases here; leased: this backend's claims only."""
         with self._calling("counts"):
             ready = self._session.ready_count(name) or 0
-            expired = len(self._expired(name))
-            leased = self._claims.count(name) - expired
+            expired = len(self._deliveries.expired(name))
+            leased = self._deliveries.claims.count(name) - expired
             delayed = self._delays.count(name)
             return ItemCounts(ready + expired, leased, delayed, self._held.count(name))
 
@@ -265,43 +272,62 @@ class AmqpBackend(Backend):
         return None
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
+        """The first item by ``basic.get``, the rest pushed to a consumer (``amqp_stream.py``).
+
+        The fetch says at once whether the queue is empty, and how many
+        messages are ready behind the first, which is how many pushes to wait for.
+        """
         with self._calling("claim_items"):
-            self._requeue(name, self._expired(name)[:count])
-            try:
-                return self._fetch(name, count, lease_time)
-            except self._session.channel_errors as exc:
-                if getattr(exc, "code", None) != 404:
-                    raise
-                # Deleted by another process since this connection declared it.
-                self._session.bury_dead()
-                return self._fetch(name, count, lease_time)
+            return self._deliveries.claim(name, count, lease_time)
+
+    def settle_and_claim(
+        self, name: str, settlement: Settlement, count: int, lease_time: float
+    ) -> tuple[bool, list[StoredItem]]:
+        """Settle, and claim what the broker pushes into the room the settlement makes.
+
+        The queue's consumer, its window ``count``, holds the item; its
+        acknowledgement (or the commit that moves it) makes room, and the
+        broker pushes the next message in answer: one round trip for both.
+        Not all or nothing (``capabilities.settle_and_claim`` is False): the
+        settlement commits first, and a call that fails after that leaves it
+        done, as the two calls would.
+        """
+        with self._calling("settle_and_claim"):
+            deliveries, item = self._deliveries, settlement.item
+            held = deliveries.find(name, item)
+            if held is not None and count > 0:
+                return deliveries.settle_and_claim(
+                    name, item.token, held, settlement, count, lease_time
+                )
+            settled = held is not None and deliveries.settle(
+                name, item.token, held, settlement, visibly=True
+            )
+            return settled, deliveries.claim(name, count, lease_time) if count else []
 
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
         with self._calling("delete_items"):
-            self._prune()  # once, not once per item: a batch of 100 would scan 100 x 100
-            taken: list[Held] = []
+            self._deliveries.prune()  # once, not once per item: a batch of 100 would scan 100 x 100
+            taken: dict[str, Held] = {}  # by token: an item listed twice counts once
             for item in items:
-                held = self._find(name, item, prune=False)
+                held = self._deliveries.find(name, item, prune=False)
                 if held is not None:
-                    self._claims.pop(item.token)  # at once: an item listed twice counts once
-                    taken.append(held)
-            for held in taken:
-                held.channel.basic_ack(held.fetched.tag)
-                self._ledger.forget(held.fetched.key)
-            return len(taken) if taken and self._session.confirmed(name) else 0
+                    taken[item.token] = held
+            return self._deliveries.delete(name, taken)
 
     def release_item(self, name: str, item: QueueItem) -> bool:
         with self._calling("release_item"):
-            held = self._find(name, item)
-            return held is not None and self._requeue(name, [(item.token, held)], visibly=True)
+            held = self._deliveries.find(name, item)
+            return held is not None and self._deliveries.requeue(
+                name, [(item.token, held)], visibly=True
+            )
 
     def delay_item(self, name: str, item: QueueItem, delay: float) -> float | None:
         """Move the item to its holding queue: a copy published, the original acknowledged."""
         with self._calling("delay_item"):
-            held = self._find(name, item)
+            held = self._deliveries.find(name, item)
             if held is None:
                 return None
-            return self._delay(name, item.token, held, delay, held.error)
+            return self._deliveries.delay(name, item.token, held, delay, held.error)
 
     def fail_item(
         self, name: str, item: QueueItem, error: str, delay: float | None
@@ -314,11 +340,11 @@ class AmqpBackend(Backend):
         error: the broker requeues the message it had, without it.
         """
         with self._calling("fail_item"):
-            held = self._find(name, item)
+            held = self._deliveries.find(name, item)
             if held is None:
                 return None
             if delay is not None:
-                return self._delay(name, item.token, held, delay, error)
+                return self._deliveries.delay(name, item.token, held, delay, error)
             if not self._session.confirmed(name):
                 return None
             held.error = error
@@ -327,7 +353,7 @@ class AmqpBackend(Backend):
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
         """Move the local deadline, once the broker confirms the delivery is still held."""
         with self._calling("extend_lease"):
-            held = self._find(name, item)
+            held = self._deliveries.find(name, item)
             if held is None:
                 return None
             now = time.time()
@@ -342,40 +368,16 @@ class AmqpBackend(Backend):
             held.expire = now + lease_time
             return held.expire
 
-    def _delay(
-        self, name: str, token: str, held: Held, delay: float, error: str | None
-    ) -> float | None:
-        now = time.time()
-        held.error = error
-        if delay <= 0:
-            return now if self._requeue(name, [(token, held)], visibly=True) else None
-        holding, expiration, redeclare = self._delays.prepare(name, delay)
-        copy = held.fetched.again(held.item_id, held.attempts, error)
-        self._claims.pop(token)
-        moved = self._session.move(
-            name,
-            holding,
-            [copy],
-            int(now),
-            redeclare,
-            ack=[held.fetched.tag],
-            expiration_ms=expiration,
-        )
-        if not moved:
-            return None
-        self._ledger.forget(held.fetched.key)
-        return now + delay
-
     def garbage_collection(self, name: str) -> None:
         """Give every expired lease of this queue held here back to the broker."""
         with self._calling("garbage_collection"):
-            self._requeue(name, self._expired(name))
+            self._deliveries.requeue(name, self._deliveries.expired(name))
 
     # -- inspection and administration -----------------------------------------------
 
     def queue_names(self) -> dict[str, int]:
         """Queues this backend has used that hold items: AMQP cannot list a broker's queues."""
-        totals = {name: self.counts(name).total for name in sorted(self._known)}
+        totals = {name: self.counts(name).total for name in sorted(self._deliveries.known)}
         return {name: total for name, total in totals.items() if total}
 
     def peek(self, name: str, limit: int) -> list[StoredItem]:
@@ -387,19 +389,21 @@ class AmqpBackend(Backend):
         out: fetching from a holding queue would reorder its expiries.
         """
         with self._calling("peek"):
-            expired = [held for _, held in self._expired(name)]
-            ready = self._borrow(name, limit - len(expired)) if limit > len(expired) else []
+            expired = [held for _, held in self._deliveries.expired(name)]
+            ready = (
+                self._deliveries.borrow(name, limit - len(expired)) if limit > len(expired) else []
+            )
             shown = [held.stored("") for held in expired] + ready
-            shown += [held.stored("") for held in self._claims.live(name)]
+            shown += [held.stored("") for held in self._deliveries.claims.live(name)]
             return shown[:limit]
 
     def release_all(self, name: str) -> int:
         """Requeue this backend's claims and every delayed item; others' claims are out of reach."""
         with self._calling("release_all"):
-            self._prune()
-            held = self._claims.of(name)
-            self._requeue(name, held, visibly=True)
-            cancelled = self._delays.cancel(name, self._redeclarer(name))
+            self._deliveries.prune()
+            held = self._deliveries.claims.of(name)
+            self._deliveries.requeue(name, held, visibly=True)
+            cancelled = self._delays.cancel(name, self._deliveries.redeclarer(name))
             return len(held) + cancelled
 
     # -- held items ------------------------------------------------------------------
@@ -407,25 +411,8 @@ class AmqpBackend(Backend):
     def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
         """Move the item to the held queue: a copy published, the original acknowledged."""
         with self._calling("hold_item"):
-            held = self._find(name, item)
-            if held is None:
-                return False
-            now = time.time()
-            last_error = held.error if error is None else error
-            copy = held.fetched.again(held.item_id, held.attempts, last_error)
-            target, redeclare = self._held.target(name)
-            self._claims.pop(item.token)
-            moved = self._session.move(
-                name,
-                target,
-                [held_copy(copy, now, reason)],
-                int(now),
-                redeclare,
-                ack=[held.fetched.tag],
-            )
-            if moved:
-                self._ledger.forget(held.fetched.key)
-            return moved
+            held = self._deliveries.find(name, item)
+            return held is not None and self._deliveries.hold(name, item.token, held, reason, error)
 
     def held_items(self, name: str, limit: int) -> list[StoredItem]:
         with self._calling("held_items"):
@@ -433,13 +420,13 @@ class AmqpBackend(Backend):
 
     def kick(self, name: str, limit: int | None) -> int:
         with self._calling("kick"):
-            self._channel(name)  # the copies go there: it must exist
-            return self._held.kick(name, limit, self._redeclarer(name))
+            self._deliveries.channel(name)  # the copies go there: it must exist
+            return self._held.kick(name, limit, self._deliveries.redeclarer(name))
 
     def kick_item(self, name: str, item_id: ItemId) -> bool:
         with self._calling("kick_item"):
-            self._channel(name)
-            return self._held.kick_item(name, item_id, self._redeclarer(name))
+            self._deliveries.channel(name)
+            return self._held.kick_item(name, item_id, self._deliveries.redeclarer(name))
 
     def delete_held(self, name: str, limit: int | None) -> int:
         with self._calling("delete_held"):
@@ -454,13 +441,13 @@ class AmqpBackend(Backend):
         with self._lock:
             session = self._session
             try:
-                self._prune()
-                for name in self._claims.busy():
-                    failed = [pair for pair in self._claims.of(name) if pair[1].changed]
-                    self._requeue(name, failed)
+                self._deliveries.prune()
+                for name in self._deliveries.claims.busy():
+                    failed = [pair for pair in self._deliveries.claims.of(name) if pair[1].changed]
+                    self._deliveries.requeue(name, failed)
             except (*session.channel_errors, *session.connection_errors, *session.other_errors):
                 pass  # the broker requeues them as they were
-            self._claims.clear()
+            self._deliveries.lost()
             session.close()
 
     def forget_connections(self) -> None:
@@ -471,117 +458,8 @@ class AmqpBackend(Backend):
         foreign to it.
         """
         self._lock = threading.RLock()
-        self._claims = Claims()
+        self._deliveries.forget()
         self._session.forget()
-
-    # -- claims held ---------------------------------------------------------------
-
-    def _fetch(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
-        """Up to ``count`` single-message fetches, each held under a new token."""
-        channel = self._channel(name)
-        expire = time.time() + lease_time
-        claimed: list[StoredItem] = []
-        while len(claimed) < count:
-            message = channel.basic_get(queue=name, no_ack=False)
-            if message is None:
-                break
-            fetched = Fetched.of(message)
-            attempts = self._ledger.claim(fetched)
-            token, held = self._claims.receive(name, channel, fetched, expire, attempts)
-            claimed.append(held.stored(token))
-        return claimed
-
-    def _find(self, name: str, item: QueueItem, *, prune: bool = True) -> Held | None:
-        """The live delivery ``item`` holds; None if its claim is gone; foreign items raise."""
-        if self._claims.foreign(item.token):
-            raise UnsupportedOperationError(
-                f"item {item.item_id!r} of queue {name!r} was claimed through another "
-                f"connection or process; on {self.url} only the connection that received a "
-                "message can acknowledge or requeue it (AMQP delivery tags are per channel)"
-            )
-        if prune:
-            self._prune()
-        return self._claims.get(name, item.token)
-
-    def _expired(self, name: str) -> list[tuple[str, Held]]:
-        self._prune()
-        return self._claims.expired(name)
-
-    def _requeue(self, name: str, held: list[tuple[str, Held]], *, visibly: bool = False) -> bool:
-        """Requeue these deliveries: back at their place (classic) or ahead of the ready ones.
-
-        A delivery whose item failed under this claim goes back as a copy
-        carrying the error instead, at the back of the queue, in the same
-        transaction. True once the broker committed it. ``visibly`` waits
-        for the queue's count to show the items back
-        (:meth:`AmqpSession.await_ready`), so that the caller's next count,
-        and other connections' claims, see them.
-        """
-        if not held:
-            return False
-        before = (self._session.ready_count(name) or 0) if visibly else 0
-        copies: list[Outgoing] = []
-        acks: list[int] = []
-        requeues: list[int] = []
-        for token, delivery in held:
-            self._claims.pop(token)
-            if delivery.changed:
-                fetched = delivery.fetched
-                copies.append(fetched.again(delivery.item_id, delivery.attempts, delivery.error))
-                acks.append(fetched.tag)
-                self._ledger.forget(fetched.key)
-            else:
-                requeues.append(delivery.fetched.tag)
-        redeclare = self._redeclarer(name)
-        confirmed = self._session.move(
-            name, name, copies, int(time.time()), redeclare, ack=acks, requeue=requeues
-        )
-        if visibly and confirmed:
-            self._session.await_ready(name, before + len(held))
-        return confirmed
-
-    def _borrow(self, name: str, limit: int) -> list[StoredItem]:
-        """Fetch up to ``limit`` ready messages for a look, then requeue them all.
-
-        A quorum queue puts requeued messages behind those requeued before,
-        so on one every earlier-requeued message is borrowed too (they come
-        first, marked redelivered), and all go back in the order they came.
-        It applies requeues a moment after confirming them, so the look ends
-        once the queue's count shows them back (see :meth:`AmqpSession.await_ready`).
-        """
-        channel = self._channel(name)
-        borrowed: list[tuple[str, Held]] = []
-        ready: int | None = None
-        while len(borrowed) < limit or (borrowed and borrowed[-1][1].fetched.returned):
-            message = channel.basic_get(queue=name, no_ack=False)
-            if message is None:
-                break
-            if ready is None:
-                ready = int(message.delivery_info.get("message_count") or 0) + 1
-            fetched = Fetched.of(message)
-            looked = self._ledger.look(fetched)
-            borrowed.append(self._claims.receive(name, channel, fetched, 0.0, looked))
-        self._requeue(name, borrowed)
-        if ready is not None:
-            self._session.await_ready(name, ready)
-        return [held.stored("") for _, held in borrowed[:limit]]
-
-    def _prune(self) -> None:
-        self._claims.prune(self._session.channels)
-
-    def _channel(self, name: str) -> Any:
-        channel = self._session.queue_channel(name, self._claims.busy())
-        self._known.add(name)
-        return channel
-
-    def _redeclarer(self, name: str) -> Callable[[], None]:
-        """What brings back a queue another process deleted: a new channel declares it."""
-
-        def redeclare() -> None:
-            self._session.discard(name)
-            self._channel(name)
-
-        return redeclare
 
     # -- connection ----------------------------------------------------------------
 
@@ -600,7 +478,7 @@ class AmqpBackend(Backend):
                 raise BackendError(f"{operation} on {self.url} failed: {exc}") from exc
             except session.connection_errors as exc:
                 session.lost()
-                self._claims.clear()  # the broker requeued them: calls with them return False
+                self._deliveries.lost()  # the broker requeued them: calls with them return False
                 raise BackendUnavailableError(
                     f"{operation} on {self.url} failed: the broker connection is lost ({exc}); "
                     "the broker requeued this connection's claims; the next call reconnects"

@@ -69,6 +69,14 @@ class Claims:
         now = time.time()
         return [held for _, held in self.of(queue) if held.expire > now]
 
+    def pushed(self, queue: str, consumer: str) -> int:
+        """Claims on messages pushed to ``consumer``: the used places of its window."""
+        return sum(
+            1
+            for held in self._held.values()
+            if held.queue == queue and held.fetched.consumer == consumer
+        )
+
     def count(self, queue: str) -> int:
         return sum(1 for held in self._held.values() if held.queue == queue)
 

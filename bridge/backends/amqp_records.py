@@ -1,6 +1,7 @@
 """What the RabbitMQ backend keeps and sends about messages.
 
-:class:`Fetched` is what bridge reads from a message ``basic.get`` returned,
+:class:`Fetched` is what bridge reads from a message it received (``basic.get``
+or a consumer's ``basic.deliver``),
 :class:`Held` a delivery held under a claim, :class:`Outgoing` a message
 about to be published, and :class:`Ledger` the claims counted per copy of a
 message, which classic queues do not count.
@@ -54,7 +55,7 @@ class Outgoing(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """What bridge reads from one message ``basic.get`` returned."""
+    """What bridge reads from one message it received, fetched or pushed."""
 
     tag: int
     message_id: str | None
@@ -70,6 +71,8 @@ class Fetched:
     error: str | None = None
     held_at: float | None = None
     reason: str | None = None
+    consumer: str | None = None
+    """The consumer tag it was pushed to (``basic.deliver``); None when fetched (``basic.get``)."""
 
     @property
     def returned(self) -> bool:
@@ -106,6 +109,7 @@ class Fetched:
             error=_text(headers.get(ERROR_HEADER)),
             held_at=_number(headers.get(HELD_AT_HEADER)),
             reason=_text(headers.get(REASON_HEADER)),
+            consumer=message.delivery_info.get("consumer_tag") or None,
         )
 
     def again(self, message_id: str, claims: int, error: str | None) -> Outgoing:

@@ -3,10 +3,11 @@
 Kept apart from ``amqp.py``, which holds the queue semantics (claims,
 leases, tokens), so that this module is only about talking to RabbitMQ:
 
-* one channel per queue, which declares, fetches, acknowledges and
-  requeues that queue's messages. Delivery tags are numbered per channel,
-  and a channel error (a missing queue, RabbitMQ's consumer_timeout) costs
-  every delivery on that channel, so queues do not share one. It is
+* one channel per queue, which declares, fetches, consumes (a claim's
+  consumer, ``amqp_stream.py``), acknowledges and requeues that queue's
+  messages. Delivery tags are numbered per channel, and a channel error (a
+  missing queue, RabbitMQ's consumer_timeout) costs every delivery on that
+  channel, so queues do not share one. It is
   transactional: what a call does to a claimed message (acknowledge it,
   requeue it, publish its new copy elsewhere) takes effect at one commit,
   all of it or none, so a process killed at any instant leaves the item
@@ -243,6 +244,18 @@ class AmqpSession:
                 self.bury_dead()
             except TimeoutError:
                 return
+
+    def drain(self, timeout: float) -> bool:
+        """Handle the next method the broker sends, waiting up to ``timeout`` s; False if none.
+
+        A consumer's delivery goes to its callback; a channel the broker
+        closed raises its channel error here.
+        """
+        try:
+            self._conn.connection.drain_events(timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def confirmed(self, name: str) -> bool:
         """Commit the queue channel's transaction: True if the broker still has the channel open.
