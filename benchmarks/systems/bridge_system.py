@@ -13,6 +13,7 @@ RabbitMQ queues are durable with persistent messages.
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import bridge
@@ -20,6 +21,7 @@ from benchmarks.systems.base import PAYLOAD, QUEUE, Counter, Drained, System
 from bridge import Settlement
 
 LEASE = 60.0
+RABBITMQ_QUEUE_TYPE = os.environ.get("BRIDGE_BENCH_RABBITMQ_QUEUE_TYPE", "classic")
 
 
 class _Bridge(System):
@@ -102,13 +104,17 @@ class BridgeRabbitmq(_Bridge):
     label = "bridge"
     family = "rabbitmq"
     # Classic, as the raw loops and Celery declare theirs, so that the ratios
-    # compare like with like; bridge's default quorum queue costs about three
+    # compare like with like; bridge's default quorum queue costs several
     # times as much per claim and delete (docs/rabbitmq.md).
+    # BRIDGE_BENCH_RABBITMQ_QUEUE_TYPE=quorum runs bridge and the raw Kombu
+    # loops on quorum queues instead (Celery's stay classic).
     settings = (
-        "amqp, classic durable queue (queue_type='classic', as the peers), "
-        "persistent messages, basic.get claims"
+        f"amqp, {RABBITMQ_QUEUE_TYPE} durable queue (queue_type={RABBITMQ_QUEUE_TYPE!r}), "
+        "persistent messages; a claim fetches one message (basic.get) and a consumer "
+        "(basic.consume, prefetch = the claim's count) takes the rest and the next "
+        "after each settle_and_claim"
     )
-    options: ClassVar[dict[str, Any]] = {"queue_type": "classic"}
+    options: ClassVar[dict[str, Any]] = {"queue_type": RABBITMQ_QUEUE_TYPE}
 
     def reset(self) -> None:
         self.queue.delete_queue()

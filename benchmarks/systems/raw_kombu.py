@@ -2,24 +2,27 @@
 
 Two rows, one durable queue each, persistent messages, the same durability
 as bridge (which declares durable queues and publishes with
-``delivery_mode=2``):
+``delivery_mode=2``); classic queues, or quorum ones with
+``BRIDGE_BENCH_RABBITMQ_QUEUE_TYPE=quorum`` (as bridge's then are):
 
-``raw:rabbitmq`` (``RawKombuGet``), the claim ceiling.
-    Bridge claims with ``basic.get`` (AMQP's only pull), so this loop does
-    exactly that: up to ``batch`` ``Queue.get(no_ack=False)`` calls, then one
-    ``basic.ack`` per message (no ``multiple=True``: bridge acks each item it
-    deletes, so the ceiling does the same frames). ``bridge / raw`` thus
-    measures bridge's layers: the facade, the lease bookkeeping, the claim
-    ledger, the check for frames the broker sent unasked, and the
-    ``basic.qos`` round trip bridge makes after every delete to learn that
-    the channel (and so the ack) is still alive; this loop makes none.
+``raw:rabbitmq`` (``RawKombuGet``), the pull ceiling.
+    ``basic.get`` is AMQP's only pull: up to ``batch`` ``Queue.get(no_ack=False)``
+    calls, then one ``basic.ack`` per message (no ``multiple=True``: bridge
+    acks each item it deletes, so the ceiling does the same frames), acked
+    blindly (no commit or other round trip to learn that the ack took).
+    bridge fetched every message this way until its claims streamed; it
+    still fetches the first message of each claim so (an empty queue
+    answers at once).
 
 ``kombu-consumer:rabbitmq`` (``RawKombuConsumer``), the streaming ceiling.
     A kombu ``Consumer`` (``basic.consume``) with ``prefetch_count`` = batch,
-    acking each message in its callback. The broker pushes messages without
-    a request per message, which bridge cannot use: its ``claim_items`` is a
-    call that must return what it claimed. Reported beside the get loop to
-    show what the pull model costs.
+    acking each message in its callback: the broker pushes the next message
+    in answer to each ack. bridge streams the same way (a consumer whose
+    prefetch is the claim's count, the next message pushed in answer to the
+    settlement of the last in ``settle_and_claim``), but confirms each
+    settlement with a commit (a delete returns True only once the broker
+    has it) where this loop acks blindly, and hands out only what a claim
+    asked for.
 
 Enqueue mirrors bridge's publishing: one kombu ``Producer`` on a channel in
 ``tx_select`` mode, ``publish`` of the pre-encoded body per message and one
@@ -34,6 +37,7 @@ Neither loop decodes the payload: the handler only counts.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from kombu.connection import Connection
@@ -43,6 +47,8 @@ from kombu.messaging import Consumer, Producer
 from benchmarks.systems.base import PAYLOAD, Counter, Drained, System
 
 CONTENT_TYPE = "application/octet-stream"  # bridge's: the body is opaque bytes
+QUEUE_TYPE = os.environ.get("BRIDGE_BENCH_RABBITMQ_QUEUE_TYPE", "classic")
+"""``quorum`` declares the loops' queues as quorum queues, as bridge's then are."""
 IDLE_SECONDS = 0.2
 
 
@@ -57,7 +63,16 @@ class _RawKombu(System):
         self.connection = Connection(url, connect_timeout=5, heartbeat=0)
         self.connection.connect()
         self.channel: Any = self.connection.channel()
-        self.queue = Queue(self.queue_name, durable=True, auto_delete=False)
+        if QUEUE_TYPE == "classic":
+            self.queue = Queue(self.queue_name, durable=True, auto_delete=False)
+        else:
+            self.queue = Queue(
+                f"{self.queue_name}_{QUEUE_TYPE}",
+                durable=True,
+                auto_delete=False,
+                queue_arguments={"x-queue-type": QUEUE_TYPE},
+            )
+        self.queue_name = str(self.queue.name)
         self.bound: Any = self.queue(self.channel)
         self.bound.declare()
         self.body = json.dumps(PAYLOAD).encode()
@@ -103,7 +118,7 @@ class RawKombuGet(_RawKombu):
     label = "raw kombu get loop"
     queue_name = "raw_bench_get"
     settings = (
-        "kombu 5.7/py-amqp, durable queue, persistent messages; drain = up to batch "
+        f"kombu 5.7/py-amqp, {QUEUE_TYPE} durable queue, persistent messages; drain = up to batch "
         "Queue.get(no_ack=False) then message.ack() each (no multiple=True, no confirm "
         "round trip); enqueue = Producer.publish in tx_select, tx_commit per batch"
     )
@@ -133,7 +148,7 @@ class RawKombuConsumer(_RawKombu):
     settings = (
         "kombu 5.7/py-amqp Consumer (basic.consume), prefetch_count = batch (1 or 100), "
         "ack each in on_message, drain_events timeout 0.2 s; stop when no delivery for "
-        "0.2 s and passive declare says 0 ready; durable queue, persistent messages; "
+        f"0.2 s and passive declare says 0 ready; {QUEUE_TYPE} durable queue, persistent messages; "
         "enqueue as the get loop"
     )
 
