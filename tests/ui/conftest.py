@@ -3,8 +3,9 @@
 ``make_app(factory, **options)`` builds ``bridge.ui.create_app`` on the
 test's factory (options as ``create_app`` takes them) and, after the test,
 stops any pass the app started in a thread. ``ui_factory`` is a factory on
-the memory store, a SQLite file of the test's own, then the session's
-PostgreSQL table (``ui_kind`` says which); ``client`` is Starlette's TestClient on an app
+the memory store, a SQLite file of the test's own, the session's PostgreSQL
+table, then its Redis key prefix (``ui_kind`` says which); ``client`` is
+Starlette's TestClient on an app
 built over it. ``serve(app)`` serves an app with uvicorn for the browser
 tests.
 
@@ -34,6 +35,7 @@ UI_KINDS = [
     pytest.param("memory", id="memory"),
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
+    pytest.param("redis", id="redis", marks=pytest.mark.service("redis")),
 ]
 
 
@@ -73,7 +75,7 @@ def ui_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def ui_factory(ui_kind: str, tmp_path: Path) -> Iterator[bridge.QueueFactory]:
-    """A factory on the memory store, the test's SQLite file, or the session's PostgreSQL table."""
+    """A factory on memory, the test's SQLite file, the session's PostgreSQL table or Redis."""
     factory = bridge.QueueFactory(default=spec_for(ui_kind, tmp_path))
     yield factory
     factory.close()
