@@ -5,9 +5,8 @@ test's factory (options as ``create_app`` takes them) and, after the test,
 stops any pass the app started in a thread. ``ui_factory`` is a factory on
 the memory store, a SQLite file of the test's own, the session's PostgreSQL
 table, then its Redis key prefix (``ui_kind`` says which); ``client`` is
-Starlette's TestClient on an app
-built over it. ``serve(app)`` serves an app with uvicorn for the browser
-tests.
+Starlette's TestClient on an app built over it. ``serve(app)`` serves an
+app with uvicorn for the browser tests.
 
 ``tests/ui`` is a package (``__init__.py``) so that this file does not
 shadow ``tests/conftest.py`` as the module ``conftest``, which the tests
