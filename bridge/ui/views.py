@@ -186,15 +186,18 @@ def _item_values(entry: BrowsedItem) -> dict[str, Any]:
 
 
 def _item_view(ctx: Context, name: str, text: str) -> tuple[Queue, BrowsedItem]:
+    """The item, looked up first: an item found proves its queue, with no count to read."""
+    queue = ctx.factory.get(name)
+    if queue.capabilities.browse:
+        found = model.find_item(ctx.factory, queue, text)
+        if found is not None:
+            return queue, found
     queue, _ = _known_or_longer(ctx, name, f"items/{text}")
     if not queue.capabilities.browse:
         raise HTTPException(
             404, f"{queue.backend.url} cannot look items up by id; the queue page lists them"
         )
-    found = model.find_item(ctx.factory, queue, text)
-    if found is None:
-        raise HTTPException(404, f"Item not found: {text} in queue {name}")
-    return queue, found
+    raise HTTPException(404, f"Item not found: {text} in queue {name}")
 
 
 def _known_or_longer(ctx: Context, name: str, rest: str) -> tuple[Queue, ItemCounts]:
@@ -251,24 +254,27 @@ async def item_page(ctx: Context, request: Request) -> Response:
 @dataclass(frozen=True)
 class HeldView:
     queue: Queue
-    counts: ItemCounts
     items: list[dict[str, Any]]
     next_after: str | None
     paged: bool
 
 
 def _held_view(ctx: Context, name: str, after: str | None, limit: int) -> HeldView:
-    queue, counts = _known_or_longer(ctx, name, "held")
-    if not queue.capabilities.hold:
-        return HeldView(queue, counts, [], None, False)
-    if queue.capabilities.browse:
+    """One page of held items; the queue is checked (a count read) only when none is listed."""
+    queue = ctx.factory.get(name)
+    entries: list[dict[str, Any]] = []
+    next_after, paged = None, bool(queue.capabilities.browse)
+    if queue.capabilities.hold and paged:
         page = model.items_page(ctx.factory, queue, "held", after, limit)
-        return HeldView(queue, counts, [_item_values(i) for i in page.items], page.next_after, True)
-    if after is not None:
-        raise InvalidArgumentError(f"{queue.backend.url} cannot list held items page by page")
-    held = model.read(ctx.factory, queue, queue.held_items, HELD_LIMIT)
-    entries = [_item_values(BrowsedItem(ItemState.HELD, item)) for item in held]
-    return HeldView(queue, counts, entries, None, False)
+        entries, next_after = [_item_values(i) for i in page.items], page.next_after
+    elif queue.capabilities.hold:
+        if after is not None:
+            raise InvalidArgumentError(f"{queue.backend.url} cannot list held items page by page")
+        held = model.read(ctx.factory, queue, queue.held_items, HELD_LIMIT)
+        entries = [_item_values(BrowsedItem(ItemState.HELD, item)) for item in held]
+    if not entries:
+        queue, _ = _known_or_longer(ctx, name, "held")
+    return HeldView(queue, entries, next_after, paged)
 
 
 async def held_page(ctx: Context, request: Request) -> Response:
@@ -285,7 +291,6 @@ async def held_page(ctx: Context, request: Request) -> Response:
         name=name,
         caps=view.queue.capabilities,
         backend=view.queue.backend.url,
-        held_count=view.counts.held,
         items=view.items,
         next_after=view.next_after,
         paged=view.paged,
