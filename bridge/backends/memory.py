@@ -12,6 +12,10 @@ Features:
     replaces it and ``release_all`` clears it. ``delayed`` tells a delayed
     item from a leased one for ``counts``; ``held_at`` marks a held item,
     which no claim, peek or ``release_all`` touches until it is kicked.
+    ``settle_and_claim`` holds the lock across the settlement and the
+    claim, so no other thread sees one without the other (capability on);
+    ``browse`` lists items in id order (creation order), the cursor being
+    the last id shown.
 
 URL format:
     ``memory://`` (anything after the scheme is ignored). Every queue served
@@ -35,8 +39,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import final
 
-from bridge.contract import Backend, Capabilities
-from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
+from bridge.contract import Backend, Capabilities, settle
+from bridge.errors import InvalidArgumentError
+from bridge.items import (
+    ItemCounts,
+    ItemId,
+    ItemPage,
+    ItemState,
+    ListedItem,
+    QueueItem,
+    Settlement,
+    StoredItem,
+)
 
 
 @dataclass(slots=True)
@@ -66,6 +80,14 @@ class _Record:
             self.hold_reason,
         )
 
+    def state(self, now: float) -> ItemState:
+        """Where the record is at ``now``: the rule ``counts`` counts by."""
+        if self.held_at is not None:
+            return ItemState.HELD
+        if self.expire <= now:
+            return ItemState.READY
+        return ItemState.DELAYED if self.delayed else ItemState.LEASED
+
 
 @final
 class MemoryBackend(Backend):
@@ -80,13 +102,17 @@ class MemoryBackend(Backend):
         priority=True,
         counts_leased=True,
         hold=True,
+        browse=True,
+        remove_item=True,
+        settle_and_claim=True,
     )
 
     def __init__(self, url: str = "memory://") -> None:
         super().__init__(url)
         self._queues: dict[str, dict[int, _Record]] = {}
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        # Reentrant: settle_and_claim makes the single calls under one hold of it.
+        self._lock = threading.RLock()
 
     def create_queue(self, name: str) -> None:
         with self._lock:
@@ -114,12 +140,15 @@ class MemoryBackend(Backend):
     def counts(self, name: str) -> ItemCounts:
         with self._lock:
             now = time.time()
-            records = self._queues.get(name, {}).values()
-            held = sum(1 for record in records if record.held_at is not None)
-            waiting = [r for r in records if r.held_at is None and r.expire > now]
-            leased = sum(1 for record in waiting if not record.delayed)
-            ready = len(records) - held - len(waiting)
-            return ItemCounts(ready, leased, len(waiting) - leased, held)
+            found = dict.fromkeys(ItemState, 0)
+            for record in self._queues.get(name, {}).values():
+                found[record.state(now)] += 1
+            return ItemCounts(
+                found[ItemState.READY],
+                found[ItemState.LEASED],
+                found[ItemState.DELAYED],
+                found[ItemState.HELD],
+            )
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         with self._lock:
@@ -136,6 +165,16 @@ class MemoryBackend(Backend):
                 record.delayed = False
                 claimed.append(record.stored(item_id, record.token))
             return claimed
+
+    def settle_and_claim(
+        self, name: str, settlement: Settlement, count: int, lease_time: float
+    ) -> tuple[bool, list[StoredItem]]:
+        with self._lock:
+            # The single calls, under one hold of the lock: all or nothing, as
+            # a transaction would be (a refused settlement raises before any
+            # change, and a claim here cannot fail).
+            settled = settle(self, name, settlement)
+            return settled, self.claim_items(name, count, lease_time) if count else []
 
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
         with self._lock:
@@ -190,6 +229,38 @@ class MemoryBackend(Backend):
             listed = [i for i, record in queue.items() if record.held_at is None]
             listed.sort(key=lambda i: (queue[i].expire > now, -queue[i].priority, i))
             return [queue[i].stored(i, "") for i in listed[:limit]]
+
+    def browse(self, name: str, state: ItemState | None, after: str | None, limit: int) -> ItemPage:
+        start = _cursor(after)
+        with self._lock:
+            now = time.time()
+            queue = self._queues.get(name, {})
+            listed: list[ListedItem] = []
+            # Ids only grow, so a page after id n never shifts as items come and go.
+            for item_id in sorted(i for i in queue if i > start):
+                record = queue[item_id]
+                where = record.state(now)
+                if state is not None and where != state:
+                    continue
+                if len(listed) == limit:
+                    return ItemPage(listed, str(listed[-1].stored.item_id))
+                listed.append(ListedItem(where, record.stored(item_id, "")))
+            return ItemPage(listed, None)
+
+    def find_item(self, name: str, item_id: ItemId) -> ListedItem | None:
+        if not isinstance(item_id, int):
+            return None  # ids here are ints: a str names no item
+        with self._lock:
+            record = self._queues.get(name, {}).get(item_id)
+            if record is None:
+                return None
+            return ListedItem(record.state(time.time()), record.stored(item_id, ""))
+
+    def remove_item(self, name: str, item_id: ItemId) -> bool:
+        if not isinstance(item_id, int):
+            return False
+        with self._lock:
+            return self._queues.get(name, {}).pop(item_id, None) is not None
 
     def release_all(self, name: str) -> int:
         with self._lock:
@@ -283,3 +354,13 @@ class MemoryBackend(Backend):
         record = queue.get(item.item_id)  # type: ignore[arg-type]
         # An unclaimed record has no token; a peeked item's empty token matches none.
         return record is not None and bool(item.token) and record.token == item.token
+
+
+def _cursor(after: str | None) -> int:
+    """The last id a page showed, from ``next_after``; 0 for the first page."""
+    if after is None:
+        return 0
+    try:
+        return int(after)
+    except ValueError:
+        raise InvalidArgumentError(f"after must be a cursor from a page, not {after!r}") from None
