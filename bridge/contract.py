@@ -218,11 +218,12 @@ class QueueStore(ABC):
         backend that does it in one statement, script or transaction (its
         ``settle_and_claim`` capability) does all or nothing: if the call
         fails, the item is still leased to the caller and nothing was
-        claimed. This default is the two calls one after the other: a
-        failure of the claim leaves the settlement done.
+        claimed (unless only the answer was lost on its way back). This
+        default is the two calls one after the other: a failure of the claim
+        leaves the settlement done. ``count`` 0 only settles.
         """
         settled = settle(self, name, settlement)
-        return settled, self.claim_items(name, count, lease_time)
+        return settled, self.claim_items(name, count, lease_time) if count else []
 
     def create_queue(self, name: str) -> None:  # noqa: B027 - optional by design
         """Set up storage ahead of use; creating items works without it."""

@@ -145,9 +145,10 @@ class Settlement:
     """What to do with a finished item, sent in the same round trip as the next claim.
 
     Build one with the class methods: ``Settlement.delete(item)``,
-    ``.release(item)``, ``.delay(item, seconds)``, ``.hold(item, reason,
-    error)``, ``.fail(item, error, delay)``; each means what the facade
-    method of that name means.
+    ``.release(item)``, ``.delay_by(item, seconds)``, ``.hold(item, reason,
+    error)``, ``.fail(item, error, delay)``; each means what the facade's
+    ``delete_item``, ``release_item``, ``delay_item``, ``hold_item`` and
+    ``fail_item`` mean.
     """
 
     item: QueueItem

@@ -308,7 +308,9 @@ class Queue:
         payloads are listed with an :class:`~bridge.items.Undecodable` as data.
         Only where the ``browse`` capability is on.
         """
-        check_count("limit", limit)
+        if check_count("limit", limit) == 0:
+            # A page of none could never move its cursor.
+            raise InvalidArgumentError("limit must be 1 or more items a page, not 0")
         if not self.capabilities.browse:
             self._refuse("browse")
         wanted = None if state is None else _state(state)
@@ -336,6 +338,24 @@ class Queue:
             self._refuse("remove_item")
         return self.backend.remove_item(self.name, item_id)
 
+    def settle(self, settlement: Settlement) -> bool:
+        """Apply ``settlement`` alone, with the call of its name (``delete_item``...).
+
+        What :meth:`settle_and_claim` does when no claim follows: the call a
+        loop makes for its last item. False if the item was no longer ours.
+        """
+        checked = self._check_settlement(settlement)
+        item, action = checked.item, checked.action
+        if action == "delete":
+            return self.delete_item(item)
+        if action == "release":
+            return self.release_item(item)
+        if action == "delay":
+            return self.delay_item(item, checked.delay or 0.0)
+        if action == "fail":
+            return self.fail_item(item, checked.error or "", checked.delay)
+        return self.hold_item(item, checked.reason, checked.error)
+
     def settle_and_claim(
         self, settlement: Settlement, count: int = 1, lease_time: float = 30
     ) -> tuple[bool, list[QueueItem]]:
@@ -346,12 +366,23 @@ class Queue:
         item was still ours (the settlement was done) and the items claimed.
         Where the ``settle_and_claim`` capability is on, one statement, script
         or transaction does both or neither: if the call raises, the item is
-        still leased to us and comes back when its lease ends.
+        still leased to us and comes back when its lease ends. Elsewhere it is
+        the two calls, and a failed claim leaves the settlement done. The
+        answer does not carry the item's new deadline: after a delay its
+        ``expire`` is left as it was (``find_item`` shows the store's).
         """
         checked = self._check_settlement(settlement)
         check_count("count", count)
         lease_time = self._check_lease(lease_time)
         settled, stored = self.backend.settle_and_claim(self.name, checked, count, lease_time)
+        if settled and checked.action in ("release", "fail"):
+            # As release_item and fail_item leave the item (the store's new
+            # expire after a delay is not in the answer).
+            item = checked.item
+            if checked.action == "release":
+                item.expire = 0.0
+            else:
+                item.last_error = checked.error
         decode, name = self.codec.decode, self.name
         try:
             claimed = [

@@ -6,12 +6,16 @@ the others are refused up front by the facade, checked last.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 import bridge
 from bridge.items import ItemState
 
 from .test_holding import claim_one
+from .test_leases import SHORT_LEASE
 
 
 @pytest.fixture
@@ -21,8 +25,11 @@ def browsable(queue: bridge.Queue) -> bridge.Queue:
     return queue
 
 
-def every_page(queue: bridge.Queue, limit: int, state: ItemState | None = None) -> list[list]:
-    pages, after = [], None
+def every_page(
+    queue: bridge.Queue, limit: int, state: ItemState | str | None = None
+) -> list[list[tuple[ItemState, Any]]]:
+    pages: list[list[tuple[ItemState, Any]]] = []
+    after: str | None = None
     while True:
         page = queue.browse(state=state, after=after, limit=limit)
         pages.append([(listed.state, listed.item.data) for listed in page.items])
@@ -145,11 +152,38 @@ def test_other_queues_items_are_never_listed_or_removed(
     assert other.counts().total == 1
 
 
+def test_each_item_shows_the_state_counts_counts_it_in(browsable: bridge.Queue) -> None:
+    queue = browsable
+    ids = queue.create_items(["expired", "leased", "ready"])
+    expired = claim_one(queue, lease_time=SHORT_LEASE)
+    claim_one(queue)
+    time.sleep(SHORT_LEASE + 0.2)
+
+    states = {listed.item.data: listed.state for listed in queue.browse(limit=10).items}
+    assert states == {
+        "expired": ItemState.READY,
+        "leased": ItemState.LEASED,
+        "ready": ItemState.READY,
+    }, "a lease that ended is ready, as counts and claims see it"
+    counts = queue.counts()
+    assert (counts.ready, counts.leased) == (2, 1)
+    found = queue.find_item(expired.item_id)
+    assert found is not None
+    assert (found.state, found.item.attempts) == (ItemState.READY, 1)
+    ready = [listed.item.item_id for listed in queue.browse(state=ItemState.READY).items]
+    assert sorted(map(str, ready)) == sorted(map(str, (ids[0], ids[2])))
+
+
 def test_bad_arguments_are_refused_naming_the_problem(browsable: bridge.Queue) -> None:
     with pytest.raises(bridge.InvalidArgumentError, match="state must be one of"):
         browsable.browse(state="sleeping")
     with pytest.raises(bridge.InvalidArgumentError, match="limit"):
         browsable.browse(limit=-1)
+    with pytest.raises(bridge.InvalidArgumentError, match="limit"):
+        browsable.browse(limit=0)  # a page of none would never move on
+    browsable.create_item("x")
+    with pytest.raises(bridge.InvalidArgumentError, match="cursor"):
+        browsable.browse(after="not a cursor from any page")
     with pytest.raises(bridge.InvalidArgumentError, match="item id"):
         browsable.find_item(None)  # type: ignore[arg-type]
 

@@ -100,3 +100,24 @@ def test_bad_settlements_are_refused_before_anything_changes(
         queue.settle_and_claim(Settlement.delete(item), lease_time=0)
     assert queue.counts().leased == 1, "nothing was settled"
     assert queue.delete_item(item)
+
+
+def test_settle_alone_makes_the_single_call_and_claims_nothing(queue: bridge.Queue) -> None:
+    queue.create_items(["a", "b", "c"])
+    a, b = claim_one(queue), claim_one(queue)
+    assert queue.settle(Settlement.delete(a)) is True
+    assert queue.settle(Settlement.delete(a)) is False, "already deleted"
+    assert queue.settle(Settlement.fail(b, "ValueError: b")) is True
+    assert b.last_error == "ValueError: b"
+    counts = queue.counts()
+    assert (counts.total, counts.leased) == (2, 1), "c was not claimed"
+    with pytest.raises(bridge.InvalidArgumentError, match="Settlement"):
+        queue.settle(b)  # type: ignore[arg-type]
+
+
+def test_a_settled_failure_keeps_its_error_on_the_item(queue: bridge.Queue) -> None:
+    queue.create_items(["a", "b"])
+    a = claim_one(queue)
+    settled, _ = queue.settle_and_claim(Settlement.fail(a, "KeyError: a"))
+    assert settled is True
+    assert a.last_error == "KeyError: a", "as fail_item leaves it"
