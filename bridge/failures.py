@@ -5,8 +5,9 @@ A queue's :class:`FailurePolicy` says how many claims an item gets
 (``retry``, a :class:`Backoff`; None waits for the lease to end, as Drupal
 does). It comes from the queue's settings (:attr:`bridge.Queue.failure_policy`),
 and a worker's own ``queue_worker(..., max_attempts=, retry=)`` wins over
-them. :func:`settle_failure` applies it to one failed item: the runner calls
-it, and so can a loop of one's own.
+them. :func:`settle_failure` applies it to one failed item, and so can a
+loop of one's own; :func:`decide_failure` only decides, so that the runner
+can send the decision in the same round trip as its next claim.
 
 One failure costs one round trip: the error is stored with the item by
 ``fail_item`` (which also delays it when ``retry`` says so), or, on the last
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from bridge.contract import MAX_SECONDS
 from bridge.errors import ConfigurationError, InvalidArgumentError
+from bridge.items import Settlement
 
 if TYPE_CHECKING:
     from bridge.items import QueueItem
@@ -311,44 +313,79 @@ def settle_failure(
     failed attempt, ERROR for a hold). Returns what was done; ``"lost"``
     when the claim had been lost to another claimer, so nothing was written.
     """
+    decided = decide_failure(queue, item, exc, policy)
+    return decided.report(queue, queue.settle(decided.settlement))
+
+
+@dataclass(frozen=True)
+class FailureDecision:
+    """What the failure policy decided for one item: the settlement to send, and how
+    to log it once the store has answered (:meth:`report`)."""
+
+    settlement: Settlement
+    max_attempts: int | None
+
+    @property
+    def outcome(self) -> Literal["failed", "held"]:
+        """What the item counts as if the settlement is done."""
+        return "held" if self.settlement.action == "hold" else "failed"
+
+    def report(self, queue: Queue, settled: bool) -> FailureOutcome:
+        """Log what the store did (one line) and return it: ``failed``, ``held`` or ``lost``."""
+        settlement, item = self.settlement, self.settlement.item
+        if not settled:
+            _log_lost(queue, item, self.outcome)
+            return "lost"
+        if settlement.action == "hold":
+            _log_held(queue, item, settlement.reason, settlement.error)
+            return "held"
+        error, delay, most = settlement.error, settlement.delay, self.max_attempts
+        logger.warning(
+            "Queue %s: item %s failed attempt %d%s; %s: %s",
+            queue.name,
+            item.item_id,
+            item.attempts,
+            "" if most is None else f" of {most}",
+            "waits for its lease to end" if delay is None else f"retried in {delay:.3g} s",
+            first_line(error),
+            extra={
+                "queue": queue.name,
+                "item_id": item.item_id,
+                "attempt": item.attempts,
+                "error": first_line(error),
+                "retry_in": delay,
+            },
+        )
+        return "failed"
+
+
+def decide_failure(
+    queue: Queue, item: QueueItem, exc: BaseException, policy: FailurePolicy | None = None
+) -> FailureDecision:
+    """What :func:`settle_failure` does for ``exc``, decided but not sent.
+
+    A hold (:class:`HoldItem`, or the last of ``max_attempts``) or a failed
+    attempt (``fail``, delayed by the ``retry`` backoff as far as the store
+    can delay). Writes nothing; the only log line it may add is
+    :func:`feasible_delay`'s, for a backoff the store cannot make.
+    """
     policy = policy or queue.failure_policy
+    most = policy.max_attempts
     if isinstance(exc, HoldItem):
         cause = exc.__cause__
         error = None if cause is None else format_error(cause)
-        return _hold(queue, item, exc.reason or type(exc).__name__, error)
+        return FailureDecision(Settlement.hold(item, exc.reason or type(exc).__name__, error), most)
     error = format_error(exc)
-    if policy.max_attempts is not None and item.attempts >= policy.max_attempts:
-        reason = f"failed on attempt {item.attempts} of max_attempts {policy.max_attempts}"
-        return _hold(queue, item, reason, error)
+    if most is not None and item.attempts >= most:
+        reason = f"failed on attempt {item.attempts} of max_attempts {most}"
+        return FailureDecision(Settlement.hold(item, reason, error), most)
     delay = None
     if policy.retry is not None:
         delay = feasible_delay(queue, item, policy.retry.delay(item.attempts))
-    if not queue.fail_item(item, error, delay):
-        _log_lost(queue, item, "failed")
-        return "lost"
-    logger.warning(
-        "Queue %s: item %s failed attempt %d%s; %s: %s",
-        queue.name,
-        item.item_id,
-        item.attempts,
-        "" if policy.max_attempts is None else f" of {policy.max_attempts}",
-        "waits for its lease to end" if delay is None else f"retried in {delay:.3g} s",
-        first_line(error),
-        extra={
-            "queue": queue.name,
-            "item_id": item.item_id,
-            "attempt": item.attempts,
-            "error": first_line(error),
-            "retry_in": delay,
-        },
-    )
-    return "failed"
+    return FailureDecision(Settlement.fail(item, error, delay), most)
 
 
-def _hold(queue: Queue, item: QueueItem, reason: str, error: str | None) -> FailureOutcome:
-    if not queue.hold_item(item, reason, error):
-        _log_lost(queue, item, "held")
-        return "lost"
+def _log_held(queue: Queue, item: QueueItem, reason: str, error: str | None) -> None:
     shown = first_line(error if error is not None else item.last_error)
     logger.error(
         "Queue %s: held item %s after attempt %d: %s%s",
@@ -365,7 +402,6 @@ def _hold(queue: Queue, item: QueueItem, reason: str, error: str | None) -> Fail
             "error": shown,
         },
     )
-    return "held"
 
 
 def _log_lost(queue: Queue, item: QueueItem, outcome: str) -> None:
