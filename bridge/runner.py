@@ -35,7 +35,12 @@ with their process) is held without running the worker. Every settled item
 is reported once to :func:`bridge.stats.record_outcome`.
 
 :func:`_settle` is the one place that turns an outcome into a queue call, so
-a new outcome is one branch there.
+a new outcome is one branch there. When the pass goes on after an item (no
+limit is reached by counting it, and the outcome does not stop the pass),
+that call is :meth:`~bridge.Queue.settle_and_claim`: the item's settlement
+and the next claim in one round trip, so a pass of N items makes N + 1 calls
+(the first claim, then one per item, the last claiming nothing). The last
+item before a limit, a suspension or an interrupt is settled alone.
 
 A pass rides out a short outage: a round trip that fails with
 :class:`~bridge.errors.BackendUnavailableError` is retried with backoff for
@@ -43,6 +48,9 @@ up to ``outage_tolerance`` seconds (``BRIDGE_OUTAGE_TOLERANCE``), and never
 past the lease of the item in hand, after which another claimer may have
 it. Past that, the pass stops (``stopped_by="backend unavailable"``, the
 error in ``error``), and the item in hand comes back when its lease ends.
+A retried settlement that finds its claim gone counts as done, not lost, on
+a store whose claims end only with their lease: within the lease, only the
+try that failed can have settled it (see :class:`_RoundTrips`).
 
 A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``,
 ``SystemExit``) is not caught: the run stops and the item comes back when its
@@ -66,8 +74,8 @@ from bridge.errors import (
     UnsupportedOperationError,
 )
 from bridge.factory import QueueFactory, get_queue
-from bridge.failures import FailurePolicy, exhausted, feasible_delay, settle_failure
-from bridge.items import QueueItem
+from bridge.failures import FailurePolicy, decide_failure, exhausted, feasible_delay
+from bridge.items import QueueItem, Settlement
 from bridge.queue import Queue
 from bridge.settings import load_settings
 from bridge.workers import (
@@ -184,12 +192,16 @@ class _Tally:
         time_limit: float | None,
         items_limit: int | None,
         should_stop: ShouldStop | None = None,
+        counting: str | None = None,
     ) -> StopReason | None:
+        """Why the pass must claim no more, if it must; ``counting``: as if the item
+        in hand were already counted as that outcome."""
         if should_stop is not None and should_stop():
             return "shutdown"
         if time_limit is not None and time.monotonic() - self.started >= time_limit:
             return "time_limit"
-        if items_limit is not None and self.counts["processed"] >= items_limit:
+        processed = self.counts["processed"] + (counting == "processed")
+        if items_limit is not None and processed >= items_limit:
             return "items_limit"
         return None
 
@@ -217,6 +229,15 @@ class _RoundTrips:
     ``should_stop`` says so. Retrying is safe: a claim whose answer was lost
     leaves an item leased to nobody until its lease ends; a settling call
     that did reach the store finds its claim gone the second time.
+
+    That is also how a settle-and-claim is retried, on either kind of store.
+    All or nothing (``capabilities.settle_and_claim``): the try that failed
+    did nothing, or did everything and only its answer was lost. Two calls
+    (the contract's default): it may have settled the item and then failed
+    to claim. Either way the retry settles again, which changes nothing if
+    the first try had settled, and reports the claim gone; :meth:`tried`
+    says that a retry answered, so that :func:`_send` counts such an item
+    as settled rather than lost.
     """
 
     queue: Queue
@@ -228,11 +249,26 @@ class _RoundTrips:
         self, what: str, call: Callable[[], T], item: QueueItem | None = None, patient: bool = True
     ) -> T:
         """``call()``, retried through an outage; ``_Unavailable`` once past the bound."""
+        return self.tried(what, call, item, patient)[0]
+
+    def tried(
+        self,
+        what: str,
+        call: Callable[[], T],
+        item: QueueItem | None = None,
+        patient: bool = True,
+        note: str = "",
+    ) -> tuple[T, bool]:
+        """As calling this object, and whether the answer came from a retry.
+
+        ``note`` ends the error of a pass that gives up, after what becomes
+        of the item in hand.
+        """
         try:
-            return call()
+            return call(), False
         except BackendUnavailableError as exc:
             # Only a failed call pays for the clock readings below.
-            return self._ride_out(what, call, item, patient, exc)
+            return self._ride_out(what, call, item, patient, exc, note), True
 
     def _ride_out(
         self,
@@ -241,6 +277,7 @@ class _RoundTrips:
         item: QueueItem | None,
         patient: bool,
         failed: BackendUnavailableError,
+        note: str,
     ) -> T:
         started = time.monotonic()
         deadline = started + (self.tolerance if patient else 0.0)
@@ -261,7 +298,7 @@ class _RoundTrips:
         while True:
             stopping = item is None and self.should_stop is not None and self.should_stop()
             if left <= 0 or stopping:
-                raise _Unavailable(self._gave_up(what, item, failed, started)) from failed
+                raise _Unavailable(self._gave_up(what, item, failed, started) + note) from failed
             time.sleep(min(pause * random.uniform(0.8, 1.2), left))
             pause = min(pause * 2, OUTAGE_LONGEST_PAUSE)
             try:
@@ -300,23 +337,33 @@ def _call(worker: QueueWorker, item: QueueItem, interrupts: Interrupts) -> BaseE
     return None
 
 
+NextLease = Callable[[str], float | None]
+"""Given what the item in hand will count as: the lease to claim the next item with,
+in the same call as its settlement, or None when the pass stops after this item."""
+_TWO_CALLS = (
+    " (unless its settlement was done before the claim failed: this store settles "
+    "and claims in two calls)"
+)
+
+
 def _settle(
     trips: _RoundTrips,
     item: QueueItem,
     outcome: BaseException | None,
     tally: _Tally,
-    interrupts: Interrupts,
-    policy: FailurePolicy,
-) -> StopReason | None:
-    """Turn the worker's outcome into a queue call; why the pass must stop, if it must."""
-    queue = trips.queue
+    plan: _Plan,
+    next_lease: NextLease,
+) -> tuple[StopReason | None, list[QueueItem] | None]:
+    """Turn the worker's outcome into a queue call: why the pass must stop, if it must,
+    and the items that call claimed, if it claimed (None: it made no claim)."""
+    queue, interrupts = trips.queue, plan.interrupts
     if outcome is None:
-        tally.settled(
-            trips("delete an item", lambda: queue.delete_item(item), item), "processed", item
-        )
-    elif isinstance(outcome, interrupts):
-        # No patience: an interrupt means the process is about to stop, and the
-        # lease brings the item back if this one call fails.
+        delete = Settlement.delete(item)
+        return None, _send_counted(trips, delete, "delete an item", "processed", tally, next_lease)
+    if isinstance(outcome, interrupts):
+        # Settled alone, as the run ends. No patience: an interrupt means the
+        # process is about to stop, and the lease brings the item back if
+        # this one call fails.
         trips("release an item", lambda: queue.release_item(item), item, patient=False)
         stats.record_outcome(queue.name, "released")
         logger.warning(
@@ -325,59 +372,144 @@ def _settle(
             queue.name,
             type(outcome).__name__,
         )
-        return "interrupted"
-    elif isinstance(outcome, SuspendQueue):
+        return "interrupted", None
+    if isinstance(outcome, SuspendQueue):
         trips("release an item", lambda: queue.release_item(item), item)
         stats.record_outcome(queue.name, "released")
         logger.debug("A worker for %s queue suspended further processing of the queue.", queue.name)
         tally.suspension = outcome
-        return "suspended"
-    elif isinstance(outcome, DelayedRequeue):
-        _delay(trips, item, outcome.delay, tally)
-    elif isinstance(outcome, Requeue):
-        tally.settled(
-            trips("release an item", lambda: queue.release_item(item), item), "requeued", item
-        )
-    else:
-        # HoldItem, attempts exhausted, and any other exception: the policy
-        # decides, and logs the failure or the hold.
-        tally.add(
-            trips(
-                "settle a failed item", lambda: settle_failure(queue, item, outcome, policy), item
-            )
-        )
-    return None
+        return "suspended", None
+    if isinstance(outcome, DelayedRequeue):
+        return None, _delay(trips, item, outcome.delay, tally, next_lease)
+    if isinstance(outcome, Requeue):
+        release = Settlement.release(item)
+        return None, _send_counted(trips, release, "release an item", "requeued", tally, next_lease)
+    # HoldItem, attempts exhausted, and any other exception: the policy
+    # decides, and logs the failure or the hold once the store has answered.
+    decided = decide_failure(queue, item, outcome, plan.policy)
+    settled, claimed = _send(
+        trips, decided.settlement, "settle a failed item", next_lease(decided.outcome)
+    )
+    tally.add(decided.report(queue, settled))
+    return None, claimed
 
 
-def _delay(trips: _RoundTrips, item: QueueItem, seconds: float, tally: _Tally) -> None:
+def _delay(
+    trips: _RoundTrips, item: QueueItem, seconds: float, tally: _Tally, next_lease: NextLease
+) -> list[QueueItem] | None:
     """Settle a ``DelayedRequeue``: delayed as asked, or as near as the backend allows."""
     queue = trips.queue
     delay = feasible_delay(queue, item, seconds)
     if delay is None:
         tally.add("kept_leased")
-    elif not queue.capabilities.delay:
+        return None
+    if not queue.capabilities.delay:
         # A delay of 0 is a release, which every backend can do.
-        tally.settled(
-            trips("release an item", lambda: queue.release_item(item), item), "requeued", item
+        release = Settlement.release(item)
+        return _send_counted(trips, release, "release an item", "requeued", tally, next_lease)
+    try:
+        settled, claimed = _send(
+            trips, Settlement.delay_by(item, delay), "delay an item", next_lease("delayed")
         )
+    except (InvalidArgumentError, UnsupportedOperationError) as exc:
+        # A limit the backend enforces without declaring it in its
+        # capabilities: refused before anything changed (a settle-and-claim
+        # settles before it claims), so the item is still leased to us, and
+        # one item must not end the pass.
+        logger.warning(
+            "Queue %s refused to delay item %s by %g s (%s); it stays leased until its lease ends.",
+            queue.name,
+            item.item_id,
+            delay,
+            exc,
+        )
+        tally.add("kept_leased")
+        return None
+    tally.settled(settled, "delayed", item)
+    return claimed
+
+
+def _send_counted(
+    trips: _RoundTrips,
+    settlement: Settlement,
+    what: str,
+    outcome: str,
+    tally: _Tally,
+    next_lease: NextLease,
+) -> list[QueueItem] | None:
+    """:func:`_send`, then the item counted as ``outcome``, or ``lost``."""
+    settled, claimed = _send(trips, settlement, what, next_lease(outcome))
+    tally.settled(settled, outcome, settlement.item)
+    return claimed
+
+
+def _send(
+    trips: _RoundTrips, settlement: Settlement, what: str, lease: float | None
+) -> tuple[bool, list[QueueItem] | None]:
+    """Send a settlement, with the claim of the next item when ``lease`` is given.
+
+    One round trip either way: ``settle_and_claim`` (count 1), or the
+    settlement's own call when the pass claims no more. Returns whether the
+    item was still ours, and the items claimed (None when no claim was made).
+    """
+    queue, item = trips.queue, settlement.item
+    claimed: list[QueueItem] | None = None
+    if lease is None:
+        settled, retried = trips.tried(what, lambda: queue.settle(settlement), item)
     else:
-        try:
-            held = trips("delay an item", lambda: queue.delay_item(item, delay), item)
-        except (InvalidArgumentError, UnsupportedOperationError) as exc:
-            # A limit the backend enforces without declaring it in its
-            # capabilities: refused before anything changed, so the item
-            # is still leased to us, and one item must not end the pass.
-            logger.warning(
-                "Queue %s refused to delay item %s by %g s (%s); it stays leased "
-                "until its lease ends.",
-                queue.name,
-                item.item_id,
-                delay,
-                exc,
-            )
-            tally.add("kept_leased")
-        else:
-            tally.settled(held, "delayed", item)
+        note = "" if queue.capabilities.settle_and_claim else _TWO_CALLS
+        (settled, claimed), retried = trips.tried(
+            f"{what} and claim the next",
+            lambda: queue.settle_and_claim(settlement, 1, lease),
+            item,
+            note=note,
+        )
+    if retried and not settled and queue.capabilities.crash_recovery == "lease":
+        # The retries never outlast the item's lease, and on this store only
+        # the lease's end hands the item to another claimer: the try that
+        # failed is what settled it, its answer lost in the outage. (On a
+        # store that hands back a dropped connection's items, the claim is
+        # gone with the connection: lost, and the broker gives the item again.)
+        logger.info(
+            "Queue %s: the retry found item %s already settled by the try that failed.",
+            queue.name,
+            item.item_id,
+        )
+        settled = True
+    return settled, claimed
+
+
+def _hand_back(trips: _RoundTrips, item: QueueItem) -> None:
+    """Release an item claimed with the last settlement whose worker never started."""
+    queue = trips.queue
+    try:
+        trips("release an item", lambda: queue.release_item(item), item, patient=False)
+    except _Unavailable:
+        return  # its lease brings it back
+    stats.record_outcome(queue.name, "released")
+    logger.warning(
+        "Interrupted before item %s of queue %s was worked on; released it.",
+        item.item_id,
+        queue.name,
+    )
+
+
+def _work_on(
+    trips: _RoundTrips, item: QueueItem, tally: _Tally, plan: _Plan, next_lease: NextLease
+) -> tuple[StopReason | None, QueueItem | None]:
+    """Run the worker on one claimed item and settle the outcome: why the pass stops, if
+    it does, and the next item, if the settling call claimed one."""
+    # An item claimed past max_attempts is held as it is: its worker
+    # killed the process on each of those claims.
+    outcome: BaseException | None = exhausted(item, plan.policy)
+    if outcome is None:
+        outcome = _call(plan.worker, item, plan.interrupts)
+    stop, claimed = _settle(trips, item, outcome, tally, plan, next_lease)
+    if claimed:
+        return stop, claimed[0]
+    if claimed is not None and stop is None:
+        return "empty", None  # the claim that travelled with the settlement found none
+    return stop, None
 
 
 def _feasible_lease(queue: Queue, seconds: float) -> float:
@@ -436,6 +568,8 @@ def _run_pass(
 
     The limits (time, items, should_stop) are checked before each claim, never during an
     item: stopping a worker midway would leave its item leased for nothing.
+    The claim after an item travels with its settlement (:func:`_send`), so
+    they are checked before that call, counting the item as its outcome.
     An interrupt does stop it midway, and releases the item first.
     ``housekeeping`` runs the queue's garbage collection first.
     """
@@ -446,7 +580,13 @@ def _run_pass(
         queue, plan.tolerance, limits[2], None if budget is None else tally.started + budget
     )
     lease_time = _feasible_lease(queue, plan.lease)
+
+    def next_lease(counting: str) -> float | None:
+        return lease_time if tally.stop_reason(*limits, counting=counting) is None else None
+
     stop: StopReason | None = None
+    item: QueueItem | None = None
+    """Claimed and not yet worked on: handed back if an interrupt comes first."""
     try:
         if housekeeping:
             # As drush does, so expired leases and delays are reset first on
@@ -454,24 +594,25 @@ def _run_pass(
             trips("collect garbage", queue.garbage_collection)
         stop = tally.stop_reason(*limits)
         while stop is None:
-            item = trips("claim an item", lambda: queue.claim_item(lease_time))
             if item is None:
-                stop = "empty"
-                continue
-            # An item claimed past max_attempts is held as it is: its worker
-            # killed the process on each of those claims.
-            outcome: BaseException | None = exhausted(item, plan.policy)
-            if outcome is None:
-                outcome = _call(plan.worker, item, interrupts)
-            stop = _settle(trips, item, outcome, tally, interrupts, plan.policy)
+                item = trips("claim an item", lambda: queue.claim_item(lease_time))
+                if item is None:
+                    stop = "empty"
+                    continue
+            working, item = item, None
+            stop, item = _work_on(trips, working, tally, plan, next_lease)
             if progress is not None and stop != "interrupted":
                 progress(tally.summary("running"))
-            if stop is None:
+            if stop is None and item is None:
                 stop = tally.stop_reason(*limits)
     except interrupts:
-        # Raised outside the worker (in a claim or a delete): this pass holds
-        # nothing that its lease will not bring back.
+        # Raised outside the worker (in a claim, a settlement, a progress
+        # report): an item settled or claimed by the call that was cut short
+        # comes back when its lease ends; one claimed and not yet started is
+        # handed back now.
         stop = "interrupted"
+        if item is not None:
+            _hand_back(trips, item)
     except _Unavailable as exc:
         stop = "backend unavailable"
         tally.error = str(exc)

@@ -180,7 +180,8 @@ def _process_queue(
             should_stop=shutdown.requested,
         )
     except SoftTimeLimitExceeded:
-        # Raised while reporting progress: no item is in hand then.
+        # Raised outside the pass loop, which catches its own (and releases an
+        # item claimed but not started): no item is in hand here.
         summary = progress.latest or Summary(name)
         summary = Summary(**{**summary.as_dict(), "stopped_by": "interrupted"})
     result = summary.as_dict()
