@@ -321,7 +321,8 @@ MOVER = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGKILL)
 
     def commit_then_die(channel):
-        channel.send_method(methods.Tx.Commit)  # sent; its reply is never read
+        channel.send_method(methods.Tx.Commit)  # its reply is never read
+        session._uncork()  # sent with the frames staged before it, as bridge's commit goes
         die()
 
     if when == "before-commit":

@@ -62,8 +62,10 @@ class Claims:
         return sorted(held, key=lambda pair: pair[1].seq)
 
     def expired(self, queue: str) -> list[tuple[str, Held]]:
+        """The queue's claims whose lease has ended, oldest first."""
         now = time.time()
-        return [(token, held) for token, held in self.of(queue) if held.expire <= now]
+        ended = [(t, h) for t, h in self._held.items() if h.queue == queue and h.expire <= now]
+        return sorted(ended, key=lambda pair: pair[1].seq) if len(ended) > 1 else ended
 
     def live(self, queue: str) -> list[Held]:
         now = time.time()

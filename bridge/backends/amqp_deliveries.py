@@ -91,35 +91,40 @@ class Deliveries:
         """
         channel = self.channel(name)
         window = min(count, MAX_WINDOW)
-        expired = self.expired(name)[:count]
+        expired = self.claims.expired(name)[:count]  # pruned by the find of ``held``
         leaves = settlement.action != "fail" or settlement.delay is not None
         freed = [h for _, h in expired] + ([held] if leaves else [])
         consumer = self.streams.current(name, channel)
-        if consumer is not None and not (
-            consumer.window == window
-            and self.claims.pushed(name, consumer.tag) == window
-            and any(h.fetched.consumer == consumer.tag for h in freed)
-        ):
-            self.streams.stop(name)
-            consumer = None
+        if consumer is not None:
+            used = self.claims.pushed(name, consumer.tag)
+            mine = sum(1 for h in freed if h.fetched.consumer == consumer.tag)
+            if consumer.window != window or used != window or not mine:
+                self.streams.stop(name)
+                consumer = None
         back = bool(expired) or settlement.action == "release"
         back = back or (settlement.action in ("delay", "fail") and (settlement.delay or 0.0) <= 0)
         if consumer is None and not back:
-            self.streams.start(name, channel, window)
+            consumer = self.streams.start(name, channel, window)
+            used = mine = 0
         with self.streams.keeping(name):
             self.requeue(name, expired)
             settled = self.settle(name, token, held, settlement, visibly=False)
-        return settled, self._retrying(lambda: self._take(name, channel, count, lease))
+        if not settled:
+            mine = 0  # nothing of the window was settled after all
+        room = window - used + mine if consumer is not None else window
+        return settled, self._retrying(lambda: self._take(name, channel, count, lease, room))
 
-    def _take(self, name: str, channel: Any, count: int, lease: float) -> list[StoredItem]:
-        """What the broker pushes into the room made; a fetch when nothing came."""
+    def _take(
+        self, name: str, channel: Any, count: int, lease: float, room: int
+    ) -> list[StoredItem]:
+        """What the broker pushes into the ``room`` made; a fetch when nothing came."""
         now = self.channel(name)
         consumer = self.streams.current(name, now)
         if consumer is None and now is not channel:
             return self._fetch(name, count, lease)  # the channel was lost meanwhile
         if consumer is None:
             consumer = self.streams.start(name, now, min(count, MAX_WINDOW))
-        room = consumer.window - self.claims.pushed(name, consumer.tag)
+            room = consumer.window
         pushed = self.streams.collect(consumer, room)
         if not pushed:
             # A quorum queue may apply the acknowledgement after the cancel
@@ -191,12 +196,13 @@ class Deliveries:
         """Acknowledge these claims, and commit: how many, once the broker confirmed."""
         if not taken:
             return 0
-        self.streams.settling(name, taken.values())
-        for token, held in taken.items():
-            self.claims.pop(token)
-            held.channel.basic_ack(held.fetched.tag)
-            self.ledger.forget(held.fetched.key)
-        return len(taken) if self._session.confirmed(name) else 0
+        with self._session.corked():  # the acknowledgements and the commit in one write
+            self.streams.settling(name, taken.values())
+            for token, held in taken.items():
+                self.claims.pop(token)
+                held.channel.basic_ack(held.fetched.tag)
+                self.ledger.forget(held.fetched.key)
+            return len(taken) if self._session.confirmed(name) else 0
 
     def delay(
         self,
@@ -215,17 +221,18 @@ class Deliveries:
             return now if self.requeue(name, [(token, held)], visibly=visibly) else None
         holding, expiration, redeclare = self._delays.prepare(name, delay)
         copy = held.fetched.again(held.item_id, held.attempts, error)
-        self.streams.settling(name, [held])
         self.claims.pop(token)
-        moved = self._session.move(
-            name,
-            holding,
-            [copy],
-            int(now),
-            redeclare,
-            ack=[held.fetched.tag],
-            expiration_ms=expiration,
-        )
+        with self._session.corked():
+            self.streams.settling(name, [held])
+            moved = self._session.move(
+                name,
+                holding,
+                [copy],
+                int(now),
+                redeclare,
+                ack=[held.fetched.tag],
+                expiration_ms=expiration,
+            )
         if not moved:
             return None
         self.ledger.forget(held.fetched.key)
@@ -237,16 +244,17 @@ class Deliveries:
         last_error = held.error if error is None else error
         copy = held.fetched.again(held.item_id, held.attempts, last_error)
         target, redeclare = self._held.target(name)
-        self.streams.settling(name, [held])
         self.claims.pop(token)
-        moved = self._session.move(
-            name,
-            target,
-            [held_copy(copy, now, reason)],
-            int(now),
-            redeclare,
-            ack=[held.fetched.tag],
-        )
+        with self._session.corked():
+            self.streams.settling(name, [held])
+            moved = self._session.move(
+                name,
+                target,
+                [held_copy(copy, now, reason)],
+                int(now),
+                redeclare,
+                ack=[held.fetched.tag],
+            )
         if moved:
             self.ledger.forget(held.fetched.key)
         return moved
@@ -263,7 +271,6 @@ class Deliveries:
         """
         if not held:
             return False
-        self.streams.settling(name, [delivery for _, delivery in held])
         before = (self._session.ready_count(name) or 0) if visibly else 0
         copies: list[Outgoing] = []
         acks: list[int] = []
@@ -278,9 +285,11 @@ class Deliveries:
             else:
                 requeues.append(delivery.fetched.tag)
         redeclare = self.redeclarer(name)
-        confirmed = self._session.move(
-            name, name, copies, int(time.time()), redeclare, ack=acks, requeue=requeues
-        )
+        with self._session.corked():
+            self.streams.settling(name, [delivery for _, delivery in held])
+            confirmed = self._session.move(
+                name, name, copies, int(time.time()), redeclare, ack=acks, requeue=requeues
+            )
         if visibly and confirmed:
             self._session.await_ready(name, before + len(held))
         return confirmed
@@ -315,6 +324,9 @@ class Deliveries:
 
     def channel(self, name: str) -> Any:
         """The queue's channel, the queue declared when the channel is new."""
+        channel = self._session.channels.get(name)
+        if channel is not None and channel.is_open:
+            return channel
         channel = self._session.queue_channel(name, self.claims.busy())
         self.known.add(name)
         return channel

@@ -38,7 +38,8 @@ from __future__ import annotations
 import logging
 import select
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from bridge.backends.amqp_layout import RESERVED_PREFIXES, Layout, parse_version
@@ -79,6 +80,7 @@ class AmqpSession:
             kombu.exceptions.OperationalError,
         )
         amqp = kombu.transport.pyamqp.amqp
+        self._commit, self._commit_ok = amqp.spec.Tx.Commit, amqp.spec.Tx.CommitOk
         self.other_errors: tuple[type[Exception], ...] = (
             amqp.exceptions.AMQPError,
             amqp.exceptions.MessageNacked,
@@ -95,6 +97,7 @@ class AmqpSession:
         self._mover: Any = None
         self._admin: Any = None
         self._returned: list[str] = []
+        self._cork: tuple[Any, Any, list[bytes]] | None = None
 
     def lost(self) -> None:
         """After a connection error: free what is left without waiting on the socket."""
@@ -245,17 +248,57 @@ class AmqpSession:
             except TimeoutError:
                 return
 
-    def drain(self, timeout: float) -> bool:
-        """Handle the next method the broker sends, waiting up to ``timeout`` s; False if none.
+    def next_method(self, seconds: float) -> bool:
+        """Handle the next method the broker sends, if it begins within ``seconds``.
 
-        A consumer's delivery goes to its callback; a channel the broker
-        closed raises its channel error here.
+        False when nothing came. A consumer's delivery goes to its callback;
+        a channel the broker closed raises its channel error. The wait is one
+        ``select``; the method's frames, which follow its first byte, are
+        then read without a timeout (py-amqp would set and reset the
+        socket's timeout around every frame, and poll before every read).
         """
-        try:
-            self._conn.connection.drain_events(timeout=timeout)
-        except TimeoutError:
+        connection = self._conn.connection
+        transport = connection.transport
+        sock = transport.sock
+        pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
+        ready = (
+            getattr(transport, "_read_buffer", b"")  # a frame a timeout interrupted
+            or (pending is not None and pending())
+            or select.select([sock], [], [], seconds)[0]
+        )
+        if not ready:
             return False
+        connection.drain_events()
         return True
+
+    @contextmanager
+    def corked(self) -> Iterator[None]:
+        """Hold the frames written meanwhile; they go in one write with the next commit.
+
+        An acknowledgement and its commit then reach the broker as one
+        segment, not one write each. Nothing inside may wait for a reply
+        (its request would still be held). What is left at the end goes then.
+        """
+        transport = getattr(self._conn.connection, "transport", None) if self._conn else None
+        if self._cork is not None or transport is None or not hasattr(transport, "_write"):
+            yield
+            return
+        chunks: list[bytes] = []
+        self._cork = (transport, transport._write, chunks)
+        transport._write = lambda data: chunks.append(bytes(data))  # the frame buffer is reused
+        try:
+            yield
+        finally:
+            self._uncork()
+
+    def _uncork(self) -> None:
+        if self._cork is None:
+            return
+        transport, write, chunks = self._cork
+        self._cork = None
+        transport._write = write
+        if chunks:
+            write(b"".join(chunks))
 
     def confirmed(self, name: str) -> bool:
         """Commit the queue channel's transaction: True if the broker still has the channel open.
@@ -271,11 +314,14 @@ class AmqpSession:
             if channel is None or not channel.is_open:
                 return False
             try:
-                channel.tx_commit()
+                channel.send_method(self._commit)
+                self._uncork()  # with what was staged (:meth:`corked`), in one write
+                channel.wait(self._commit_ok)
             except self.channel_errors:
                 self.bury_dead()  # the close may have been another channel's: look again
                 continue
             return True
+        self._uncork()
         return False
 
     def await_ready(self, name: str, ready: int) -> None:
@@ -372,13 +418,14 @@ class AmqpSession:
         if channel is None or not channel.is_open:
             return False
         self._returned.clear()
-        self._stage(channel, routing_key, messages, timestamp, expiration_ms)
-        for tag in ack:
-            channel.basic_ack(tag)
-        for tag in requeue:
-            channel.basic_reject(tag, requeue=True)
-        if not self.confirmed(queue):
-            return False
+        with self.corked():
+            self._stage(channel, routing_key, messages, timestamp, expiration_ms)
+            for tag in ack:
+                channel.basic_ack(tag)
+            for tag in requeue:
+                channel.basic_reject(tag, requeue=True)
+            if not self.confirmed(queue):
+                return False
         self._resend(routing_key, messages, timestamp, redeclare, expiration_ms)
         return True
 

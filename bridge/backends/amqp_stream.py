@@ -176,18 +176,14 @@ class Streams:
         wanted = room if expect is None else min(expect, room)
         wait = min(_WAIT_CEILING, _WAIT_FLOOR + self._latency + 4 * self._spread)
         started = time.monotonic()
-        deadline = started + wait
         learnt = bool(inbox)
         if learnt:
             self._learn(0.0)
-        while len(inbox) < wanted and not consumer.cancelled and consumer.channel.is_open:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._session.drain(left):
-                break
+        next_method = self._session.next_method
+        while len(inbox) < wanted and not consumer.cancelled and next_method(wait):
             if inbox and not learnt:
                 learnt = True
                 self._learn(time.monotonic() - started)
-            deadline = time.monotonic() + wait
         if len(inbox) < room:
             self._flush(consumer, started, learnt)
         messages = list(inbox)
