@@ -522,26 +522,25 @@ class Statements:
         """Whether an item is in ``state`` at ``now``: the one classification of
         ``counts``, ``browse``'s filter and :meth:`state_of`.
 
-        Held is ``state = 'held'``. Otherwise an item whose ``expire`` has
-        passed is ready, whatever its ``state`` says (an ended lease or delay);
-        one still waiting is leased when its state says so, delayed otherwise.
+        Ready is what a claim takes: ``expire`` has passed (an ended lease
+        or delay included), whatever ``state`` says. An item still waiting
+        is held or leased when its ``state`` says so, delayed otherwise. A
+        held item's ``expire`` never passes (:data:`HELD_UNTIL`).
         """
         t = self.table
-        held = self._is_held()
-        if state == HELD:
-            return held
         if state == READY:
-            return sa.and_(t.c.expire <= now, ~held)
-        if state == LEASED:
-            return sa.and_(t.c.expire > now, t.c.state == _state(LEASED))
-        return sa.and_(t.c.expire > now, t.c.state != _state(LEASED), ~held)
+            return t.c.expire <= now
+        waiting = t.c.expire > now
+        if state == DELAYED:
+            return sa.and_(waiting, t.c.state != _state(LEASED), ~self._is_held())
+        return sa.and_(waiting, t.c.state == _state(state))
 
     def state_of(self, now: sa.ColumnElement[float]) -> sa.ColumnElement[str]:
         """Each item's state at ``now``, as :meth:`in_state` classifies it."""
         t = self.table
         return sa.case(
-            (self._is_held(), _state(HELD)),
             (t.c.expire <= now, _state(READY)),
+            (self._is_held(), _state(HELD)),
             (t.c.state == _state(LEASED), _state(LEASED)),
             else_=_state(DELAYED),
         )

@@ -191,7 +191,7 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s AND bridge_queue.st
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3
+SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s;
 
@@ -231,7 +231,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.state != 'held' ORDER BY CA
 -- name: browse[every state]
 -- runs in: browse, the first page, every state
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
@@ -241,11 +241,11 @@ WHERE bridge_queue.name = %(queue)s ORDER BY bridge_queue.priority DESC, bridge_
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -254,9 +254,9 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority < %(after_priority
 -- name: browse[ready]
 -- runs in: browse, the first page, ready
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: browse_after[ready]
@@ -264,20 +264,20 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_time
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s;
 
 -- name: browse[leased]
 -- runs in: browse, the first page, leased
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
@@ -287,11 +287,11 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_times
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -300,7 +300,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_times
 -- name: browse[delayed]
 -- runs in: browse, the first page, delayed
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
@@ -310,11 +310,11 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_times
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -323,9 +323,9 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_times
 -- name: browse[held]
 -- runs in: browse, the first page, held
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: browse_after[held]
@@ -333,20 +333,20 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' ORDER BY bri
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s;
 
 -- name: find_item
 -- runs in: find_item
 -- parameters: id, queue
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.item_id = %(id)s AND bridge_queue.name = %(queue)s;
 

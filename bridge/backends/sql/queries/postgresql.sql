@@ -56,6 +56,10 @@ ALTER TABLE bridge_queue ADD COLUMN hold_reason TEXT;
 -- runs in: every new connection
 SET enable_sort = off;
 
+-- name: session_2
+-- runs in: every new connection
+SET jit = off;
+
 -- name: ping
 -- runs in: a pinned connection idle for over a second
 SELECT 1;
@@ -284,7 +288,7 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') AS anon_3, count(*) FILTER (WHERE bridge_queue.state = 'held') AS anon_4
+SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') AS anon_3, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state = 'held') AS anon_4
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR;
 
@@ -324,7 +328,7 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state != 'held' OR
 -- name: browse[every state]
 -- runs in: browse, the first page, every state
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
@@ -334,11 +338,11 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR ORDER BY bridge_queue.priority DESC
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -347,9 +351,9 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority < %(after
 -- name: browse[ready]
 -- runs in: browse, the first page, ready
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse_after[ready]
@@ -357,20 +361,20 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT 
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse[leased]
 -- runs in: browse, the first page, leased
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
@@ -380,11 +384,11 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT C
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -393,7 +397,7 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT C
 -- name: browse[delayed]
 -- runs in: browse, the first page, delayed
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
@@ -403,11 +407,11 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT C
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -416,9 +420,9 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT C
 -- name: browse[held]
 -- runs in: browse, the first page, held
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse_after[held]
@@ -426,20 +430,20 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state = 'held' ORD
 -- parameters: queue, after_priority, after_id, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: find_item
 -- runs in: find_item
 -- parameters: id, queue
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.name = %(queue)s::VARCHAR;
 

@@ -193,7 +193,7 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = ? AND bridge_queue.state = 'h
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') AS anon_3, count(*) FILTER (WHERE bridge_queue.state = 'held') AS anon_4
+SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') AS anon_3, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state = 'held') AS anon_4
 FROM bridge_queue
 WHERE bridge_queue.name = ?;
 
@@ -233,7 +233,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.state != 'held' ORDER BY CASE WHEN 
 -- name: browse[every state]
 -- runs in: browse, the first page, every state
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
@@ -243,11 +243,11 @@ WHERE bridge_queue.name = ? ORDER BY bridge_queue.priority DESC, bridge_queue.it
 -- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -256,9 +256,9 @@ WHERE bridge_queue.name = ? AND bridge_queue.priority < ? ORDER BY bridge_queue.
 -- name: browse[ready]
 -- runs in: browse, the first page, ready
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse_after[ready]
@@ -266,20 +266,20 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now')
 -- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse[leased]
 -- runs in: browse, the first page, leased
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
@@ -289,11 +289,11 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') 
 -- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -302,7 +302,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') 
 -- name: browse[delayed]
 -- runs in: browse, the first page, delayed
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
@@ -312,11 +312,11 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') 
 -- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
@@ -325,9 +325,9 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') 
 -- name: browse[held]
 -- runs in: browse, the first page, held
 -- parameters: queue, limit
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse_after[held]
@@ -335,20 +335,20 @@ WHERE bridge_queue.name = ? AND bridge_queue.state = 'held' ORDER BY bridge_queu
 -- parameters: queue, after_priority, after_id, limit, queue, after_priority, limit, limit
 SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.priority, page.last_error, page.held_at, page.hold_reason, page.shown
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.state = 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
-FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.state = 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT ? OFFSET 0;
 
 -- name: find_item
 -- runs in: find_item
 -- parameters: id, queue
-SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
+SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
 WHERE bridge_queue.item_id = ? AND bridge_queue.name = ?;
 
