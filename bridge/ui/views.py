@@ -23,6 +23,7 @@ from bridge.ui import model
 from bridge.ui.model import STATES, ItemsView, Overview, QueueRow
 from bridge.ui.rates import rate_text
 from bridge.ui.web import Context, Links
+from bridge.workers import registered_workers
 
 MAX_PAGE = 500
 HELD_LIMIT = 100
@@ -155,8 +156,6 @@ async def queue_page(ctx: Context, request: Request) -> Response:
 
 
 def _run_form_values(ctx: Context, name: str) -> dict[str, Any]:
-    from bridge.workers import registered_workers
-
     worker = registered_workers().get(name)
     return {
         "possible": worker is not None,
