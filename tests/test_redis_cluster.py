@@ -424,6 +424,46 @@ def private_cluster(tmp_path: Path) -> Iterator[dict[int, subprocess.Popen[bytes
             server.wait()
 
 
+def test_a_queue_whose_slot_moves_to_another_master_is_followed_there(
+    private_cluster: dict[int, subprocess.Popen[bytes]],
+) -> None:
+    ports = list(private_cluster)
+    url = f"redis+cluster://127.0.0.1:{ports[0]}"
+    factory = bridge.QueueFactory(default={"url": url, "options": {"key_prefix": "mv"}})
+    admin = RedisCluster(host="127.0.0.1", port=ports[0])
+    try:
+        queue = factory.get("moving")
+        ids = queue.create_items(["a", "b", "c", "d", "e"])
+        holder = queue.claim_item(lease_time=60)
+        assert holder is not None
+        key = items_key(queue)
+        slot = key_slot(key.encode())
+        source = master_of(admin, key)
+        target = next(node for node in admin.get_primaries() if node.port != source.port)
+        src, dst = source.redis_connection, target.redis_connection
+        src_id, dst_id = (node.execute_command("CLUSTER MYID") for node in (src, dst))
+        # Resharding one slot by hand, as redis-cli --cluster reshard does.
+        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        keys = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+        assert len(keys) == 5, keys  # ready, leased, items, ids, the producer's record
+        src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        for node in admin.get_primaries():
+            node.redis_connection.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+
+        # The backend still sends the queue's scripts to the old master,
+        # which answers MOVED; the client follows it and learns the new map.
+        assert queue.counts() == bridge.ItemCounts(ready=4, leased=1, delayed=0, held=0)
+        assert queue.delete_item(holder)
+        claimed = queue.claim_items(10, lease_time=60)
+        assert [item.item_id for item in claimed] == ids[1:]
+        assert dst.exists(key) == 1
+        assert src.execute_command("CLUSTER COUNTKEYSINSLOT", slot) == 0
+    finally:
+        factory.close()
+        admin.close()
+
+
 def test_a_killed_master_fails_over_to_its_replica_and_its_queue_goes_on(
     private_cluster: dict[int, subprocess.Popen[bytes]],
 ) -> None:

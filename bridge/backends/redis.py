@@ -32,6 +32,8 @@ URL format:
     (``?socket_timeout=5&ssl_cert_reqs=required``...). bridge's defaults: a
     5 s connect timeout and a 30 s socket timeout, after which a call raises
     ``BackendUnavailableError``. Needs Redis 6.2 or later.
+    ``redis+cluster://host[:port][,host[:port]...]`` (``rediss+cluster://``
+    for TLS): a Redis Cluster, through the client ``redis_cluster.py`` makes.
 
 Options:
     ``key_prefix``: the first part of every key (default ``bridge``), so
