@@ -423,3 +423,18 @@ def test_a_forked_child_streams_on_its_own_connection(connect: Connect) -> None:
     everyone = [*done, in_hand.item_id, *child_deleted]
     assert sorted(everyone) == sorted(ids), "each item once, by the parent or the child"
     assert queue.number_of_items() == 0
+
+
+@rabbitmq
+def test_an_expired_claim_settled_in_a_chain_is_settled_once(connect: Connect) -> None:
+    """Its lease ran out, nobody took it: the holder's settle_and_claim still settles it."""
+    queue = connect(unique())
+    queue.create_items(["a", "b", "c"])
+    (a,) = queue.claim_items(1, lease_time=60)
+    settled, (b,) = queue.settle_and_claim(Settlement.delete(a), 1, 0.2)
+    assert settled
+    time.sleep(0.3)
+    settled, claimed = queue.settle_and_claim(Settlement.delete(b), 1, 60)
+    assert settled, "expired, but still this holder's: deleted"
+    assert [item.data for item in claimed] == ["c"]
+    assert queue.number_of_items() == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from bridge.backends.amqp_records import Fetched, Held
@@ -25,6 +26,8 @@ class Claims:
         self.owner = uuid.uuid4().hex[:12]
         self._held: dict[str, Held] = {}
         self._seq = itertools.count()
+        self._pushed: Counter[str] = Counter()
+        """Claims on the messages each consumer pushed, by consumer tag."""
 
     def receive(
         self, queue: str, channel: Any, fetched: Fetched, expire: float, attempts: int
@@ -43,6 +46,8 @@ class Claims:
         )
         token = new_token(self.owner)
         self._held[token] = held
+        if fetched.consumer:
+            self._pushed[fetched.consumer] += 1
         return token, held
 
     def foreign(self, token: str) -> bool:
@@ -54,7 +59,9 @@ class Claims:
         return held if held is not None and held.queue == queue else None
 
     def pop(self, token: str) -> None:
-        del self._held[token]
+        consumer = self._held.pop(token).fetched.consumer
+        if consumer:
+            self._pushed[consumer] -= 1
 
     def of(self, queue: str) -> list[tuple[str, Held]]:
         """The queue's claims, oldest first."""
@@ -71,13 +78,9 @@ class Claims:
         now = time.time()
         return [held for _, held in self.of(queue) if held.expire > now]
 
-    def pushed(self, queue: str, consumer: str) -> int:
+    def pushed(self, consumer: str) -> int:
         """Claims on messages pushed to ``consumer``: the used places of its window."""
-        return sum(
-            1
-            for held in self._held.values()
-            if held.queue == queue and held.fetched.consumer == consumer
-        )
+        return self._pushed[consumer]
 
     def count(self, queue: str) -> int:
         return sum(1 for held in self._held.values() if held.queue == queue)
@@ -87,7 +90,7 @@ class Claims:
         live = {name: channel for name, channel in channels.items() if channel.is_open}
         dead = [t for t, held in self._held.items() if live.get(held.queue) is not held.channel]
         for token in dead:
-            del self._held[token]
+            self.pop(token)
 
     def busy(self) -> set[str]:
         """Queues with deliveries held, whose channels must stay open."""
@@ -95,3 +98,4 @@ class Claims:
 
     def clear(self) -> None:
         self._held.clear()
+        self._pushed.clear()

@@ -91,18 +91,21 @@ class Deliveries:
         """
         channel = self.channel(name)
         window = min(count, MAX_WINDOW)
-        expired = self.claims.expired(name)[:count]  # pruned by the find of ``held``
-        leaves = settlement.action != "fail" or settlement.delay is not None
+        # Pruned by the find of ``held``; the item settled here is settled, not handed back.
+        expired = [pair for pair in self.claims.expired(name) if pair[0] != token][:count]
+        action, delay = settlement.action, settlement.delay
+        leaves = action != "fail" or delay is not None
         freed = [h for _, h in expired] + ([held] if leaves else [])
         consumer = self.streams.current(name, channel)
+        used = mine = 0
         if consumer is not None:
-            used = self.claims.pushed(name, consumer.tag)
+            used = self.claims.pushed(consumer.tag)
             mine = sum(1 for h in freed if h.fetched.consumer == consumer.tag)
             if consumer.window != window or used != window or not mine:
                 self.streams.stop(name)
                 consumer = None
-        back = bool(expired) or settlement.action == "release"
-        back = back or (settlement.action in ("delay", "fail") and (settlement.delay or 0.0) <= 0)
+        back = bool(expired) or action == "release" or (action == "delay" and (delay or 0.0) <= 0)
+        back = back or (action == "fail" and delay is not None and delay <= 0)
         if consumer is None and not back:
             consumer = self.streams.start(name, channel, window)
             used = mine = 0
@@ -118,12 +121,12 @@ class Deliveries:
         self, name: str, channel: Any, count: int, lease: float, room: int
     ) -> list[StoredItem]:
         """What the broker pushes into the ``room`` made; a fetch when nothing came."""
-        now = self.channel(name)
-        consumer = self.streams.current(name, now)
-        if consumer is None and now is not channel:
+        live = self.channel(name)
+        consumer = self.streams.current(name, live)
+        if consumer is None and live is not channel:
             return self._fetch(name, count, lease)  # the channel was lost meanwhile
         if consumer is None:
-            consumer = self.streams.start(name, now, min(count, MAX_WINDOW))
+            consumer = self.streams.start(name, live, min(count, MAX_WINDOW))
             room = consumer.window
         pushed = self.streams.collect(consumer, room)
         if not pushed:
@@ -131,7 +134,7 @@ class Deliveries:
             # that ended the wait, so no push says nothing: ask the queue.
             return self._fetch(name, count, lease)
         expire = time.time() + lease
-        return [self._receive(name, now, message, expire) for message in pushed]
+        return [self._receive(name, live, message, expire) for message in pushed]
 
     def _receive(self, name: str, channel: Any, message: Any, expire: float) -> StoredItem:
         """Hold a message received on the queue's channel under a new claim token."""

@@ -53,9 +53,12 @@ class Outgoing(NamedTuple):
     headers: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """What bridge reads from one message it received, fetched or pushed."""
+class Fetched(NamedTuple):
+    """What bridge reads from one message it received, fetched or pushed.
+
+    A named tuple, not a frozen dataclass: one is built for every claim, and
+    a tuple is built several times faster.
+    """
 
     tag: int
     message_id: str | None

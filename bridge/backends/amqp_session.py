@@ -38,8 +38,7 @@ from __future__ import annotations
 import logging
 import select
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridge.backends.amqp_layout import RESERVED_PREFIXES, Layout, parse_version
@@ -97,7 +96,7 @@ class AmqpSession:
         self._mover: Any = None
         self._admin: Any = None
         self._returned: list[str] = []
-        self._cork: tuple[Any, Any, list[bytes]] | None = None
+        self._corked: tuple[Any, Any, list[bytes]] | None = None
 
     def lost(self) -> None:
         """After a connection error: free what is left without waiting on the socket."""
@@ -271,31 +270,28 @@ class AmqpSession:
         connection.drain_events()
         return True
 
-    @contextmanager
-    def corked(self) -> Iterator[None]:
+    def corked(self) -> _Cork:
         """Hold the frames written meanwhile; they go in one write with the next commit.
 
         An acknowledgement and its commit then reach the broker as one
         segment, not one write each. Nothing inside may wait for a reply
         (its request would still be held). What is left at the end goes then.
         """
+        return _Cork(self)
+
+    def _cork(self) -> None:
         transport = getattr(self._conn.connection, "transport", None) if self._conn else None
-        if self._cork is not None or transport is None or not hasattr(transport, "_write"):
-            yield
+        if self._corked is not None or transport is None or not hasattr(transport, "_write"):
             return
         chunks: list[bytes] = []
-        self._cork = (transport, transport._write, chunks)
+        self._corked = (transport, transport._write, chunks)
         transport._write = lambda data: chunks.append(bytes(data))  # the frame buffer is reused
-        try:
-            yield
-        finally:
-            self._uncork()
 
     def _uncork(self) -> None:
-        if self._cork is None:
+        if self._corked is None:
             return
-        transport, write, chunks = self._cork
-        self._cork = None
+        transport, write, chunks = self._corked
+        self._corked = None
         transport._write = write
         if chunks:
             write(b"".join(chunks))
@@ -517,3 +513,18 @@ class AmqpSession:
         # Every publish is mandatory; py-amqp raises a return nobody listens for.
         channel.events["basic_return"].add(self._on_return)
         return channel
+
+
+class _Cork:
+    """:meth:`AmqpSession.corked` (a class: it is entered once an item, a generator costs more)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: AmqpSession) -> None:
+        self._session = session
+
+    def __enter__(self) -> None:
+        self._session._cork()
+
+    def __exit__(self, *exc: object) -> None:
+        self._session._uncork()
