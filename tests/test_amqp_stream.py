@@ -438,3 +438,27 @@ def test_an_expired_claim_settled_in_a_chain_is_settled_once(connect: Connect) -
     assert settled, "expired, but still this holder's: deleted"
     assert [item.data for item in claimed] == ["c"]
     assert queue.number_of_items() == 1
+
+
+@rabbitmq
+def test_looks_and_release_all_in_the_middle_of_a_chain(connect: Connect) -> None:
+    name = unique()
+    queue = connect(name)
+    ids = queue.create_items([f"item {n}" for n in range(6)])
+    _, in_hand = chain(queue, 2)
+    assert in_hand is not None
+    looked = [item.item_id for item in queue.peek(10)]
+    assert looked == ids[3:] + [in_hand.item_id], "ready ones in order, then the claim"
+    settled, (nxt,) = queue.settle_and_claim(Settlement.delete(in_hand), 1, 60)
+    assert settled
+    assert nxt.item_id == ids[3], "the look put them back where they were"
+    assert queue.release_all() == 1
+    settled, claimed = queue.settle_and_claim(Settlement.delete(nxt), 1, 60)
+    assert settled is False, "release_all ended the claim"
+    if queue.capabilities.ordered:
+        assert [item.item_id for item in claimed] == [ids[3]], "back at its place"
+    else:
+        # A quorum queue serves returned messages first, in the order they came
+        # back: the look's (4 and 5), then the released one.
+        assert [item.item_id for item in claimed] == [ids[4]]
+    assert queue.counts() == bridge.ItemCounts(2, 1, 0, 0)

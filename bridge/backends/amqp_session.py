@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/octet-stream"
 _MAX_CHANNELS = 256
 """Queue channels kept open per connection (RabbitMQ allows 2047 by default)."""
+_READ_AHEAD = 4096
+"""Bytes asked of the socket at least per read (see :func:`_read_ahead`)."""
 
 
 class AmqpSession:
@@ -79,6 +81,7 @@ class AmqpSession:
             kombu.exceptions.OperationalError,
         )
         amqp = kombu.transport.pyamqp.amqp
+        self._tcp_transport: type[Any] = amqp.transport.TCPTransport
         self._commit, self._commit_ok = amqp.spec.Tx.Commit, amqp.spec.Tx.CommitOk
         self.other_errors: tuple[type[Exception], ...] = (
             amqp.exceptions.AMQPError,
@@ -239,7 +242,10 @@ class AmqpSession:
         """
         connection: Any = self._conn.connection if self._conn is not None else None
         sock = getattr(connection, "sock", None)
-        while sock is not None and select.select([sock], [], [], 0)[0]:
+        transport: Any = getattr(connection, "transport", None)
+        while sock is not None and (
+            bool(getattr(transport, "_read_buffer", b"")) or select.select([sock], [], [], 0)[0]
+        ):
             try:
                 connection.drain_events(timeout=1)
             except self.channel_errors:
@@ -261,7 +267,7 @@ class AmqpSession:
         sock = transport.sock
         pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
         ready = (
-            getattr(transport, "_read_buffer", b"")  # a frame a timeout interrupted
+            getattr(transport, "_read_buffer", b"")  # read ahead (:func:`_read_ahead`)
             or (pending is not None and pending())
             or select.select([sock], [], [], seconds)[0]
         )
@@ -502,6 +508,7 @@ class AmqpSession:
             conn = self._kombu.Connection(self._broker_url, **self._options)
             conn.connect()
             self._conn = conn
+            _read_ahead(conn.connection.transport, self._tcp_transport)
             properties = getattr(conn.connection, "server_properties", None) or {}
             self.version = parse_version(properties.get("version"))
         channel = self._conn.channel()
@@ -528,3 +535,21 @@ class _Cork:
 
     def __exit__(self, *exc: object) -> None:
         self._session._uncork()
+
+
+def _read_ahead(transport: Any, tcp_transport: type[Any]) -> None:
+    """Have py-amqp's TCP transport ask the socket for 4 KiB a read, not a frame's part.
+
+    py-amqp reads a frame in three exact reads (header, payload, end byte),
+    so a pushed message (three frames) and the commit's answer cost twelve
+    system calls. It keeps what a read brings beyond what it asked for in
+    ``_read_buffer`` (its TLS transport works that way), so asking for more
+    makes that one or two. :meth:`AmqpSession.drain_pending` and
+    :meth:`AmqpSession.next_method` look in that buffer before they ask
+    ``select``, which cannot see it. Only the plain TCP transport, whose
+    reads are ``sock.recv``.
+    """
+    if type(transport) is not tcp_transport or not hasattr(transport, "_quick_recv"):
+        return
+    recv = transport.sock.recv
+    transport._quick_recv = lambda wanted: recv(max(wanted, _READ_AHEAD))
