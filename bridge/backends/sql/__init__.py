@@ -13,9 +13,10 @@ Features:
     * PostgreSQL: one autocommitted ``WITH picked AS (SELECT ... FOR UPDATE
       SKIP LOCKED) UPDATE ... FROM picked RETURNING`` statement.
     * SQLite: one ``UPDATE ... WHERE item_id IN (SELECT ... LIMIT n)
-      RETURNING`` inside ``BEGIN IMMEDIATE``; SQLite has one writer, so the
-      write lock taken up front is the whole story (no "database is locked":
-      WAL plus a busy timeout make writers queue instead of fail).
+      RETURNING`` (``= (SELECT ...)`` for one), on its own: it takes the
+      write lock as it starts, as ``BEGIN IMMEDIATE`` would. SQLite has one
+      writer, so that is the whole story (no "database is locked": WAL plus
+      a busy timeout make writers queue instead of fail).
     * MariaDB 10.6+ / MySQL 8.0.1+: in one READ COMMITTED transaction,
       ``SELECT ... FOR UPDATE SKIP LOCKED`` in index order, then the UPDATE.
 
@@ -38,6 +39,12 @@ Features:
     the server's ``max_allowed_packet`` (read once per backend) is refused
     with ``PayloadError`` before anything is sent, rather than left to the
     server, which drops the connection as if it had gone away.
+
+    ``settle_and_claim`` settles a finished item and claims the next in one
+    transaction with one commit (on PostgreSQL, mostly one statement):
+    all or nothing. Operators page through every item (``browse``, by key
+    in claim order), look one up (``find_item``) and delete one in any
+    state (``remove_item``).
 
     Every statement, per dialect, is in ``queries/<dialect>.sql``, rendered
     from ``statements.py`` and kept true by ``tests/test_sql_statements.py``.
@@ -82,7 +89,8 @@ Modules:
     ``driver.py`` the hot path's compiled statements and pinned connections;
     ``engine.py`` engine and session settings; ``schema.py`` table creation
     and migration; ``errors.py`` driver errors to bridge's;
-    ``catalogue.py`` the statements rendered into ``queries/``.
+    ``catalogue.py`` the statements rendered into ``queries/``;
+    ``listing.py`` operators' listings and the browse cursor.
 """
 
 from __future__ import annotations

@@ -150,14 +150,14 @@ class PinnedConnections:
         cursor = pinned.cursor
         began = False
         try:
-            if self.dialect == "sqlite":
-                cursor.execute(BEGIN_WRITE)
-                began = True
-            elif several:
+            # One statement is a transaction of its own. On SQLite too: a
+            # statement that writes takes the write lock when it starts, as
+            # BEGIN IMMEDIATE does, waiting under the busy timeout.
+            if several:
                 if self.dialect == "mysql":
                     pinned.driver.begin()
                 else:
-                    cursor.execute(BEGIN)
+                    cursor.execute(BEGIN_WRITE if self.dialect == "sqlite" else BEGIN)
                 began = True
             result = work(cursor)
             if began:

@@ -258,6 +258,11 @@ class Statements:
         if self.kind == "postgresql":
             chosen = picked.with_for_update(skip_locked=True).cte("picked")
             which = t.c.item_id == chosen.c.item_id
+        elif count == 1:
+            # SQLite builds a temporary b-tree for an IN (...) list, even of
+            # one: = is 45k fewer instructions a claim, a quarter of a claim
+            # and delete (callgrind).
+            which = t.c.item_id == picked.scalar_subquery()
         else:
             which = t.c.item_id.in_(picked.scalar_subquery())
         return (

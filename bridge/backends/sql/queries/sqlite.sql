@@ -98,7 +98,7 @@ INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (
 -- name: claim[n=1]
 -- runs in: claim_items; settle_and_claim, after the settlement
 -- parameters: lease_time, token, queue
-UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased' WHERE bridge_queue.item_id IN (SELECT bridge_queue.item_id
+UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased' WHERE bridge_queue.item_id = (SELECT bridge_queue.item_id
 FROM bridge_queue
 WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 OFFSET 0) AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 RETURNING item_id, data, created, expire, attempts, priority, last_error;
