@@ -11,7 +11,8 @@ limit. It runs either
 - in a thread of the UI process, which reports after every item.
 
 One pass per queue at a time, among the passes this UI started: a second
-start while one runs is refused (:class:`RunRefused`). Passes that beat or
+start while one runs is refused (:class:`RunRefused`), unless the first was
+sent to Celery and no worker took it in a minute (then it is revoked). Passes that beat or
 another process started are not known here. Runs are kept in memory, the
 last :data:`KEEP` of them, until the process ends; on shutdown a running
 thread is asked to stop before its next claim (``should_stop``), so no item
@@ -43,6 +44,8 @@ DONE = ("processed", "requeued", "delayed", "kept_leased", "failed", "held", "lo
 """The summary counts that together say how many items a pass has settled."""
 PENDING_NOTE_AFTER = 10.0
 """Seconds a Celery pass may wait for a worker before the run page says so."""
+GIVE_UP_AFTER = 60.0
+"""Seconds after which a Celery pass no worker took no longer blocks a new start: revoked."""
 
 RunsMode = Literal["auto", "thread", "celery"]
 
@@ -179,6 +182,7 @@ class Runs:
             running = self._running.get(name)
             if running is not None:
                 self._refresh(running)
+                self._give_up_waiting(running)
                 if not running.finished:
                     raise RunRefused(
                         f"A pass over {name} is already running (started "
@@ -275,6 +279,19 @@ class Runs:
             )
             run.status, run.finished, run.ended = "sent", True, time.time()
         run.latest = {"task_id": result.id}
+
+    def _give_up_waiting(self, run: Run) -> None:
+        """Revoke a Celery pass no worker has taken for :data:`GIVE_UP_AFTER` s.
+
+        Else a pass sent while no worker runs would refuse every later start.
+        """
+        if run.finished or run.status != "queued" or time.time() - run.started < GIVE_UP_AFTER:
+            return
+        try:
+            self.celery_app.control.revoke(run.run_id)
+        except Exception as exc:
+            logger.warning("Could not revoke the pass %s: %s", run.run_id, exc)
+        run.fail(f"no Celery worker took this pass in {GIVE_UP_AFTER:g} s: revoked")
 
     def _refresh(self, run: Run) -> None:
         """Read a Celery pass's state from the result backend (a thread's updates itself)."""

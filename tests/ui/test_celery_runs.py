@@ -75,3 +75,32 @@ def test_a_pass_runs_in_a_celery_worker_and_its_end_is_read_back(
     assert pids, "the worker ran nothing"
     assert os.getpid() not in pids, "the items ran in the Celery worker, not here"
     factory.close()
+
+
+def test_a_pass_no_worker_takes_does_not_block_the_next_for_ever(
+    procs: Processes, make_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge.ui import runs
+
+    monkeypatch.setattr(runs, "GIVE_UP_AFTER", 1.0)
+    factory = bridge.QueueFactory(default=f"sqlite:///{procs.tmp_path}/bridge.sqlite")
+    queue = factory.get(procs.queue)
+    queue.create_item("waits")
+    bridge.queue_worker(procs.queue, cron_time=5)(lambda data: None)
+    client_app = procs.client()
+    bridge.celery.init_app(client_app)
+    app = make_app(factory, runs="celery", celery_app=client_app)  # and no worker runs
+    with TestClient(app) as client:
+        action = queue_path(queue.name, "run")
+        first = post(client, queue_path(queue.name), action)
+        assert first.status_code == 303
+        assert client.get(f"{first.headers['location']}.json").json()["status"] == "queued"
+        assert post(client, queue_path(queue.name), action).status_code == 409
+        time.sleep(1.2)
+        second = post(client, queue_path(queue.name), action)
+        assert second.status_code == 303, "the first waited too long: revoked"
+        gone = client.get(f"{first.headers['location']}.json").json()
+        assert gone["status"] == "error"
+        assert "revoked" in gone["error"]
+    assert queue.number_of_items() == 1
+    factory.close()
