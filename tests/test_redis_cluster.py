@@ -5,12 +5,13 @@ cluster as the ``redis-cluster`` backend kind (``tests/conftest.py``).
 Here: queues spread over every master and listed from all of them, every
 key of a queue in its one slot (the server refuses a script across slots),
 connections killed mid-call on the queue's master, a claimer killed
-holding an item, an unreachable cluster, the URL, and a master killed on a
-private cluster with replicas, whose replica takes over.
+holding an item, an unreachable cluster, refused logins, the URL; and on a
+private cluster with replicas, a queue's slot moved to another master and
+a master killed, whose replica takes over.
 
 The shared cluster (three masters, no replicas, on 7000-7002) is started
-by ``.ci/run``; the failover test starts its own six servers in a
-temporary directory and kills one of them.
+by ``.ci/run``, and nothing here changes its layout; the last two tests
+start six servers of their own in a temporary directory.
 """
 
 from __future__ import annotations
@@ -305,6 +306,17 @@ def test_a_node_that_is_down_is_passed_over_for_the_next(prefix: str) -> None:
         queue.delete_queue()
     finally:
         factory.close()
+
+
+def test_a_closed_backend_connects_again_on_its_next_call(prefix: str) -> None:
+    backend = RedisBackend(REDIS_CLUSTER_URL, key_prefix=prefix)
+    try:
+        backend.create_items("q", [b"1"], 0, 0)
+        backend.close()
+        assert backend.counts("q").ready == 1, "as redis.Redis does after close()"
+        backend.delete_queue("q")
+    finally:
+        backend.close()
 
 
 def test_a_refused_login_and_a_server_not_in_cluster_mode_are_errors_not_outages() -> None:

@@ -26,9 +26,10 @@ Connecting:
     ``BackendUnavailableError`` like those of any other backend, then work
     once the cluster is back. redis-py reports a cluster it cannot reach, or
     a slot no master serves, with ``RedisClusterException``, which is not a
-    ``redis.RedisError``: ``ClusterClient`` raises those as
+    ``redis.RedisError``, and a cluster failing over with ``CLUSTERDOWN``, a
+    ``ResponseError``: ``ClusterClient`` raises those as
     ``redis.ConnectionError`` (chained), the error the backend already reads
-    as "unavailable".
+    as "unavailable" (see ``_as_redis_errors``).
 """
 
 from __future__ import annotations
@@ -180,8 +181,9 @@ class ClusterClient:
 
         Every key of a bridge script shares that slot. Naming the node here
         hashes one key, where redis-py would hash each key twice to check
-        they agree, a third of the client's time per call. A ``MOVED``
-        reply is still followed: redis-py then finds the node from the keys.
+        they agree: about a quarter of the client's time per call. A
+        ``MOVED`` reply is still followed: redis-py then finds the node from
+        the keys.
         """
         with _as_redis_errors():
             cluster = self.cluster()
@@ -217,8 +219,10 @@ class ClusterClient:
         return ClusterPipeline(pipe)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        """Closes every node's connections; a later call connects afresh."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def __getattr__(self, name: str) -> Any:
         """Any other ``RedisCluster`` command (``zrange``, ``hgetall``...), for readers of keys."""
