@@ -138,3 +138,43 @@ def test_postgres_claim_walks_the_index_when_statistics_are_stale(tmp_path: Any)
         factory.close()
     assert f"Index Scan using {table}_claim" in plan, plan
     assert "Sort Key" not in plan, plan
+
+
+def _explain_rows(backend: SqlBackend, statement: Any) -> list[dict[str, Any]]:
+    sql = str(
+        statement.compile(dialect=backend.engine.dialect, compile_kwargs={"literal_binds": True})
+    )
+    explain = "EXPLAIN QUERY PLAN " if backend.dialect == "sqlite" else "EXPLAIN "
+    with backend.engine.connect() as conn:
+        return [dict(row) for row in conn.execute(sa.text(explain + sql)).mappings().all()]
+
+
+def _scans_the_table(backend: SqlBackend, rows: list[dict[str, Any]]) -> list[str]:
+    """The plan's lines that read the queue table whole, in each database's words."""
+    table = backend.table.name
+    found = []
+    for row in rows:
+        line = " | ".join(f"{k}={v}" for k, v in row.items())
+        if backend.dialect == "mysql":
+            if row.get("table") == table and row.get("type") == "ALL":
+                found.append(line)
+        elif f"Seq Scan on {table}" in line or f"SCAN {table}" in line:
+            found.append(line)
+    return found
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["first page", "next page"])
+def test_browse_pages_walk_the_claim_index(filled: SqlBackend, after: bool) -> None:
+    """A page is a walk of the claim index from its cursor, whatever the queue's size:
+    never a scan of the table, never OFFSET. The first page sorts nothing; a next
+    page sorts only the two ranges' few rows it joins."""
+    values: dict[str, Any] = {"queue": "plan_probe", "limit": 51}
+    if after:
+        values.update(after_priority=0, after_id=ITEMS // 2)
+    rows = _explain_rows(filled, filled.statements.browse(None, after).params(**values))
+    plan = "\n".join(" | ".join(f"{k}={v}" for k, v in row.items()) for row in rows)
+    assert f"{filled.table.name}_claim" in plan, plan
+    assert not _scans_the_table(filled, rows), plan
+    if not after:
+        for sort in ("Sort Key", "filesort", "TEMP B-TREE"):
+            assert sort not in plan, plan

@@ -270,7 +270,7 @@ class SqlBackend(Backend):
             lambda conn, s: conn.execute(s.browse(wanted, after is not None), given).all(),
             read=True,
         )
-        return page_of(rows, limit, after)
+        return page_of(rows, limit)
 
     def find_item(self, name: str, item_id: ItemId) -> ListedItem | None:
         row_id = _row_id(item_id)

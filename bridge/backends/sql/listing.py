@@ -18,8 +18,6 @@ from bridge.errors import InvalidArgumentError
 from bridge.items import ItemPage, ItemState, ListedItem, StoredItem
 
 _ID_RANGE = (-(2**63), 2**63 - 1)
-START = f"{MAX_PRIORITY}:{_ID_RANGE[0]}"
-"""A cursor before every item: the whole highest priority, then every lower one."""
 
 
 def search_limit(limit: int) -> int:
@@ -52,12 +50,10 @@ def listed(row: Sequence[Any]) -> ListedItem:
     return ListedItem(ItemState(shown), stored)
 
 
-def page_of(rows: Sequence[Sequence[Any]], limit: int, after: str | None) -> ItemPage:
+def page_of(rows: Sequence[Sequence[Any]], limit: int) -> ItemPage:
     """The page of ``limit`` items the rows hold, and the cursor of the next, if any."""
     items = [listed(row) for row in rows[:limit]]
-    if len(rows) <= limit:
+    if len(rows) <= limit or not items:  # the facade asks for 1 or more
         return ItemPage(items, None)
-    if not items:  # limit 0: nothing shown, everything still to come
-        return ItemPage(items, after or START)
     last = items[-1].stored
     return ItemPage(items, f"{last.priority}:{last.item_id}")
