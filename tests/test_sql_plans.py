@@ -74,24 +74,34 @@ def test_claim_uses_the_claim_index_without_sorting(filled: SqlBackend) -> None:
 
 
 @pytest.mark.service("postgres")
-@pytest.mark.parametrize("count", [1, 100])
-def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, count: int) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    ["claim 1", "claim 100", "settle_and_claim delete 1", "settle_and_claim hold 1"],
+)
+def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, statement: str) -> None:
     """psycopg prepares a statement after five runs; PostgreSQL may then reuse a
     generic plan. The claim's plan must stay an index walk even then, on a table
-    whose statistics say the queue is large."""
+    whose statistics say the queue is large; so must settle_and_claim's, whose
+    claim spares the settled item."""
     factory = bridge.QueueFactory(default=spec_for("postgres", tmp_path))
     queue = factory.get("generic_plan_probe")
     queue.delete_queue()
     queue.create_items([{"n": n} for n in range(20_000)])
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
-    # The claim exactly as the backend sends it, with psycopg's placeholders
-    # turned into PREPARE's numbered ones.
-    claim = Compiled(backend.statements.claim(count), backend.engine.dialect)
-    given = {"queue": "generic_plan_probe", "lease_time": 60.0, "token": "probe"}
-    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", claim.sql)))
-    assert sorted(names) == sorted(given), claim.sql
-    sql = claim.sql
+    # The statement exactly as the backend sends it, with psycopg's
+    # placeholders turned into PREPARE's numbered ones.
+    given: dict[str, Any] = {"queue": "generic_plan_probe", "lease_time": 60.0, "token": "probe"}
+    *kind, count = statement.split()
+    if kind == ["claim"]:
+        built = backend.statements.claim(int(count))
+    else:
+        built = backend.statements.settle_and_claim(kind[1], int(count))
+        given.update(id=1, claim="held", reason="probe", error="probe")
+    compiled = Compiled(built, backend.engine.dialect)
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", compiled.sql)))
+    assert set(names) <= set(given), compiled.sql
+    sql = compiled.sql
     for number, name in enumerate(names, start=1):
         sql = sql.replace(f"%({name})s", f"${number}")
     values = ", ".join(
