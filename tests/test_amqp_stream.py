@@ -448,7 +448,7 @@ def test_looks_and_release_all_in_the_middle_of_a_chain(connect: Connect) -> Non
     _, in_hand = chain(queue, 2)
     assert in_hand is not None
     looked = [item.item_id for item in queue.peek(10)]
-    assert looked == ids[3:] + [in_hand.item_id], "ready ones in order, then the claim"
+    assert looked == [*ids[3:], in_hand.item_id], "ready ones in order, then the claim"
     settled, (nxt,) = queue.settle_and_claim(Settlement.delete(in_hand), 1, 60)
     assert settled
     assert nxt.item_id == ids[3], "the look put them back where they were"

@@ -93,6 +93,7 @@ def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, state
     # placeholders turned into PREPARE's numbered ones.
     given: dict[str, Any] = {"queue": "generic_plan_probe", "lease_time": 60.0, "token": "probe"}
     *kind, count = statement.split()
+    built: Any
     if kind == ["claim"]:
         built = backend.statements.claim(int(count))
     else:
