@@ -104,6 +104,9 @@ def test_delete_items_refuses_a_peeked_item(queue: bridge.Queue) -> None:
     assert queue.number_of_items() == 2
 
 
+# On moto, a thousand SQS messages take 30 s alone and several times that beside
+# other workers under coverage; the default 120 s bound is for a hang, not for this.
+@pytest.mark.timeout(600)
 def test_a_large_batch(queue: bridge.Queue) -> None:
     data = [{"n": n, "pad": "x" * 100} for n in range(1000)]
     ids = queue.create_items(data)

@@ -126,7 +126,8 @@ def test_release_all_leaves_held_items_held_and_delete_queue_deletes_them(
 
 def test_a_failed_attempt_s_error_reaches_the_next_claimer(holding: bridge.Queue) -> None:
     holding.create_item("flaky")
-    first = claim_one(holding, lease_time=SHORT_LEASE)
+    # Long enough to see it leased on a loaded machine; claim_when_ready waits for its end.
+    first = claim_one(holding, lease_time=2)
     assert first.last_error is None
     assert holding.fail_item(first, "TimeoutError: the API did not answer")
     assert holding.counts().leased == 1, "without a delay the item waits for its lease"
@@ -143,7 +144,7 @@ def test_a_failed_attempt_with_a_delay_is_delayed(holding: bridge.Queue) -> None
         pytest.skip("the backend cannot delay items (capabilities.delay)")
     holding.create_item("retry me")
     item = claim_one(holding)
-    assert holding.fail_item(item, "ConnectionError", delay=0.5)
+    assert holding.fail_item(item, "ConnectionError", delay=2)
     assert holding.counts().delayed == 1
     assert holding.claim_item(lease_time=60) is None
     again = claim_when_ready(holding, lease_time=60)
