@@ -18,11 +18,13 @@ server is shared, so nothing here flushes it or pauses it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import select
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,9 +36,10 @@ from redis.crc import key_slot
 
 import bridge
 from bridge.backends import redis_scripts
+from bridge.backends import redis_wire as wire
 from bridge.backends.redis import RedisBackend
 from bridge.contract import MAX_SECONDS, Backend
-from bridge.items import ItemId, Settlement
+from bridge.items import ItemCounts, ItemId, Settlement
 
 from children import kill_mover, start_mover
 from conftest import REDIS_URL
@@ -801,19 +804,28 @@ def test_damaged_data_raises_nothing_but_bridge_errors_anywhere(
 
 
 def count_round_trips(backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the requests sent on the backend's (only) pooled connection."""
+    """Count the requests the backend sends, on any connection: scripts go on the one
+    this thread keeps (``redis_wire.DirectScripts``), other commands through the pool."""
     pool = backend.client.connection_pool
-    conn = pool.get_connection()
-    pool.release(conn)
     sent = [0]
-    original = conn.send_packed_command
+    original = redis.connection.Connection.send_packed_command
 
-    def counting(*args: Any, **kwargs: Any) -> None:
-        sent[0] += 1
-        original(*args, **kwargs)
+    def counting(conn: redis.connection.Connection, *args: Any, **kwargs: Any) -> None:
+        if conn.pid == pool.pid and conn in pool._in_use_connections | set(
+            pool._available_connections
+        ):
+            sent[0] += 1
+        original(conn, *args, **kwargs)
 
-    monkeypatch.setattr(conn, "send_packed_command", counting)
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
     return sent
+
+
+def script_connection(backend: RedisBackend) -> redis.connection.Connection:
+    """The connection this thread's script calls go on (``redis_wire.DirectScripts``)."""
+    scripts = backend._claim.registered_client
+    assert isinstance(scripts, wire.DirectScripts)
+    return cast(redis.connection.Connection, scripts.connection())
 
 
 def test_every_call_is_one_round_trip(queue: bridge.Queue, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -850,6 +862,9 @@ def test_every_call_is_one_round_trip(queue: bridge.Queue, monkeypatch: pytest.M
         queue.garbage_collection()
 
     every_call()  # loads the scripts: a script's first call on a server costs two more
+    # Scripts go on the connection this thread keeps; the listing opens the
+    # pool's next one on first use (redis-py's handshake: four commands).
+    queue.backend.queue_names()
     sent = count_round_trips(backend, monkeypatch)
     operations = 28
     every_call()
@@ -878,9 +893,7 @@ def kill_on_next_calls(
     is sent, before the reply is read: the server ran it, the reply is lost).
     Returns the steps not yet taken.
     """
-    pool = backend.client.connection_pool
-    conn = pool.get_connection()
-    pool.release(conn)
+    conn = script_connection(backend)
     steps = list(plan)
     send = conn.send_packed_command
 
@@ -995,6 +1008,69 @@ def test_a_create_that_fails_twice_raises_and_the_callers_repeat_writes_once(
     assert queue.number_of_items() == 7, "a later, successful call is new items"
     claimed = queue.claim_items(10, lease_time=30)
     assert [item.item_id for item in claimed[1:4]] == ids
+
+
+def test_a_call_that_timed_out_leaves_no_late_reply_for_the_next(
+    prefixes: Callable[[], str],
+) -> None:
+    """Scripts skip redis-py's command layer (``redis_wire.DirectScripts``): a
+    call cut short by its timeout must still drop its connection, or the next
+    call would read the late reply as its own."""
+    backend = RedisBackend(f"{REDIS_URL}?socket_timeout=0.05", key_prefix=prefixes())
+    slow = wire.DirectScripts(cast(redis.Redis, backend.client)).register_script(
+        "local t = redis.call('TIME') local start = t[1] * 1e6 + t[2] "
+        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start > 150000 "
+        "return 'late'"
+    )
+    try:
+        backend.create_items("q", [b"1"], 0, 0)
+        with pytest.raises(redis.TimeoutError):
+            slow([], [])
+        time.sleep(0.2)  # the late reply has come by now
+        assert backend.counts("q") == ItemCounts(1, 0, 0, 0)
+        backend.delete_queue("q")
+    finally:
+        backend.close()
+
+
+def test_each_thread_keeps_one_connection_and_gives_it_back_when_it_ends(
+    prefixes: Callable[[], str],
+) -> None:
+    backend = RedisBackend(REDIS_URL, key_prefix=prefixes())
+    pool = backend.client.connection_pool
+    try:
+        backend.create_items("q", [b"1"] * 8, 0, 0)
+
+        def claim_twice() -> None:
+            backend.claim_items("q", 1, 60)
+            backend.claim_items("q", 1, 60)
+
+        threads = [threading.Thread(target=claim_twice) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        gc.collect()
+        kept = script_connection(backend)  # this thread's, from create_items
+        assert pool._in_use_connections == {kept}, "every other thread's went back"
+        assert backend.counts("q").leased == 8
+        backend.delete_queue("q")
+    finally:
+        backend.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_unseen(
+    queue: bridge.Queue, admin: redis.Redis
+) -> None:
+    backend = backend_of(queue)
+    queue.create_items(["a", "b"])
+    assert queue.claim_item(lease_time=60) is not None
+    sock = script_connection(backend)._sock
+    assert sock is not None
+    host, port = sock.getsockname()[:2]
+    admin.client_kill(f"{host}:{port}")  # as a server's `timeout` would
+    time.sleep(wire.DirectScripts.IDLE_SECONDS + 0.2)
+    assert queue.claim_item(lease_time=60) is not None, "checked by the pool, replaced"
 
 
 def test_an_unreachable_server_is_named_without_its_password() -> None:

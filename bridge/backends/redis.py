@@ -19,6 +19,14 @@ Features:
     takes it (a new token), ``release_all`` ends every claim of the queue,
     or a hold ends its own. Leases and delays are at most 2**31-1 s, checked
     by the facade and again by the scripts before any write.
+    ``settle_and_claim`` is one script too: the finished item's delete,
+    release, delay, fail or hold, fenced by its token, then the next claim,
+    all or nothing.
+
+    Operators' views: ``browse`` pages through every item by key (the
+    zsets in turn, each by score and id), O(log N + page) at any depth;
+    ``find_item`` and ``remove_item`` act on one id of the named queue (ids
+    are unique within a queue, not across queues).
 
     Damaged data never blocks a queue: a claim that pops an item whose
     stored fields it cannot use (a payload missing; created, attempts or
@@ -178,11 +186,14 @@ class RedisBackend(Backend):
         except ValueError as exc:
             raise ConfigurationError(f"{self.url} is not a Redis URL: {exc}") from None
         self._items_pattern = _glob_escape(key_prefix) + ":{*}:items"
-        register = self.client.register_script
+        # On one server, scripts skip redis-py's command layer (see DirectScripts).
+        client = self.client
+        scripts = wire.DirectScripts(client) if isinstance(client, redis.Redis) else client
+        register = scripts.register_script
         self._create, self._claim, self._delete = map(register, (lua.CREATE, lua.CLAIM, lua.DELETE))
         self._release, self._extend = register(lua.RELEASE), register(lua.EXTEND)
         self._fail, self._hold = register(lua.FAIL), register(lua.HOLD)
-        self._settle = register(lua.SETTLE_AND_CLAIM)
+        self._settle = {action: register(text) for action, text in lua.SETTLE_AND_CLAIM.items()}
         self._counts, self._age, self._peek = map(register, (admin.COUNTS, admin.AGE, admin.PEEK))
         self._held, self._kick, self._kick_item, self._delete_held = map(
             register, (admin.HELD, admin.KICK, admin.KICK_ITEM, admin.DELETE_HELD)
@@ -195,6 +206,7 @@ class RedisBackend(Backend):
         )
         self._keys: dict[str, tuple[QueueKeys, str]] = {}
         self._nonce = secrets.token_hex(4)
+        self._token = wire.tokens()
         self._local = threading.local()
         self._checked = False
 
@@ -249,7 +261,7 @@ class RedisBackend(Backend):
         return list(range(int(first), int(first) + len(payloads)))
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
-        token = secrets.token_hex(8)
+        token = self._token()
         args = (count, wire.micros(lease_time), token)
 
         def parse(out: list[Any]) -> list[StoredItem]:
@@ -262,9 +274,10 @@ class RedisBackend(Backend):
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
         args: list[str] = []
         for item in items:
-            member = wire.member(item.item_id)
-            if member is not None and item.token:
-                args += (member, item.token)
+            # wire.member inlined: once per item of a batched delete.
+            item_id, token = item.item_id, item.token
+            if type(item_id) is int and item_id > 0 and token:
+                args += (f"{item_id:016d}", token)
         return self._call("delete_items", self._delete, name, args, int) if args else 0
 
     def release_item(self, name: str, item: QueueItem) -> bool:
@@ -300,7 +313,7 @@ class RedisBackend(Backend):
         done = wire.settlement(settlement)
         if done is None:
             return False, self.claim_items(name, count, lease_time) if count else []
-        token = secrets.token_hex(8)
+        token = self._token()
 
         def parse(out: list[Any]) -> tuple[bool, list[StoredItem]]:
             settled, claimed = out
@@ -309,7 +322,8 @@ class RedisBackend(Backend):
             return settled == 1, wire.claimed(self._report(name, claimed[1], claimed), token)
 
         args = (count, wire.micros(lease_time), token, *done)
-        return self._call("settle_and_claim", self._settle, name, args, parse)
+        script = self._settle[settlement.action]
+        return self._call("settle_and_claim", script, name, args, parse)
 
     def garbage_collection(self, name: str) -> None:
         """Move ended leases and delays to ready.
@@ -426,6 +440,10 @@ class RedisBackend(Backend):
 
     def close(self) -> None:
         self.client.close()
+
+    def forget_connections(self) -> None:
+        """In a forked child: claim tokens of its own (redis-py's pool sees the fork itself)."""
+        self._token = wire.tokens()
 
     # -- helpers ------------------------------------------------------------------
 

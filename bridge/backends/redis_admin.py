@@ -3,8 +3,10 @@
 The keys, the shared functions and the rules on damaged data are those of
 :mod:`bridge.backends.redis_scripts`, whose docstring draws the layout;
 these scripts are kept here so that each module stays readable. Listings
-(``COUNTS``, ``AGE``, ``HELD``) write nothing; ``PEEK`` moves ended leases
-and delays back to ready first, as a claim would.
+(``COUNTS``, ``AGE``, ``HELD``, ``BROWSE``, ``FIND``) write nothing; ``PEEK``
+moves ended leases and delays back to ready first, as a claim would.
+``BROWSE`` and ``FIND`` tell an ended lease or delay as ready, as ``COUNTS``
+counts it, without moving it. ``REMOVE`` deletes one item in any state.
 
 Held items (``KEYS[5]``, scored by the time they were held) are touched only
 by the scripts of that name: no claim, peek or ``RELEASE_ALL`` reaches them,
@@ -132,20 +134,20 @@ end
 """
 
 KICK = build_script(
-    _UNHOLD
-    + """
+    """
 -- ARGV: the last rank to kick (-1: every held item), oldest held first.
 return unhold(redis.call('ZRANGE', KEYS[5], '0', ARGV[1]))
-"""
+""",
+    library=_UNHOLD,
 )
 
 KICK_ITEM = build_script(
-    _UNHOLD
-    + """
+    """
 -- ARGV: id. Returns 1 if it was held (and is ready now), else 0.
 if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then return 0 end
 return unhold({ARGV[1]})
-"""
+""",
+    library=_UNHOLD,
 )
 
 DELETE_HELD = build_script("""
@@ -214,8 +216,7 @@ end
 """
 
 BROWSE = build_script(
-    _LISTING
-    + """
+    """
 -- ARGV: state ('' for every state), the cursor's zset (1 ready, 2 leased,
 -- 3 delayed, 4 held; 0 for none: the first page), score and member, limit
 -- (1 or more). Writes nothing.
@@ -299,12 +300,12 @@ for _, step in ipairs(plan) do
   end
 end
 return out
-"""
+""",
+    library=_LISTING,
 )
 
 FIND = build_script(
-    _LISTING
-    + """
+    """
 -- ARGV: id. The item's entry (see `entry`), or nil if no zset has it.
 local now = server_now()
 for zset, key in ipairs(ZSETS) do
@@ -312,7 +313,8 @@ for zset, key in ipairs(ZSETS) do
   if score then return entry(ARGV[1], zset, score, now) end
 end
 return nil
-"""
+""",
+    library=_LISTING,
 )
 
 REMOVE = build_script("""

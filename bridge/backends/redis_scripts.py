@@ -28,6 +28,13 @@ the zsets (or write ``:e``) and keep ``:t``, so (as in Drupal) the holder may go
 the next claim writes its own token, which fences the old holder out, and
 ``RELEASE_ALL`` and a hold clear it.
 
+The functions the scripts share are Lua paragraphs (the prelude, then the
+claim and the settlements); :func:`build_script` puts into each script only
+those it calls, since a script's body runs whole on every call, helper
+definitions included. ``SETTLE_AND_CLAIM`` runs a settlement's function and
+then the claim's, the very ones ``DELETE``, ``RELEASE``, ``FAIL``, ``HOLD``
+and ``CLAIM`` run.
+
 Stored data that is not what these scripts write (another program's, a
 damaged key) never stops a script: a script that would hand on or move an
 item whose fields it cannot use holds it instead, with a reason naming the
@@ -44,6 +51,8 @@ in a reply are Lua numbers, which reach Python as ints with no parsing.
 """
 
 from __future__ import annotations
+
+import re
 
 from bridge.contract import MAX_SECONDS
 
@@ -234,64 +243,49 @@ end
 """
 
 
-def build_script(body: str) -> str:
-    """A script: the shared functions above, then ``body``, with the constants filled in."""
-    return (
-        (_PRELUDE + body)
-        .replace("$LIMIT", str(PROMOTE_LIMIT))
-        .replace("$KEEP", str(BATCH_RECORD_SECONDS))
-        .replace("$MAX_MICROS", str(MAX_MICROS))
-    )
-
-
-CREATE = build_script("""
--- KEYS[6] the queue's id counter, KEYS[7] this producer's last batch.
--- ARGV: delay (us), -priority, batch id, payload... Returns the first id.
--- A batch the producer already wrote (a retry after a lost reply) is
--- answered from the record instead of being written twice.
-local batch = ARGV[3]
-local record = redis.call('GET', KEYS[7])
-if record then
-  local seen, first = string.match(record, '^(%S+) (%d+)$')
-  if seen == batch then return tonumber(first) end
-end
--- The deadline first: a script that fails after a write keeps that write.
-local now, score = server_now(), ARGV[2]
-local created, zset = int(now), KEYS[1]
-if ARGV[1] ~= '0' then zset, score = KEYS[3], deadline(now, ARGV[1]) end
-local n = #ARGV - 3
-local first = redis.call('INCRBY', KEYS[6], n) - n + 1
-local fields, scored = {}, {}
-for i = 1, n do
-  local id = string.format('%016d', first + i - 1)
-  fields[#fields + 1] = id
-  fields[#fields + 1] = ARGV[3 + i]
-  fields[#fields + 1] = id .. ':c'
-  fields[#fields + 1] = created
-  if ARGV[2] ~= '0' then
-    fields[#fields + 1] = id .. ':p'
-    fields[#fields + 1] = ARGV[2]
-  end
-  scored[#scored + 1] = score
-  scored[#scored + 1] = id
-end
-call_in_slices('HSET', KEYS[4], fields)
-call_in_slices('ZADD', zset, scored)
-redis.call('SET', KEYS[7], batch .. ' ' .. int(first), 'EX', '$KEEP')
-return first
-""")
-
 _CLAIMING = """
+-- Why a popped item cannot be handed out, from its payload, created and
+-- attempts fields; nil when nothing of it is left (it is dropped, not held).
+local function fault(payload, created, attempts)
+  if not (payload or created) then return nil end
+  if not payload then return 'its payload field is missing' end
+  if not whole(created) then return 'its created field is ' .. described(created) end
+  return 'its attempts field is ' .. described(attempts)
+end
+
 -- Lease up to `count` ready items to `token` until `expire` (us). Returns {}
 -- when nothing was ready and nothing set aside; else the lease end, the
 -- notes, then per item: id, created, attempts, priority (numbers), payload,
 -- last error (or nil). Ended leases and delays go back to ready first.
 local function claim(count, expire, token, now)
   local limit = math.max(count, $LIMIT)
-  promote(KEYS[2], int(now), int(limit), now)
-  promote(KEYS[3], int(now), int(limit), now)
-  local out, o, leases, written = {expire, notes}, 2, {}, {}
+  local upto, most = int(now), int(limit)
+  promote(KEYS[2], upto, most, now)
+  promote(KEYS[3], upto, most, now)
   local got, skipped = 0, 0
+  -- One item (a worker's loop): the steps of the loop below without its
+  -- batch tables, a tenth of a one-item claim's server time. An item that
+  -- cannot be handed out is set aside, and the loop pops again.
+  if count == 1 then
+    local popped = redis.call('ZPOPMIN', KEYS[1])
+    local id = popped[1]
+    if not id then
+      if #notes == 0 then return {} end
+      return {expire, notes}
+    end
+    local a = id .. ':a'
+    local f = redis.call('HMGET', KEYS[4], id, id .. ':c', a, id .. ':e')
+    local n, created, attempts = id_of(id), whole(f[2]), whole(f[3] or 0)
+    if n and f[1] and created and attempts then
+      attempts = attempts + 1
+      redis.call('HSET', KEYS[4], a, f[3] and int(attempts) or '1', id .. ':t', token)
+      redis.call('ZADD', KEYS[2], expire, id)
+      return {expire, notes, n, created, attempts, 0 - tonumber(popped[2]), f[1], f[4]}
+    end
+    set_aside(id, now, fault(f[1], f[2], f[3]))
+    skipped = 1
+  end
+  local out, o, leases, written = {expire, notes}, 2, {}, {}
   -- An item set aside leaves a gap: pop again, so that a claim answers short
   -- only when ready runs out (or after `limit` damaged entries).
   while got < count and skipped < limit do
@@ -315,28 +309,31 @@ local function claim(count, expire, token, now)
         attempts = attempts + 1
         -- The new token fences out whoever held the item before.
         local w = #written
-        written[w + 1], written[w + 2], written[w + 3], written[w + 4] = id .. ':a', int(attempts),
-          id .. ':t', token
-        leases[#leases + 1] = expire
+        written[w + 1], written[w + 2], written[w + 3], written[w + 4] = wanted[j + 3],
+          f[j + 3] and int(attempts) or '1', id .. ':t', token
         leases[#leases + 1] = id
         out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = n, created,
           attempts, 0 - tonumber(popped[i + 1]), f[j + 1], f[j + 4]
         o = o + 6
         got = got + 1
       else
-        local problem
-        if not (f[j + 1] or f[j + 2]) then problem = nil
-        elseif not f[j + 1] then problem = 'its payload field is missing'
-        elseif not created then problem = 'its created field is ' .. described(f[j + 2])
-        elseif not attempts then problem = 'its attempts field is ' .. described(f[j + 3]) end
-        set_aside(id, now, problem)
+        set_aside(id, now, fault(f[j + 1], f[j + 2], f[j + 3]))
         skipped = skipped + 1
       end
     end
   end
   if got > 0 then
     call_in_slices('HSET', KEYS[4], written)
-    call_in_slices('ZADD', KEYS[2], leases)
+    -- Highest id first. A small zset is one flat list (a listpack) that each
+    -- ZADD searches from its head, comparing scores parsed from text; all
+    -- these leases end at once, so in this order each lands at the head,
+    -- found at the first comparison: a third of a batched claim's server time.
+    local scored = {}
+    for k = #leases, 1, -1 do
+      scored[#scored + 1] = expire
+      scored[#scored + 1] = leases[k]
+    end
+    call_in_slices('ZADD', KEYS[2], scored)
   end
   if got == 0 and #notes == 0 then return {} end
   return out
@@ -350,28 +347,40 @@ _SETTLING = """
 -- Deletes the items of `args` (id, token, id, token, ...) that these claims
 -- still hold; returns how many.
 local function delete_claimed(args)
+  local n = #args / 2
+  if n == 1 then
+    -- One item (a worker's loop): the steps below without their tables.
+    local id = args[1]
+    local t = id .. ':t'
+    if redis.call('HGET', KEYS[4], t) ~= args[2] then return 0 end
+    redis.call('HDEL', KEYS[4], id, id .. ':c', id .. ':p', id .. ':a', t, id .. ':e')
+    if redis.call('ZREM', KEYS[2], id) == 0 and redis.call('ZREM', KEYS[1], id) == 0 then
+      redis.call('ZREM', KEYS[3], id)
+    end
+    return 1
+  end
   local fields, tokens = {}, {}
-  for i = 1, #args, 2 do fields[(i + 1) / 2] = args[i] .. ':t' end
-  for i = 1, #fields, 4000 do
-    local got = redis.call('HMGET', KEYS[4], unpack(fields, i, math.min(i + 3999, #fields)))
+  for k = 1, n do fields[k] = args[2 * k - 1] .. ':t' end
+  for i = 1, n, 4000 do
+    local got = redis.call('HMGET', KEYS[4], unpack(fields, i, math.min(i + 3999, n)))
     for k = 1, #got do tokens[i + k - 1] = got[k] end
   end
-  local gone, seen = {}, {}
-  for i = 1, #args, 2 do
-    local id = args[i]
-    if not seen[id] and tokens[(i + 1) / 2] == args[i + 1] then
-      seen[id] = true
-      gone[#gone + 1] = id
-    end
-  end
-  if #gone == 0 then return 0 end
   -- Every field but ':r': a hold writes it and deletes the token in one
   -- script, so an item a claim still holds never has one.
-  local fields_gone, suffixes = {}, {'', ':c', ':p', ':a', ':t', ':e'}
-  for _, id in ipairs(gone) do
-    for _, suffix in ipairs(suffixes) do fields_gone[#fields_gone + 1] = id .. suffix end
+  local gone, doomed, seen, g, d = {}, {}, {}, 0, 0
+  for k = 1, n do
+    local id = args[2 * k - 1]
+    if tokens[k] == args[2 * k] and not seen[id] then
+      seen[id] = true
+      g = g + 1
+      gone[g] = id
+      doomed[d + 1], doomed[d + 2], doomed[d + 3], doomed[d + 4], doomed[d + 5], doomed[d + 6] =
+        id, id .. ':c', id .. ':p', id .. ':a', fields[k], id .. ':e'
+      d = d + 6
+    end
   end
-  call_in_slices('HDEL', KEYS[4], fields_gone)
+  if g == 0 then return 0 end
+  call_in_slices('HDEL', KEYS[4], doomed)
   -- An item its claim holds is mostly leased, so ready and delayed are
   -- searched only for the rest: released or delayed by its holder, or moved
   -- to ready by a claim after its lease ran out.
@@ -428,9 +437,82 @@ local function hold_claimed(id, token, reason, err, now)
 end
 """
 
+_DEFINITION = re.compile(r"^local (?:function )?(\w+)", re.MULTILINE)
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _names(lua: str) -> set[str]:
+    """The names a piece of Lua mentions, its comments left out."""
+    return set(_NAME.findall(re.sub(r"--[^\n]*", "", lua)))
+
+
+def build_script(body: str, library: str = "") -> str:
+    """A script: the shared functions ``body`` calls, then ``body``, constants filled in.
+
+    The shared functions are the prelude, the claim and the settlements
+    above, then ``library`` (a caller's own), each definition a paragraph of
+    its own. Only those the body calls, directly or through another, go in:
+    a script's body runs on every call, and each ``local function`` in it
+    makes a closure and its upvalues again each time, which on a one-item
+    claim cost more than the claim's own commands.
+    """
+    wanted, kept = _names(body), []
+    # Every function is defined before those that call it: walking back from
+    # the last, a kept chunk's names are wanted before their chunks come up.
+    for chunk in reversed(re.split(r"\n\s*\n", _PRELUDE + _CLAIMING + _SETTLING + library)):
+        defined = set(_DEFINITION.findall(chunk))
+        if not defined and _names(chunk):
+            raise ValueError(f"a paragraph of Lua that defines nothing: {chunk[:60]!r}")
+        if defined & wanted:
+            kept.append(chunk)
+            wanted |= _names(chunk)
+    return (
+        ("\n\n".join(reversed(kept)) + "\n" + body)
+        .replace("$LIMIT", str(PROMOTE_LIMIT))
+        .replace("$KEEP", str(BATCH_RECORD_SECONDS))
+        .replace("$MAX_MICROS", str(MAX_MICROS))
+    )
+
+
+CREATE = build_script("""
+-- KEYS[6] the queue's id counter, KEYS[7] this producer's last batch.
+-- ARGV: delay (us), -priority, batch id, payload... Returns the first id.
+-- A batch the producer already wrote (a retry after a lost reply) is
+-- answered from the record instead of being written twice.
+local batch = ARGV[3]
+local record = redis.call('GET', KEYS[7])
+if record then
+  local seen, first = string.match(record, '^(%S+) (%d+)$')
+  if seen == batch then return tonumber(first) end
+end
+-- The deadline first: a script that fails after a write keeps that write.
+local now, score = server_now(), ARGV[2]
+local created, zset = int(now), KEYS[1]
+if ARGV[1] ~= '0' then zset, score = KEYS[3], deadline(now, ARGV[1]) end
+local n = #ARGV - 3
+local first = redis.call('INCRBY', KEYS[6], n) - n + 1
+local fields, scored = {}, {}
+for i = 1, n do
+  local id = string.format('%016d', first + i - 1)
+  fields[#fields + 1] = id
+  fields[#fields + 1] = ARGV[3 + i]
+  fields[#fields + 1] = id .. ':c'
+  fields[#fields + 1] = created
+  if ARGV[2] ~= '0' then
+    fields[#fields + 1] = id .. ':p'
+    fields[#fields + 1] = ARGV[2]
+  end
+  scored[#scored + 1] = score
+  scored[#scored + 1] = id
+end
+call_in_slices('HSET', KEYS[4], fields)
+call_in_slices('ZADD', zset, scored)
+redis.call('SET', KEYS[7], batch .. ' ' .. int(first), 'EX', '$KEEP')
+return first
+""")
+
 CLAIM = build_script(
-    _CLAIMING
-    + """
+    """
 -- ARGV: count, lease time (us), token. Returns what `claim` returns.
 local now = server_now()
 return claim(tonumber(ARGV[1]), deadline(now, ARGV[2]), ARGV[3], now)
@@ -438,16 +520,14 @@ return claim(tonumber(ARGV[1]), deadline(now, ARGV[2]), ARGV[3], now)
 )
 
 DELETE = build_script(
-    _SETTLING
-    + """
+    """
 -- ARGV: id, token, id, token, ... Deletes the items these claims still hold.
 return delete_claimed(ARGV)
 """
 )
 
 RELEASE = build_script(
-    _SETTLING
-    + """
+    """
 -- ARGV: id, token, delay (us; 0 releases). Returns the time the item is
 -- claimable from (nil when the claim does not hold the item), then the notes.
 return {release(ARGV[1], ARGV[2], ARGV[3], server_now()), notes}
@@ -467,8 +547,7 @@ return expire
 """)
 
 FAIL = build_script(
-    _SETTLING
-    + """
+    """
 -- ARGV: id, token, error, delay (us; '' for none). Returns what `fail`
 -- returns (nil for false).
 return fail(ARGV[1], ARGV[2], ARGV[3], ARGV[4], server_now())
@@ -476,20 +555,13 @@ return fail(ARGV[1], ARGV[2], ARGV[3], ARGV[4], server_now())
 )
 
 HOLD = build_script(
-    _SETTLING
-    + """
+    """
 -- ARGV: id, token, reason[, error]. Returns 1, or 0 if the caller's claim is gone.
 return hold_claimed(ARGV[1], ARGV[2], ARGV[3], ARGV[4], server_now()) and 1 or 0
 """
 )
 
-SETTLE_ACTIONS = ("delete", "release", "delay", "fail", "hold")
-"""What SETTLE_AND_CLAIM can do with the finished item (``Settlement.action``)."""
-
-SETTLE_AND_CLAIM = build_script(
-    _SETTLING
-    + _CLAIMING
-    + """
+_SETTLE_AND_CLAIM = """
 -- ARGV: count, lease time (us), the new claim's token, then the settlement:
 -- action, id, the holder's token and the action's own arguments, as the
 -- single script takes them:
@@ -506,18 +578,27 @@ SETTLE_AND_CLAIM = build_script(
 -- an error.
 local now = server_now()
 local expire = deadline(now, ARGV[2])
-local action, id, token = ARGV[4], ARGV[5], ARGV[6]
-local settled
-if action == 'delete' then settled = delete_claimed({id, token}) == 1
-elseif action == 'release' or action == 'delay' then
-  settled = release(id, token, ARGV[7], now) ~= false
-elseif action == 'fail' then settled = fail(id, token, ARGV[7], ARGV[8], now) ~= false
-elseif action == 'hold' then settled = hold_claimed(id, token, ARGV[7], ARGV[8], now)
-else error({err = 'ERR bridge: no such settlement: ' .. tostring(action)}) end
+local id, token = ARGV[5], ARGV[6]
+local settled = $SETTLE
 local count = tonumber(ARGV[1])
 local claimed = {}
 if count > 0 then claimed = claim(count, expire, ARGV[3], now) end
 if #claimed == 0 and #notes > 0 then claimed = {expire, notes} end
 return {settled and 1 or 0, claimed}
 """
-)
+
+_SETTLEMENTS = {
+    "delete": "delete_claimed({id, token}) == 1",
+    "release": "release(id, token, ARGV[7], now) ~= false",
+    "delay": "release(id, token, ARGV[7], now) ~= false",
+    "fail": "fail(id, token, ARGV[7], ARGV[8], now) ~= false",
+    "hold": "hold_claimed(id, token, ARGV[7], ARGV[8], now)",
+}
+
+SETTLE_AND_CLAIM = {
+    action: build_script(_SETTLE_AND_CLAIM.replace("$SETTLE", settle))
+    for action, settle in _SETTLEMENTS.items()
+}
+"""SETTLE_AND_CLAIM by ``Settlement.action``: one script each, so that a delete's
+carries none of the other settlements' functions (each is a closure made
+again on every call)."""

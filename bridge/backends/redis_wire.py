@@ -12,10 +12,21 @@ shape raises one of :data:`MALFORMED`, which the backend wraps into a
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Any
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from bridge.items import ItemId, ItemPage, ItemState, ListedItem, Settlement, StoredItem
+
+if TYPE_CHECKING:
+    import redis
+    from redis.commands.core import Script
 
 MALFORMED = (ValueError, TypeError, IndexError, AttributeError)
 """What reading a reply of an unexpected shape raises."""
@@ -26,6 +37,19 @@ def member(item_id: ItemId) -> str | None:
     if type(item_id) is not int or item_id < 1:
         return None
     return f"{item_id:016d}"
+
+
+def tokens() -> Callable[[], str]:
+    """A source of claim tokens: a random prefix and a count, unique to each claim.
+
+    A token fences a claim's holder in and the previous holders out; it need
+    not be secret (whoever reads Redis reads the tokens), only never the
+    same twice for one item: 48 random bits per source, which a forked
+    child replaces (``forget_connections``), then a count, and no system
+    call per claim as ``secrets.token_hex`` makes.
+    """
+    prefix, serial = secrets.token_hex(6), itertools.count()
+    return lambda: f"{prefix}{next(serial):x}"
 
 
 def micros(seconds: float) -> int:
@@ -67,13 +91,19 @@ def listed_id(raw: int | bytes) -> ItemId:
 def claimed(out: list[Any], token: str) -> list[StoredItem]:
     """CLAIM's items: the lease end, the notes, then six fields per item."""
     expire = int(out[0]) / 1e6
-    # Built inline, once per claimed item: the hot path of a batched claim.
+    # The hot path of a batched claim, once per item: the columns sliced out
+    # at C speed, and each row made by tuple.__new__ (what a named tuple's
+    # _make does) rather than the named tuple's own __new__, a Python
+    # function call per item; every field is given, defaults included.
+    new = tuple.__new__
     return [
-        StoredItem(
-            out[i], out[i + 4], out[i + 1] / 1e6, expire, out[i + 2], out[i + 3], token,
-            text(out[i + 5]),
+        new(StoredItem, (
+            item_id, payload, created / 1e6, expire, attempts, priority, token,
+            None if error is None else error.decode("utf-8", "backslashreplace"), None, None,
+        ))
+        for item_id, created, attempts, priority, payload, error in zip(
+            out[2::6], out[3::6], out[4::6], out[5::6], out[6::6], out[7::6], strict=True
         )
-        for i in range(2, len(out), 6)
     ]  # fmt: skip
 
 
@@ -174,3 +204,115 @@ def settlement(done: Settlement) -> tuple[str | bytes | int, ...] | None:
 
 def _delay(delay: float | None) -> int | str:
     return "" if delay is None else micros(delay)
+
+
+class DirectScripts:
+    """Scripts run on a connection of a single-server client's pool, past its command layer.
+
+    What redis-py 8 wraps around every command cost the client more than
+    everything else in a one-item settle-and-claim: its command layer
+    (observability hooks, retry bookkeeping, argument checks) about 140
+    Python calls an EVALSHA, and checking a connection out of the pool and
+    back in (more hooks, a lock, a ``poll`` system call) 60,000 instructions
+    a call. bridge retries nothing itself (a repeated script may claim
+    twice) and EVALSHA's reply needs no callback, so a call is: the command
+    packed, sent, and the reply read, on a connection this thread keeps.
+
+    - Each thread checks one connection out of the pool and keeps it;
+      when the thread ends, its connection goes back to the pool.
+    - A forked child never uses its parent's connection (redis-py's pool
+      notices the fork too, and gives the child connections of its own).
+    - A connection left idle for over a second goes back through the pool,
+      whose check finds one the server has closed meanwhile (its
+      ``timeout``, a restart) and opens a new one, as before.
+    - A call cut short anywhere but at an error reply (a lost connection, a
+      timeout, an interrupt) disconnects its connection, as redis-py does,
+      so that no later call reads this one's late reply, and gives it back;
+      the next call checks one out, connected again. ``close()`` on the
+      client disconnects the kept ones too; they connect again when used.
+
+    With ``hiredis`` (the redis extra installs it), the command is packed
+    by ``hiredis.pack_command`` in one C call; redis-py's packer looks at
+    every argument in Python first, which for a batched delete (two
+    arguments an item) cost as much as building the claimed items.
+
+    ``Script`` asks its client for ``get_encoder``, ``evalsha`` and
+    ``script_load`` only, as with ``redis_cluster.ClusterClient``.
+    """
+
+    IDLE_SECONDS = 1.0
+    """A kept connection unused for longer goes back through the pool's check."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        from redis.commands.core import Script
+        from redis.exceptions import DataError, ResponseError
+
+        self._pack: Callable[[tuple[Any, ...]], bytes] | None = None
+        try:
+            from hiredis import pack_command
+
+            self._pack = pack_command
+        except ImportError:  # redis-py's own packer, slower, does the same
+            pass
+        self._client, self._pool = client, client.connection_pool
+        self._script, self._error_reply, self._data_error = Script, ResponseError, DataError
+        self._local = threading.local()
+
+    def register_script(self, script: str) -> Script:
+        return self._script(cast(Any, self), script)
+
+    def get_encoder(self) -> Any:
+        return self._client.get_encoder()
+
+    def script_load(self, script: str) -> str:
+        return str(self._client.script_load(script))
+
+    def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
+        command = ("EVALSHA", sha, numkeys, *args)
+        packed = None
+        if self._pack is not None:
+            try:
+                packed = [self._pack(command)]
+            except TypeError as exc:  # what redis-py's packer raises for such an argument
+                raise self._data_error(str(exc)) from exc
+        conn = self.connection()
+        try:
+            if packed is None:
+                conn.send_command(*command)
+            else:
+                conn.send_packed_command(packed)
+            return conn.read_response()
+        except self._error_reply:
+            raise  # read whole: the connection is as good as before
+        except BaseException:
+            conn.disconnect()
+            self._local.kept.let_go()  # the next call checks one out, connected again
+            self._local.kept = None
+            raise
+
+    def connection(self) -> Any:
+        """This thread's connection: kept, or checked out (first call, after a fork or idling)."""
+        kept: _Kept | None = getattr(self._local, "kept", None)
+        now = time.monotonic()
+        if kept is not None and (kept.pid != os.getpid() or now - kept.used > self.IDLE_SECONDS):
+            kept.let_go()
+            kept = None
+        if kept is None:
+            kept = self._local.kept = _Kept(self._pool)
+        kept.used = now
+        return kept.connection
+
+
+class _Kept:
+    """A connection a thread keeps out of the pool; back in when the thread (or this) ends."""
+
+    def __init__(self, pool: Any) -> None:
+        self.connection, self.pid, self.used = pool.get_connection(), os.getpid(), 0.0
+        self._back = weakref.finalize(self, pool.release, self.connection)
+
+    def let_go(self) -> None:
+        """Back to the pool now; in a forked child, dropped untouched (it is the parent's)."""
+        if self.pid == os.getpid():
+            self._back()
+        else:
+            self._back.detach()
