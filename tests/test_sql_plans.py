@@ -76,13 +76,20 @@ def test_claim_uses_the_claim_index_without_sorting(filled: SqlBackend) -> None:
 @pytest.mark.service("postgres")
 @pytest.mark.parametrize(
     "statement",
-    ["claim 1", "claim 100", "settle_and_claim delete 1", "settle_and_claim hold 1"],
+    [
+        "claim 1",
+        "claim 100",
+        "settle_and_claim delete 1",
+        "settle_and_claim hold 1",
+        "oldest_ready_age 1",
+    ],
 )
 def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, statement: str) -> None:
     """psycopg prepares a statement after five runs; PostgreSQL may then reuse a
     generic plan. The claim's plan must stay an index walk even then, on a table
     whose statistics say the queue is large; so must settle_and_claim's, whose
-    claim spares the settled item."""
+    claim spares the settled item; so must the queues page's oldest_ready_age,
+    whose generic plan once walked the primary key from the table's first id."""
     factory = bridge.QueueFactory(default=spec_for("postgres", tmp_path))
     queue = factory.get("generic_plan_probe")
     queue.delete_queue()
@@ -96,6 +103,8 @@ def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, state
     built: Any
     if kind == ["claim"]:
         built = backend.statements.claim(int(count))
+    elif kind == ["oldest_ready_age"]:
+        built = backend.statements.oldest_ready_age
     else:
         built = backend.statements.settle_and_claim(kind[1], int(count))
         given.update(id=1, claim="held", reason="probe", error="probe")
@@ -125,6 +134,8 @@ def test_postgres_generic_plan_of_the_claim_walks_the_index(tmp_path: Any, state
         factory.close()
     assert f"Index Scan using {backend.table.name}_claim" in plan, plan
     assert "Seq Scan" not in plan, plan
+    if kind == ["oldest_ready_age"]:  # the others look up a settled item by its id
+        assert f"using {backend.table.name}_pkey" not in plan, plan
 
 
 @pytest.mark.service("postgres")

@@ -586,7 +586,14 @@ class Statements:
         (a loose index scan, written as a recursive CTE since PostgreSQL has
         none); each level's probe walks past the leased, delayed and held
         items at its head, as a claim does. The oldest of those firsts is
-        the answer. Two items created at once by concurrent transactions may
+        the answer. A probe asks for the first claimable item at its level
+        *or below*, in claim order: for a level with one, that is its first;
+        otherwise an item of a lower level, whose own probe finds it too, so
+        the minimum is unchanged. Asked with ``priority =`` and ordered by id,
+        PostgreSQL's generic plan of the prepared statement (psycopg prepares
+        after five runs) walked the primary key instead, from the table's
+        first id: 100 ms for a small queue beside a 1,000,000-item one, 0.2
+        ms with the claim order, which only the claim index gives. Two items created at once by concurrent transactions may
         get ids in the other order; the age is then off by the difference
         of their ``created``, milliseconds. No index has ``created``: one
         would cost every insert and delete to serve a metric.
@@ -608,10 +615,10 @@ class Statements:
             sa.select(t.c.created)
             .where(
                 t.c.name == _queue(),
-                t.c.priority == levels.c.priority,
+                t.c.priority <= levels.c.priority,
                 t.c.expire <= self.now,
             )
-            .order_by(t.c.item_id),
+            .order_by(t.c.priority.desc(), t.c.item_id),
             inline(1),
         ).scalar_subquery()
         return sa.select(self.now - sa.func.min(first)).where(levels.c.priority.is_not(None))

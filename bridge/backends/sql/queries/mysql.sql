@@ -210,7 +210,7 @@ FROM levels
 WHERE levels.priority IS NOT NULL)
  SELECT unix_timestamp(now(6)) - min((SELECT bridge_queue.created
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority = levels.priority AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1)) AS anon_1
 FROM levels
 WHERE levels.priority IS NOT NULL;

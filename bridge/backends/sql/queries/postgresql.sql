@@ -307,7 +307,7 @@ FROM levels
 WHERE levels.priority IS NOT NULL)
  SELECT EXTRACT(epoch FROM statement_timestamp()) - min((SELECT bridge_queue.created
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority = levels.priority AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) ORDER BY bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1)) AS anon_1
 FROM levels
 WHERE levels.priority IS NOT NULL;

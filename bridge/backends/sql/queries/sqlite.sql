@@ -212,7 +212,7 @@ FROM levels
 WHERE levels.priority IS NOT NULL)
  SELECT (julianday('now') - 2440587.5) * 86400.0 - min((SELECT bridge_queue.created
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.priority = levels.priority AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 OFFSET 0)) AS anon_1
 FROM levels
 WHERE levels.priority IS NOT NULL;
