@@ -132,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--write", type=Path, help="write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write every figure as JSON here")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="run nothing: judge and render the figures of an earlier --json file again",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        return _render_saved(args.from_json, args.write)
 
     plan = Plan(args.quick)
     skip = set(filter(None, args.skip.split(",")))
@@ -171,13 +178,42 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         args.json.write_text(
-            json.dumps(report.as_json(cells, depths, celery, machine, settings), indent=1)
+            json.dumps(
+                report.as_json(
+                    cells, depths, celery, machine, settings, quick=plan.quick, elapsed=elapsed
+                ),
+                indent=1,
+            )
         )
     failed = [cell for cell in cells if cell.error]
     if failed:
         print(f"benchmarks: {len(failed)} cells failed", file=sys.stderr)
     broken = [d.family for d in depths if d.error] + [c.family for c in celery if c.error]
     return 1 if failed or broken else 0
+
+
+def _render_saved(path: Path, write: Path | None) -> int:
+    """``--from-json``: the report of a saved run, under today's targets."""
+    try:
+        saved = json.loads(path.read_text())
+        cells, depths, celery = report.from_json(saved)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"benchmarks: {path} is not a --json file of this harness: {exc}", file=sys.stderr)
+        return 2
+    print(report.text(cells, depths, celery))
+    if write:
+        write.write_text(
+            report.markdown(
+                cells,
+                depths,
+                celery,
+                saved["machine"],
+                saved["settings"],
+                quick=bool(saved.get("quick", False)),
+                elapsed=float(saved.get("elapsed", 0.0)),
+            )
+        )
+    return 0
 
 
 if __name__ == "__main__":
