@@ -107,11 +107,12 @@ def test_the_demo_and_every_command_it_prints_work(tmp_path: Path) -> None:
 
     commands = done.stdout.split("run the pieces yourself (each in its own terminal):\n")[1]
     lines = [line.strip() for line in commands.splitlines() if line.strip()]
-    assert len(lines) == 4, lines
-    worker, flower, metrics, send = lines
+    assert len(lines) == 5, lines
+    worker, flower, metrics, ui, send = lines
     _comes_up(worker, tmp_path, "ready.")
     _comes_up(flower, tmp_path, f"http://127.0.0.1:{port}/healthcheck")
     _comes_up(metrics, tmp_path, "http://127.0.0.1:9808/metrics")
+    _comes_up(ui, tmp_path, "http://127.0.0.1:8010/")
     sent = subprocess.run(
         ["sh", "-c", send],
         cwd=tmp_path,

@@ -178,6 +178,8 @@ def next_commands(flower_port: int) -> list[str]:
         "BRIDGE_IMPORTS=bridge.demo celery -A bridge worker --beat --loglevel INFO",
         f"FLOWER_UNAUTHENTICATED_API=true {flower}",
         "bridge metrics --port 9808",
+        # The Queue UI (docs/ui.md): the demo queue's items, held failures and a pass run by hand.
+        "bridge --import bridge.demo ui --port 8010",
         f"bridge --import bridge.demo queue send {DEMO_QUEUE} {shlex.quote(json.dumps({'n': 27}))}",
     ]
 

@@ -11,11 +11,12 @@ Chromium these tests skip with the reason; with ``BRIDGE_REQUIRE_SERVICES=1``
 Every selector is a route or a ``data-testid`` of docs/ui.md, the contract
 between the app and these tests.
 
-``BRIDGE_UI_SCREENSHOTS=1`` writes the screenshots of the main pages to
-docs/ui/*.png (without it they go to the test's temporary directory, so the
-flow still runs). Only on request, because the pages show times and ages,
-which differ on every run: always writing would change the files on every
-run of the suite.
+Every run writes the screenshots of the main pages to docs/ui/*.png, the
+ones docs/ui.md shows, so they are always the pages as the code under test
+draws them (the issue's "made by the same test run"). The pages show times
+and ages, so the files change on every run: commit them with a change to
+the UI, or ``git checkout docs/ui`` otherwise. ``BRIDGE_UI_SCREENSHOTS=0``
+sends them to the test's temporary directory instead (the flow still runs).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
-SCREENSHOTS = os.environ.get("BRIDGE_UI_SCREENSHOTS") == "1"
+SCREENSHOTS = os.environ.get("BRIDGE_UI_SCREENSHOTS", "1") != "0"
 DOCS_UI = Path(__file__).resolve().parents[2] / "docs" / "ui"
 WAIT_MS = 15_000
 """How long an expectation waits: a few of the queues page's 2 s polls."""
@@ -452,24 +453,37 @@ def test_script_payload_stays_inert(sqlite_site: Site, page: Page, dialogs: list
     queue = sqlite_site.queue("hostile")
     held_id = hold_one(queue, {"note": IMAGE}, reason=SCRIPT, error=f"RuntimeError: {SCRIPT}")
     ready_id = str(queue.create_item({"note": SCRIPT, "img": IMAGE}))
+    named = sqlite_site.queue(IMAGE)  # a queue name is any string
+    named.create_item({"n": 1})
 
+    def inert() -> None:
+        assert page.evaluate("window.__pwned") is None, f"a script ran on {page.url}"
+        assert page.locator("script", has_text="__pwned").count() == 0
+        assert page.locator('img[src="x"]').count() == 0, f"markup was parsed on {page.url}"
+
+    page.goto(sqlite_site.url + "/")
+    expect(page.get_by_test_id("updated")).to_contain_text("updated")  # after a poll
+    expect(page.get_by_test_id(f"queue-row-{IMAGE}").locator("a").first).to_have_text(IMAGE)
+    inert()
+    follow(page, page.get_by_test_id(f"queue-row-{IMAGE}").locator("a").first)
+    expect(page.get_by_test_id("counts").get_by_test_id("count-ready")).to_have_text("1")
+    inert()
     page.goto(sqlite_site.at("/queues/hostile"))
     row = page.get_by_test_id(f"item-row-{ready_id}")
     expect(row.get_by_test_id("item-payload")).to_contain_text("<script>window.__pwned")
+    inert()
     page.goto(sqlite_site.at(f"/queues/hostile/items/{ready_id}"))
     # Shown as JSON shows strings: quoted, with their quotes escaped.
     expect(page.get_by_test_id("item-payload")).to_contain_text(json.dumps(SCRIPT))
     expect(page.get_by_test_id("item-payload")).to_contain_text(json.dumps(IMAGE))
-    assert page.evaluate("window.__pwned") is None
+    inert()
     page.goto(sqlite_site.at(f"/queues/hostile/items/{held_id}"))
     expect(page.get_by_test_id("item-error")).to_contain_text(SCRIPT)
     expect(page.get_by_test_id("hold-reason")).to_contain_text(SCRIPT)
+    inert()
     page.goto(sqlite_site.at("/queues/hostile/held"))
     expect(page.get_by_test_id(f"held-row-{held_id}")).to_contain_text(SCRIPT)
-
-    assert page.evaluate("window.__pwned") is None, "a payload's script ran"
-    assert page.locator("script", has_text="__pwned").count() == 0
-    assert page.locator('img[src="x"]').count() == 0
+    inert()
     assert dialogs == [], f"a payload opened dialogs: {dialogs}"
 
 
