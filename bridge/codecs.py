@@ -1,11 +1,15 @@
 """Payload encoding: what ``create_item`` stores and ``claim_item`` gives back.
 
-JSON is the default and the only built-in codec. It is strict: data must come
+JSON is the default. It is strict: data must come
 back from a claim equal to what was created, so values JSON would silently
 change are refused instead of stored. A tuple would come back as a list, a
 dict with an int key would come back with a str key, NaN is not JSON: each is
 refused at ``create_item`` with a :class:`~bridge.errors.PayloadError` naming
 the offending type and where it sits, and nothing is written.
+
+``php`` is PHP's ``serialize()`` format, restricted to the values that map
+safely (:mod:`bridge.php_serialize`): Drupal's own ``queue`` table stores
+that, and a Drupal site shares it with bridge (``docs/drupal.md``).
 
 Pickle is deliberately not offered: an item that a worker unpickles can run
 arbitrary code, and queue tables are often writable by more than one
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from bridge.errors import ConfigurationError, PayloadError
@@ -107,7 +112,14 @@ class JsonCodec:
         )
 
 
-_CODECS: dict[str, type[JsonCodec]] = {"json": JsonCodec}
+def _php() -> Codec:
+    # Imported on first use: only queues on Drupal's own table need it.
+    from bridge.php_serialize import PhpCodec
+
+    return PhpCodec()
+
+
+_CODECS: dict[str, Callable[[], Codec]] = {"json": JsonCodec, "php": _php}
 
 
 def get_codec(name: str) -> Codec:
