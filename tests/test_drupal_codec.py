@@ -1,16 +1,21 @@
 """The php codec: PHP's serialize() for the values that map safely, and nothing else.
 
 Property tests: every value built from what the codec accepts comes back
-equal and of the same types; every value it refuses is refused with
-PayloadError, never written half; decoding refuses objects and references
-without building anything. Real PHP reading and writing these bytes is
-tests/test_drupal.py's.
+equal and of the same types, through the codec and through real PHP's
+unserialize() and serialize(); every value it refuses is refused with
+PayloadError; decoding refuses objects and references without building
+anything. PHP and bridge sharing a table is tests/test_drupal.py's.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -232,3 +237,26 @@ def test_nesting_is_bounded_both_ways() -> None:
     payload = b"a:1:{i:0;" * (MAX_DEPTH + 1) + b"N;" + b"}" * (MAX_DEPTH + 1)
     with pytest.raises(PayloadError, match="more than"):
         PhpCodec().decode(payload)
+
+
+PHP_SCRIPT = Path(__file__).parent / "php" / "system_queue.php"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(VALUES, min_size=1, max_size=20))
+def test_php_reads_what_the_codec_writes_as_the_same_value(values: list[Any]) -> None:
+    """Real PHP: unserialize() then serialize() gives back what the codec wrote."""
+    if shutil.which("php") is None:
+        pytest.fail("php is not installed (apt-get install php-cli php-sqlite3)")
+    encoded = [base64.b64encode(dumps(value)).decode() for value in values]
+    done = subprocess.run(
+        ["php", str(PHP_SCRIPT), "reserialize", "-", *encoded],
+        env={**os.environ, "BRIDGE_PHP_DSN": "sqlite::memory:"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    back = [loads(base64.b64decode(line)) for line in done.stdout.split()]
+    assert len(back) == len(values)
+    assert all(same(php, value) for php, value in zip(back, values, strict=True))

@@ -119,6 +119,14 @@ elseif ($command === 'create-serialized') {
     print $queue->createItem(unserialize(base64_decode($encoded), ['allowed_classes' => FALSE])) . "\n";
   }
 }
+elseif ($command === 'reserialize') {
+  // No queue: each argument (base64) through unserialize() and serialize(),
+  // to show PHP reads what bridge's codec writes as the same value.
+  foreach (array_slice($argv, 3) as $encoded) {
+    $value = unserialize(base64_decode($encoded), ['allowed_classes' => FALSE]);
+    print base64_encode(serialize($value)) . "\n";
+  }
+}
 elseif ($command === 'create-object') {
   print $queue->createItem((object) ['nid' => 1]) . "\n";
 }
