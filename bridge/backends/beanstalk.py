@@ -8,7 +8,10 @@ the choices.
 
 Features:
     One tube per queue. ``create_items`` puts jobs (priority and delay
-    native, delays in whole seconds rounded up); a claim is
+    native). beanstalkd counts delays in whole seconds: a delay with a
+    fraction is put rounded up, and the object that set it ends it on time
+    (``kick-job`` at its next claim from the queue), so only other
+    processes see it up to a second late. A claim is
     ``reserve-with-timeout 0`` and a ``stats-job`` for the attempts.
     ``extend_lease`` is ``touch``, ``release_item`` and ``delay_item`` are
     ``release`` (with a delay), ``delete_items`` is ``delete``.
@@ -170,6 +173,7 @@ class BeanstalkBackend(Backend):
             try:
                 for payload in payloads:
                     ids.append(client.put(wire.wrap(payload, body_time), pri, seconds, self._ttr))
+                    self._due_at(name, ids[-1], body_time + delay, seconds > delay)
             except self._g.Error:
                 # All or none: take back what went in before the refusal.
                 for job_id in ids:
@@ -183,6 +187,7 @@ class BeanstalkBackend(Backend):
             # Only as many ended leases as the claim asks for go back: the
             # rest stay this object's, still settleable by their holders.
             self._requeue(self._claims.expired(name)[:count])
+            self._wake(name)
             client = self._conn.watch(self._tube(name))
             claimed: list[StoredItem] = []
             while len(claimed) < count:
@@ -236,9 +241,12 @@ class BeanstalkBackend(Backend):
         if claim is None:
             return None
         self._claims.end(claim)
-        seconds = wire.whole_seconds(delay)
+        seconds, now = wire.whole_seconds(delay), time.time()
         released = self._done(self._conn.client().release, self._job(claim), claim.pri, seconds)
-        return time.time() + seconds if released else None
+        if not released:
+            return None
+        self._due_at(name, claim.job_id, now + delay, seconds > delay)
+        return now + delay
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
         """``touch``: beanstalkd starts the job's ttr again; the lease is kept here."""
@@ -425,6 +433,8 @@ class BeanstalkBackend(Backend):
         """
         self._lock = threading.RLock()
         self._claims = Claims()
+        self._due: dict[int, tuple[str, float]] = {}
+        """Jobs delayed here for a fraction of a second less than beanstalkd's whole seconds."""
         self._conn.forget()
 
     @contextmanager
@@ -471,6 +481,29 @@ class BeanstalkBackend(Backend):
             return 0
         return 1
 
+    def _due_at(self, name: str, job_id: int, due: float, early: bool) -> None:
+        """Remember a delay that beanstalkd's whole seconds made longer, to end it on time."""
+        if early and len(self._due) < _MAX_DUE:
+            self._due[job_id] = (name, due)
+
+    def _wake(self, name: str) -> None:
+        """``kick-job`` the queue's jobs delayed here whose delay has passed to the fraction.
+
+        beanstalkd would hand them out at the next whole second; the object
+        that set the delay hands them out on time. A job no longer delayed
+        (claimed since, by a process that did not wait) is left alone.
+        """
+        now, client = time.time(), self._conn.client()
+        for job_id, (queue, due) in list(self._due.items()):
+            if queue != name or due > now:
+                continue
+            del self._due[job_id]
+            try:
+                if client.stats_job(job_id)["state"] == "delayed":
+                    client.kick_job(job_id)
+            except self._g.NotFoundError:
+                pass
+
     def _job(self, claim: Claim) -> Any:
         """greenstalk's release, touch and bury take a Job (only its id is sent)."""
         return self._g.Job(claim.job_id, b"")
@@ -480,3 +513,7 @@ class BeanstalkBackend(Backend):
         if tube.startswith(self._prefix + "$$"):
             self._hashed[tube] = name
         return tube
+
+
+_MAX_DUE = 100_000
+"""The most fractional delays one object ends on time; past that, at the whole second."""
