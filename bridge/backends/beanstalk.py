@@ -172,13 +172,14 @@ class BeanstalkBackend(Backend):
             ids: list[ItemId] = []
             try:
                 for payload in payloads:
-                    ids.append(client.put(wire.wrap(payload, body_time), pri, seconds, self._ttr))
-                    self._due_at(name, ids[-1], body_time + delay, seconds > delay)
+                    job_id: int = client.put(wire.wrap(payload, body_time), pri, seconds, self._ttr)
+                    ids.append(job_id)
+                    self._due_at(name, job_id, body_time + delay, seconds > delay)
             except self._g.Error:
                 # All or none: take back what went in before the refusal.
-                for job_id in ids:
+                for put in ids:
                     with suppress(self._g.Error):
-                        client.delete(job_id)
+                        client.delete(put)
                 raise
             return ids
 
