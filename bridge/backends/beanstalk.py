@@ -353,6 +353,7 @@ class BeanstalkBackend(Backend):
         """
         with self._calling("delete_queue"):
             client = self._conn.use(self._tube(name))
+            self._due.pop(name, None)
             for claim in self._claims.of(name):
                 self._claims.end(claim)
                 self._done(client.delete, claim.job_id)
@@ -434,7 +435,7 @@ class BeanstalkBackend(Backend):
         """
         self._lock = threading.RLock()
         self._claims = Claims()
-        self._due: dict[int, tuple[str, float]] = {}
+        self._due: dict[str, dict[int, float]] = {}
         """Jobs delayed here for a fraction of a second less than beanstalkd's whole seconds."""
         self._conn.forget()
 
@@ -484,8 +485,9 @@ class BeanstalkBackend(Backend):
 
     def _due_at(self, name: str, job_id: int, due: float, early: bool) -> None:
         """Remember a delay that beanstalkd's whole seconds made longer, to end it on time."""
-        if early and len(self._due) < _MAX_DUE:
-            self._due[job_id] = (name, due)
+        due_here = self._due.setdefault(name, {})
+        if early and len(due_here) < _MAX_DUE:
+            due_here[job_id] = due
 
     def _wake(self, name: str) -> None:
         """``kick-job`` the queue's jobs delayed here whose delay has passed to the fraction.
@@ -494,11 +496,14 @@ class BeanstalkBackend(Backend):
         that set the delay hands them out on time. A job no longer delayed
         (claimed since, by a process that did not wait) is left alone.
         """
+        due_here = self._due.get(name)
+        if not due_here:
+            return
         now, client = time.time(), self._conn.client()
-        for job_id, (queue, due) in list(self._due.items()):
-            if queue != name or due > now:
+        for job_id, due in list(due_here.items()):
+            if due > now:
                 continue
-            del self._due[job_id]
+            del due_here[job_id]
             try:
                 if client.stats_job(job_id)["state"] == "delayed":
                     client.kick_job(job_id)
@@ -517,4 +522,4 @@ class BeanstalkBackend(Backend):
 
 
 _MAX_DUE = 100_000
-"""The most fractional delays one object ends on time; past that, at the whole second."""
+"""The most fractional delays one object ends on time in a queue; past that, at the whole second."""
