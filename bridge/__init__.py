@@ -24,11 +24,12 @@ from bridge.errors import (
     UnknownQueueError,
     UnsupportedOperationError,
 )
-from bridge.factory import QueueFactory, configure, get_factory, get_queue
+from bridge.factory import QueueFactory, configure, get_factory, get_queue, get_topic
 from bridge.failures import Backoff, HoldItem
 from bridge.items import ItemCounts, ItemState, QueueItem, Settlement
 from bridge.queue import Queue
 from bridge.runner import Summary, process_queue, run_cron
+from bridge.topics import Topic, TopicMessage, TopicStats
 from bridge.workers import (
     DelayedRequeue,
     QueueWorker,
@@ -65,6 +66,9 @@ __all__ = [
     "Settlement",
     "Summary",
     "SuspendQueue",
+    "Topic",
+    "TopicMessage",
+    "TopicStats",
     "UnknownBackendError",
     "UnknownQueueError",
     "UnsupportedOperationError",
@@ -72,6 +76,7 @@ __all__ = [
     "current_item",
     "get_factory",
     "get_queue",
+    "get_topic",
     "get_worker",
     "process_queue",
     "queue_worker",

@@ -26,7 +26,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.backends import backend_class, open_backend
 from bridge.codecs import get_codec
@@ -37,6 +37,9 @@ from bridge.queue import Queue
 from bridge.settings import DEFAULT_URL, Settings, Spec, load_settings, with_failure_defaults
 from bridge.urls import mask_password
 from bridge.workers import declared_reliable, import_worker_modules
+
+if TYPE_CHECKING:
+    from bridge.topics import Topic, TopicStore
 
 _FACADE_OPTIONS = ("codec", "max_attempts", "retry")
 
@@ -127,6 +130,8 @@ class QueueFactory:
         self.reliable_queues = frozenset(reliable_queues)
         self._backends: dict[str, Backend] = {}
         self._cache: dict[str, Queue] = {}
+        self._topics: dict[str, Topic] = {}
+        self._topic_stores: dict[str, TopicStore] = {}
         self._lock = threading.Lock()
         self._workers_imported = False
 
@@ -238,6 +243,31 @@ class QueueFactory:
                 backend.close()
             self._backends.clear()
             self._cache.clear()
+            self._topics.clear()
+            self._topic_stores.clear()
+
+    def get_topic(self, name: str) -> Topic:
+        """The topic ``name`` (pub/sub, see :mod:`bridge.topics`), cached.
+
+        Served by the store a queue of the same name would use (the default,
+        or the name's entry in ``queues``), with that entry's codec.
+        :class:`~bridge.errors.UnsupportedOperationError` names a backend
+        that cannot keep topics.
+        """
+        from bridge.topics import Topic, check_topics, open_topic_store
+
+        with self._lock:
+            topic = self._topics.get(name)
+            if topic is None:
+                resolved = _resolve(self.default, self.queues.get(name), f"the setting of {name!r}")
+                store = self._topic_stores.get(resolved.cache_key)
+                if store is None:
+                    check_topics(backend_class(resolved.url), resolved.url)
+                    store = open_topic_store(self._backend(resolved))
+                    self._topic_stores[resolved.cache_key] = store
+                codec = get_codec(str(resolved.options.get("codec", "json")))
+                topic = self._topics[name] = Topic(name, store, codec)
+            return topic
 
     def _build(self, name: str, reliable: bool) -> Queue:
         """Queue ``name`` from its setting; ``reliable``: declared reliable."""
@@ -315,6 +345,11 @@ def get_factory() -> QueueFactory:
         if _factory is None:
             _factory = QueueFactory.from_settings()
         return _factory
+
+
+def get_topic(name: str) -> Topic:
+    """The topic ``name`` from the configured factory (see :mod:`bridge.topics`)."""
+    return get_factory().get_topic(name)
 
 
 def get_queue(name: str, reliable: bool = False) -> Queue:

@@ -240,4 +240,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         engine = sqlalchemy.create_engine(url)
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text(f"DROP TABLE IF EXISTS {SESSION_TABLE}"))
+            # Topics' tables (bridge/backends/topics_sql.py), made on first use.
+            for suffix in ("_topic", "_topic_sub"):
+                conn.execute(sqlalchemy.text(f"DROP TABLE IF EXISTS {SESSION_TABLE}{suffix}"))
         engine.dispose()
