@@ -148,7 +148,9 @@ class SqlTopics(TopicStore):
 
     def read(self, topic: str, subscriber: str, limit: int, start: Start) -> list[StoredMessage]:
         self._sweep(topic)
-        if start == "latest":
+        if start == "latest" and not self._reading(
+            "read", lambda c: self._known(c, topic, subscriber)
+        ):
             self._transaction("read", lambda conn: self._start_latest(conn, topic, subscriber))
         s, m = self.subscribers, self.messages
         after = (
@@ -243,13 +245,20 @@ class SqlTopics(TopicStore):
     def _add_head(self, conn: Connection, topic: str) -> None:
         conn.execute(self._insert_ignore(), {"name": topic, "subscriber": _HEAD, "position": 0})
 
-    def _start_latest(self, conn: Connection, topic: str, subscriber: str) -> None:
-        """Give a new subscriber the last position issued, so it reads only what follows."""
+    def _known(self, conn: Connection, topic: str, subscriber: str) -> bool:
+        """Whether the subscriber has a position (a read, without the write lock)."""
         s = self.subscribers
         mine = (s.c.name == topic) & (s.c.subscriber == subscriber)
-        if conn.execute(sa.select(s.c.position).where(mine)).first() is not None:
-            return
-        last = conn.execute(sa.select(s.c.position).where(self._head(topic))).scalar() or 0
+        return conn.execute(sa.select(s.c.position).where(mine)).first() is not None
+
+    def _start_latest(self, conn: Connection, topic: str, subscriber: str) -> None:
+        """Give a new subscriber the last position issued, so it reads only what follows."""
+        if self._known(conn, topic, subscriber):
+            return  # a racing first read set it
+        last = (
+            conn.execute(sa.select(self.subscribers.c.position).where(self._head(topic))).scalar()
+            or 0
+        )
         conn.execute(
             self._insert_ignore(), {"name": topic, "subscriber": subscriber, "position": last}
         )
