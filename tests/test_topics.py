@@ -245,6 +245,80 @@ def test_concurrent_publishers_one_order_for_every_subscriber(topic: bridge.Topi
     assert datas(topic.read("late-comer", limit=MAX_READ)) == [list(m) for m in seen["r1"]]
 
 
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
+        pytest.param("mariadb", id="mariadb", marks=pytest.mark.service("mariadb")),
+    ],
+)
+def test_sql_a_later_publish_waits_for_an_earlier_slow_commit(
+    kind: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case an autoincrement id gets wrong, made to happen on purpose.
+
+    Publisher "slow" holds its transaction open after its insert; a second
+    publisher starts meanwhile, and a subscriber reads and acks as fast as
+    it can. The second publish must wait for the first commit, so the
+    subscriber sees "early" before "late" and never acks past it.
+    """
+    from bridge.backends.topics_sql import SqlTopics
+
+    original = SqlTopics._transaction
+    inserted = threading.Event()
+
+    def slow(self: SqlTopics, operation: str, work: Any) -> Any:
+        if operation != "publish" or threading.current_thread().name != "slow":
+            return original(self, operation, work)
+
+        def held_open(conn: Any) -> Any:
+            result = work(conn)
+            if result is not None:
+                inserted.set()
+                time.sleep(0.6)
+            return result
+
+        return original(self, operation, held_open)
+
+    monkeypatch.setattr(SqlTopics, "_transaction", slow)
+    factory = bridge.QueueFactory(default=spec_for(kind, tmp_path))
+    topic = factory.get_topic(f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        topic.publish("warm-up")  # the head row exists: both publishes go the same way
+        topic.ack("reader", topic.read("reader")[0].marker)
+        seen: list[str] = []
+        done = threading.Event()
+
+        def follow() -> None:
+            while not done.is_set() or len(seen) < 2:
+                messages = topic.read("reader")
+                seen.extend(m.data for m in messages)
+                if messages:
+                    topic.ack("reader", messages[-1].marker)
+                if len(seen) >= 2 or time.monotonic() > give_up:
+                    return
+                time.sleep(0.005)
+
+        give_up = time.monotonic() + 20
+        slow_publisher = threading.Thread(target=topic.publish, args=("early",), name="slow")
+        reader = threading.Thread(target=follow)
+        slow_publisher.start()
+        assert inserted.wait(10)
+        reader.start()
+        started = time.monotonic()
+        topic.publish("late")
+        waited = time.monotonic() - started
+        done.set()
+        slow_publisher.join()
+        reader.join()
+        assert seen == ["early", "late"]
+        assert waited > 0.3, "the second publish waited for the first commit"
+    finally:
+        topic.delete_topic()
+        factory.close()
+
+
 # -- bad input ----------------------------------------------------------------------
 
 
