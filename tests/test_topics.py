@@ -430,3 +430,32 @@ def test_get_topic_uses_the_configured_factory_and_caches(monkeypatch: pytest.Mo
             bridge.get_topic("beans")
     finally:
         factory.close()
+
+
+def test_every_topic_store_is_a_final_topic_store() -> None:
+    """mypy then holds each to the whole contract (a final class with abstract methods fails)."""
+    import importlib
+
+    from bridge.topics import TOPIC_STORES, TopicStore
+
+    for backend_path, store_path in TOPIC_STORES.items():
+        module, _, name = backend_path.partition(":")
+        assert hasattr(importlib.import_module(module), name), backend_path
+        module, _, name = store_path.partition(":")
+        store = getattr(importlib.import_module(module), name)
+        assert issubclass(store, TopicStore)
+        assert getattr(store, "__final__", False), f"{store_path} is not @final"
+
+
+def test_names_with_braces_and_unicode(topic_factory: bridge.QueueFactory) -> None:
+    name = f"t{{%}}ü {uuid.uuid4().hex[:8]}"
+    topic = topic_factory.get_topic(name)
+    try:
+        marker = topic.publish("x")
+        assert datas(topic.read("sub {}%ü")) == ["x"]
+        assert topic.ack("sub {}%ü", marker) is True
+        assert topic.stats().subscribers == 1
+        # A queue of the same name is another thing on the same store.
+        assert topic_factory.get(name).number_of_items() == 0
+    finally:
+        topic.delete_topic()
