@@ -3,6 +3,7 @@
 ::
 
     bridge [--import MODULE]... queue list|run|send|peek|release|delete ...
+    bridge queue watch NAME... [--concurrency N] [--lease-time S]
     bridge queue held|kick|delete-held NAME ...
     bridge demo [--items N] [--queue NAME]
     bridge celery-demo [--seconds S] [--rate N] [--concurrency N] [--flower [--flower-port N]]
@@ -313,6 +314,55 @@ def run(
             f"{'was' if held_count == 1 else 'were'} held in the {name} queue"
             + (f"; list them with: bridge queue held {name}" if held_count else "")
         )
+
+
+class WatchRefused(OneLineError):
+    """``bridge queue watch`` refused what it was asked to watch: one line, exit 2."""
+
+    exit_code = 2
+
+
+@queue.command("watch")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Watcher processes sharing the queues.",
+)
+@click.option("--lease-time", type=LEASE, help="Seconds [default: worker's lease, cron time, 30].")
+@click.pass_obj
+def watch_queues(
+    factory: QueueFactory, names: tuple[str, ...], concurrency: int, lease_time: float | None
+) -> None:
+    """Process NAME... as items arrive, until SIGTERM or Ctrl-C (Lilmuckers' watch).
+
+    Waits for new items without polling where the store can say (PostgreSQL
+    LISTEN/NOTIFY, Redis pub/sub), else claims every 0.25 s; each item is
+    settled as `bridge queue run` settles it. The first SIGTERM or Ctrl-C
+    finishes the item in hand and exits 0; a second releases it and exits.
+
+    \b
+    Exit status:
+      0  stopped by a signal, every item in hand settled or released
+      1  a watcher process failed
+      2  a bad argument: an unknown queue, no registered worker, a bad URL
+    """
+    from bridge.watch import check, watch
+
+    names = tuple(dict.fromkeys(names))
+    try:
+        check(names, factory, lease_time)
+    except BridgeError as exc:
+        # Nothing is watched yet: a mistake in what was asked. Exit 2, and one
+        # line (a UsageError raised here would get click's usage block).
+        raise WatchRefused(str(exc)) from exc
+    processes = f"{concurrency} process" + ("es" if concurrency > 1 else "")
+    click.echo(f"Watching {', '.join(names)} with {processes}; SIGTERM or Ctrl-C stops.", err=True)
+    status = watch(names, factory, concurrency=concurrency, lease_time=lease_time)
+    if status:
+        raise OneLineError("a watcher process failed; see the log above")
 
 
 @queue.command("send")

@@ -8,6 +8,7 @@ uses::
     Administration    release every lease, delete a queue
     Holding           set failed items aside, list them, kick them back, delete them
     Backend           all four: what a URL scheme's class implements
+    Waiting           optional: block until new items may be there (``queue watch``)
 
 The CLI, metrics and the web UI read through :class:`Introspection`; the
 runner works through :class:`QueueStore`. A backend class subclasses
@@ -339,6 +340,30 @@ class Holding(ABC):
 
 class Backend(QueueStore, Introspection, Administration, Holding):
     """Everything a backend class implements; the registry builds these."""
+
+
+class Waiting(ABC):
+    """Optional: wait for new items without polling (``bridge queue watch``).
+
+    A backend that can be told about new items (PostgreSQL's ``NOTIFY``,
+    Redis's ``PUBLISH``) subclasses this besides :class:`Backend`; for any
+    other, :func:`bridge.waiting.wait_for_items` sleeps a short interval.
+    A wake-up is only a hint: the caller claims after it, and a claim that
+    finds nothing is harmless.
+    """
+
+    @abstractmethod
+    def wait_for_items(self, names: Sequence[str], timeout: float) -> bool:
+        """Block up to ``timeout`` s until items of ``names`` may be claimable.
+
+        True when told of new items, or when nothing was listening before
+        this call (the first call starts listening and returns True at once,
+        so an item created before it is seen by the claim that follows);
+        False on timeout. Where the backend can tell when a delayed or
+        leased item of ``names`` becomes claimable, the wait ends then
+        (True) rather than at ``timeout``. Raises ``BackendUnavailableError`` when the
+        server is gone; the next call listens again.
+        """
 
 
 def settle(store: QueueStore, name: str, settlement: Settlement) -> bool:

@@ -691,6 +691,34 @@ def process_queue(
     ``max_attempts`` on a store that cannot hold items is refused up front
     (:class:`~bridge.errors.UnsupportedOperationError`).
     """
+    summary, _ = run_queue_pass(
+        name,
+        time_limit,
+        items_limit,
+        lease_time,
+        factory=factory,
+        progress=progress,
+        interrupts=interrupts,
+        should_stop=should_stop,
+        outage_tolerance=outage_tolerance,
+    )
+    return summary
+
+
+def run_queue_pass(
+    name: str,
+    time_limit: float | None = None,
+    items_limit: int | None = None,
+    lease_time: float | None = None,
+    *,
+    factory: QueueFactory | None = None,
+    progress: Callable[[Summary], object] | None = None,
+    interrupts: Interrupts = (),
+    should_stop: ShouldStop | None = None,
+    outage_tolerance: float | None = None,
+) -> tuple[Summary, SuspendQueue | None]:
+    """:func:`process_queue`, and the :class:`~bridge.workers.SuspendQueue` that ended
+    the pass if one did: ``bridge queue watch`` pauses the queue for its ``delay``."""
     worker = get_worker(name)
     budget = _limit("time_limit", time_limit)
     max_items = _items_limit(items_limit)
@@ -698,8 +726,7 @@ def process_queue(
     tolerance = _tolerance(outage_tolerance)
     queue = _queue(name, factory)
     plan = _Plan(queue, worker, _policy(queue, worker), lease, tolerance, interrupts)
-    summary, _ = _run_pass(plan, (budget, max_items, should_stop), progress, housekeeping=True)
-    return summary
+    return _run_pass(plan, (budget, max_items, should_stop), progress, housekeeping=True)
 
 
 @dataclass

@@ -60,6 +60,7 @@ Storage layout:
                               id:e the last error; id:r why it is held
         P:{N}:ids       string  the queue's id counter
         P:{N}:producer:<id>  string  a producer's last batch (10 minutes)
+        P:{N}:wake      pub/sub channel  ready items created (``bridge queue watch``)
 
     Every item is in exactly one of the four zsets, which is its state
     (``counts`` reads them); ``id:t`` says who holds it. Ids are 16-digit
@@ -107,7 +108,7 @@ from bridge.backends import redis_admin as admin
 from bridge.backends import redis_scripts as lua
 from bridge.backends import redis_wire as wire
 from bridge.backends.redis_scripts import QueueKeys
-from bridge.contract import Backend, Capabilities
+from bridge.contract import Backend, Capabilities, Waiting
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
@@ -124,6 +125,7 @@ from bridge.items import (
     Settlement,
     StoredItem,
 )
+from bridge.waiting import RedisListener, sleep_for_items
 
 try:
     import redis
@@ -149,7 +151,7 @@ _CONNECTION_DEFAULTS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_t
 
 
 @final
-class RedisBackend(Backend):
+class RedisBackend(Backend, Waiting):
     """Queues in Redis, one Lua script a call; see the module docstring."""
 
     capabilities = Capabilities(
@@ -190,7 +192,8 @@ class RedisBackend(Backend):
         client = self.client
         scripts = wire.DirectScripts(client) if isinstance(client, redis.Redis) else client
         register = scripts.register_script
-        self._create, self._claim, self._delete = map(register, (lua.CREATE, lua.CLAIM, lua.DELETE))
+        create = lua.CREATE_WAKING if isinstance(client, redis.Redis) else lua.CREATE
+        self._create, self._claim, self._delete = map(register, (create, lua.CLAIM, lua.DELETE))
         self._release, self._extend = register(lua.RELEASE), register(lua.EXTEND)
         self._fail, self._hold = register(lua.FAIL), register(lua.HOLD)
         self._settle = {action: register(text) for action, text in lua.SETTLE_AND_CLAIM.items()}
@@ -209,6 +212,7 @@ class RedisBackend(Backend):
         self._token = wire.tokens()
         self._local = threading.local()
         self._checked = False
+        self._listener: RedisListener | None = None
 
     # -- queue set-up -------------------------------------------------------
 
@@ -438,12 +442,45 @@ class RedisBackend(Backend):
         parse = lambda out: int(self._report(name, out[1], out[0]))  # noqa: E731
         return self._call("release_all", self._release_all, name, (), parse)
 
+    def wait_for_items(self, names: Sequence[str], timeout: float) -> bool:
+        """One server: the create script's PUBLISH, or the earliest delay or lease end.
+
+        A cluster sleeps briefly instead (see ``CREATE_WAKING``).
+        """
+        client = self.client
+        if not isinstance(client, redis.Redis):
+            return sleep_for_items(timeout)
+        if self._listener is None:
+            channel = lambda name: self._queue_keys(name)[1] + ":wake"  # noqa: E731
+            self._listener = RedisListener(self.url, client.pubsub, channel, self._due)
+        return self._listener.wait(names, timeout)
+
+    def _due(self, names: Sequence[str]) -> float | None:
+        """Seconds until the first delayed or leased item of ``names`` is claimable, if any."""
+        client = self.client
+        assert isinstance(client, redis.Redis)  # wait_for_items calls this on one server only
+        pipe = client.pipeline(transaction=False)
+        pipe.time()
+        for name in names:
+            _, leased, delayed, _, _ = self._keys_of(name)
+            pipe.zrange(leased, 0, 0, withscores=True)
+            pipe.zrange(delayed, 0, 0, withscores=True)
+        (seconds, micros), *firsts = pipe.execute()
+        ends = [float(score) for first in firsts for _, score in first]
+        if not ends:
+            return None
+        return (min(ends) - (int(seconds) * 1_000_000 + int(micros))) / 1_000_000
+
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         self.client.close()
 
     def forget_connections(self) -> None:
         """In a forked child: claim tokens of its own (redis-py's pool sees the fork itself)."""
         self._token = wire.tokens()
+        if self._listener is not None:
+            self._listener.forget()
 
     # -- helpers ------------------------------------------------------------------
 

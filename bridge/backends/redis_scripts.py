@@ -474,7 +474,7 @@ def build_script(body: str, library: str = "") -> str:
     )
 
 
-CREATE = build_script("""
+_CREATE = """
 -- KEYS[6] the queue's id counter, KEYS[7] this producer's last batch.
 -- ARGV: delay (us), -priority, batch id, payload... Returns the first id.
 -- A batch the producer already wrote (a retry after a lost reply) is
@@ -509,7 +509,22 @@ call_in_slices('HSET', KEYS[4], fields)
 call_in_slices('ZADD', zset, scored)
 redis.call('SET', KEYS[7], batch .. ' ' .. int(first), 'EX', '$KEEP')
 return first
-""")
+"""
+CREATE = build_script(_CREATE)
+CREATE_WAKING = build_script(
+    _CREATE.replace(
+        "\nreturn first\n",
+        """
+-- Ready items wake `bridge queue watch` on the queue's P:{N}:wake channel
+-- (KEYS[4] is P:{N}:items). Pub/sub: every watcher wakes, nothing is kept
+-- while none listens; about a microsecond when no one is subscribed.
+if ARGV[1] == '0' then redis.call('PUBLISH', string.sub(KEYS[4], 1, -6) .. 'wake', '') end
+return first
+""",
+    )
+)
+"""CREATE, then a wake-up for watchers: what the one-server backend runs. A cluster
+runs ``CREATE``: a PUBLISH there is broadcast to every node, and nothing waits on it."""
 
 CLAIM = build_script(
     """

@@ -33,6 +33,11 @@ Features:
     ``kick`` sets held items back in one UPDATE: a process killed at any
     instant leaves each item held or not, never lost, never in both.
 
+    Waiting (``bridge queue watch``): on PostgreSQL the INSERT of ready
+    items also calls ``pg_notify`` once, on a channel named after the table
+    with the queue's name as payload, and ``wait_for_items`` listens on a
+    connection of its own; elsewhere it sleeps briefly (``bridge/waiting.py``).
+
     Failures: a server that cannot be reached, or a connection lost
     mid-call, is ``BackendUnavailableError``; other database errors are
     ``BackendError``. On MariaDB/MySQL a payload whose INSERT would exceed

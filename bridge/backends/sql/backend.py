@@ -24,7 +24,7 @@ from bridge.backends.sql.errors import is_transient, wrap_errors
 from bridge.backends.sql.listing import cursor_after, listed, page_of, search_limit
 from bridge.backends.sql.schema import ensure_schema
 from bridge.backends.sql.statements import Statements, queue_table
-from bridge.contract import Backend, Capabilities, settle
+from bridge.contract import Backend, Capabilities, Waiting, settle
 from bridge.errors import BackendError, ConfigurationError, PayloadError
 from bridge.items import (
     ItemCounts,
@@ -36,6 +36,7 @@ from bridge.items import (
     Settlement,
     StoredItem,
 )
+from bridge.waiting import PostgresListener, sleep_for_items
 
 _ATTEMPTS = 5
 _STATEMENTS_KEPT = 512
@@ -53,7 +54,7 @@ Work = Callable[[Connection, Statements], T]
 
 
 @final
-class SqlBackend(Backend):
+class SqlBackend(Backend, Waiting):
     """Queues in one SQL table; see the package docstring."""
 
     capabilities = Capabilities(
@@ -95,6 +96,7 @@ class SqlBackend(Backend):
         self._ready = False
         self._compiled: dict[tuple[Any, ...], Compiled] = {}
         self._pinned = PinnedConnections(self.engine)
+        self._listener: PostgresListener | None = None
         # Last: the fork hook may call forget_connections from here on.
         super().__init__(url)
 
@@ -298,13 +300,28 @@ class SqlBackend(Backend):
         given = {"id": row_id, "queue": name}
         return self._changed("remove_item", lambda s: s.remove_item, given) == 1
 
+    def wait_for_items(self, names: Sequence[str], timeout: float) -> bool:
+        """PostgreSQL: ``LISTEN`` for the INSERT's ``pg_notify``; elsewhere a short sleep."""
+        if self.dialect != "postgresql":
+            return sleep_for_items(timeout)
+        if self._listener is None:
+            engine = self.engine
+            args, options = engine.dialect.create_connect_args(engine.url)
+            connect = lambda: engine.dialect.connect(*args, **options)  # noqa: E731
+            self._listener = PostgresListener(self.url, self.table.name, connect)
+        return self._listener.wait(names, timeout)
+
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         self._pinned.close()
         self.engine.dispose()
 
     def forget_connections(self) -> None:
         # close=False: the parent still uses these sockets; the child only
         # drops its references and opens its own.
+        if self._listener is not None:
+            self._listener.forget()
         self._pinned.forget()
         self.engine.dispose(close=False)
 

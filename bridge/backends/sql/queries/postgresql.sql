@@ -79,12 +79,22 @@ ROLLBACK;
 -- name: insert[rows=1]
 -- runs in: create_items
 -- parameters: queue, data0, priority
-INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s::VARCHAR, %(data0)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready') RETURNING bridge_queue.item_id;
+WITH created AS
+(INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s::VARCHAR, %(data0)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready') RETURNING bridge_queue.item_id),
+woken AS
+(SELECT pg_notify('bridge_queue', %(queue)s::VARCHAR) AS woken)
+ SELECT created.item_id
+FROM created JOIN woken ON true;
 
 -- name: insert[rows=3]
 -- runs in: create_items
 -- parameters: queue, data0, priority, data1, data2
-INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s::VARCHAR, %(data0)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready'), (%(queue)s::VARCHAR, %(data1)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready'), (%(queue)s::VARCHAR, %(data2)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready') RETURNING bridge_queue.item_id;
+WITH created AS
+(INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s::VARCHAR, %(data0)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready'), (%(queue)s::VARCHAR, %(data1)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready'), (%(queue)s::VARCHAR, %(data2)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready') RETURNING bridge_queue.item_id),
+woken AS
+(SELECT pg_notify('bridge_queue', %(queue)s::VARCHAR) AS woken)
+ SELECT created.item_id
+FROM created JOIN woken ON true;
 
 -- name: insert_delayed[rows=1]
 -- runs in: create_items with a delay
