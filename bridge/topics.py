@@ -142,7 +142,11 @@ class TopicStore(ABC):
 
     @abstractmethod
     def delete_topic(self, topic: str) -> None:
-        """Delete the topic's messages and every subscriber's position."""
+        """Delete the topic's messages and every subscriber's position.
+
+        Positions issued before are never issued again, so a marker from
+        before the delete never names a message published after it.
+        """
 
 
 def _store_key(cls: type[Backend]) -> str:

@@ -97,4 +97,8 @@ class MemoryTopics(TopicStore):
 
     def delete_topic(self, topic: str) -> None:
         with self._lock:
-            self._topics.pop(topic, None)
+            kept = self._topics.get(topic)
+            if kept is not None:
+                # ``last`` stays: a position is never issued twice (as on SQL).
+                kept.messages.clear()
+                kept.positions.clear()

@@ -28,8 +28,9 @@ Storage layout:
         P:{N}:topic:expiry   zset    id -> expire (us)
         P:{N}:topic:subs     hash    subscriber -> the last id it acked
 
-    The stream key stays (perhaps empty) after its messages expire, so its
-    last id is known and ``ack`` can refuse an id the topic never issued.
+    The stream key stays (perhaps empty) after its messages expire and
+    after ``delete_topic`` (``XTRIM MAXLEN 0``), so its last id is known:
+    ``ack`` refuses an id the topic never issued, and no id is issued twice.
 """
 
 from __future__ import annotations
@@ -171,6 +172,14 @@ return {live, oldest, newest, redis.call('HLEN', KEYS[3])}
 """
 )
 
+DELETE = """
+-- XTRIM, not DEL: the emptied stream keeps its last id, so ids are never
+-- issued twice (a DEL lets the same millisecond's ids come back).
+redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
+redis.call('DEL', KEYS[2], KEYS[3])
+return 0
+"""
+
 
 @final
 class RedisTopics(TopicStore):
@@ -183,7 +192,7 @@ class RedisTopics(TopicStore):
         register = backend.client.register_script
         self._publish, self._read = register(PUBLISH), register(READ)
         self._ack, self._stats = register(ACK), register(STATS)
-        self._client = backend.client
+        self._delete = register(DELETE)
 
     def _keys(self, topic: str) -> tuple[str, str, str]:
         base = f"{queue_keys(self.prefix, topic)[1]}:topic"
@@ -217,10 +226,7 @@ class RedisTopics(TopicStore):
         )
 
     def delete_topic(self, topic: str) -> None:
-        try:
-            self._client.delete(*self._keys(topic))
-        except redis.RedisError as exc:
-            raise _error(self.url, "delete_topic", exc) from exc
+        self._call("delete_topic", self._delete, self._keys(topic), [])
 
     def _call(self, operation: str, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:

@@ -214,9 +214,15 @@ class SqlTopics(TopicStore):
         return self._reading("stats", work)
 
     def delete_topic(self, topic: str) -> None:
+        s = self.subscribers
+
         def work(conn: Connection) -> None:
+            # The head row stays, locked here as a publish locks it, so that
+            # positions are never issued twice: a marker from before the
+            # delete can never name a message published after it.
+            conn.execute(sa.select(s.c.position).where(self._head(topic)).with_for_update())
             conn.execute(sa.delete(self.messages).where(self.messages.c.name == topic))
-            conn.execute(sa.delete(self.subscribers).where(self.subscribers.c.name == topic))
+            conn.execute(sa.delete(s).where(s.c.name == topic, s.c.subscriber != _HEAD))
 
         self._transaction("delete_topic", work)
 
