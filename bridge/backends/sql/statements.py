@@ -609,8 +609,9 @@ class Statements:
         PostgreSQL's generic plan of the prepared statement (psycopg prepares
         after five runs) walked the primary key instead, from the table's
         first id: 100 ms for a small queue beside a 1,000,000-item one, 0.2
-        ms with the claim order, which only the claim index gives. Two items created at once by concurrent transactions may
-        get ids in the other order; the age is then off by the difference
+        ms with the claim order, which only the claim index gives. Two
+        items created at once by concurrent transactions may get ids in
+        the other order; the age is then off by the difference
         of their ``created``, milliseconds. No index has ``created``: one
         would cost every insert and delete to serve a metric.
         """
