@@ -237,3 +237,29 @@ def test_what_cannot_be_watched_exits_2_with_one_line(
     assert lines[0].startswith("Error: ")
     assert says in lines[0]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://postgres@127.0.0.1:1/test", "redis://127.0.0.1:1/0"]
+)
+def test_a_store_down_while_watching_is_retried_and_logged_not_a_crash_loop(
+    url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bridge import workers
+    from bridge.watch import Watcher
+
+    # Nothing listens on port 1: every round trip fails at once.
+    monkeypatch.setenv("BRIDGE_OUTAGE_TOLERANCE", "0.3")
+    monkeypatch.setattr(workers, "_registry", dict(workers._registry))
+    bridge.queue_worker("watch_outage")(lambda data: None)
+    factory = bridge.QueueFactory(default={"url": url})
+    ends = time.monotonic() + 3.5
+    watcher = Watcher(["watch_outage"], factory, stopping=lambda: time.monotonic() > ends)
+    try:
+        watcher.run()  # returns when stopped, raising nothing
+    finally:
+        factory.close()
+    gave_up = [r for r in caplog.records if r.name == "bridge.watch" and "next try" in r.message]
+    # Passes after pauses of 1 s, then 2 s: two or three in 3.5 s, not hundreds.
+    assert 2 <= len(gave_up) <= 3, [r.message for r in gave_up]
+    assert "next try in 2 s" in gave_up[1].message
