@@ -7,6 +7,7 @@ uses::
     Introspection     read-only: queue names, counts by state, peek
     Administration    release every lease, delete a queue
     Holding           set failed items aside, list them, kick them back, delete them
+    Expiring          optional: items with a TTL, claims with grace (Zaqar's)
     Backend           all four: what a URL scheme's class implements
     Waiting           optional: block until new items may be there (``queue watch``)
 
@@ -116,6 +117,10 @@ class Capabilities:
         any state.
     settle_and_claim: ``settle_and_claim`` is one round trip, all or
         nothing; False where it is the default's two calls.
+    ttl: the ``ttl`` argument of ``create_items``: an item not claimed
+        within its TTL is gone (the :class:`Expiring` role).
+    grace: the ``grace`` argument of ``claim_items``: a claim keeps its
+        item's TTL at least ``grace`` s past the lease's end.
     """
 
     reliable: bool
@@ -138,6 +143,8 @@ class Capabilities:
     browse: bool = False
     remove_item: bool = False
     settle_and_claim: bool = False
+    ttl: bool = False
+    grace: bool = False
 
 
 # -- the contract ------------------------------------------------------------------
@@ -336,6 +343,37 @@ class Holding(ABC):
     @abstractmethod
     def delete_held(self, name: str, limit: int | None) -> int:
         """Delete held items, oldest held first; how many (None: all)."""
+
+
+class Expiring(ABC):
+    """Optional: Zaqar's message TTL and claim grace (``ttl`` and ``grace`` capabilities).
+
+    A role of its own, not arguments of ``create_items`` and ``claim_items``,
+    so that the hot path of every backend is unchanged when neither is asked
+    for and a backend without them has nothing to implement.
+
+    An item created with a TTL has a deadline, ``created + ttl`` on the
+    store's clock. Past it, while not leased, the item is expired: never
+    claimed, peeked or counted as ready or delayed again, counted as
+    ``expired`` until ``garbage_collection`` deletes it. A lease protects
+    the item for as long as it holds (its holder can always settle it); a
+    claim with ``grace`` also moves the deadline to at least the lease's end
+    plus ``grace``, so that an item whose claimer died or released it stays
+    claimable that long (Zaqar: message TTL = max(TTL, claim TTL + grace)).
+    An item without a TTL never expires, grace or not.
+    """
+
+    @abstractmethod
+    def create_expiring_items(
+        self, name: str, payloads: Sequence[bytes], delay: float, priority: int, ttl: float
+    ) -> list[ItemId]:
+        """``create_items``, each item gone if not claimed within ``ttl`` s of now."""
+
+    @abstractmethod
+    def claim_items_with_grace(
+        self, name: str, count: int, lease_time: float, grace: float
+    ) -> list[StoredItem]:
+        """``claim_items``, each claimed item's deadline at least lease end + ``grace``."""
 
 
 class Backend(QueueStore, Introspection, Administration, Holding):

@@ -21,7 +21,10 @@ class ItemCounts:
     ``ready`` items are claimable now (expired leases included); ``leased``
     ones are held by a claim; ``delayed`` ones wait for a delay to pass;
     ``held`` ones were set aside (``hold_item``, ``max_attempts``) and wait
-    for an operator.
+    for an operator. ``expired`` ones outlived their TTL unclaimed
+    (``create_item(..., ttl=...)``): never claimable, not in ``total``, and
+    counted until ``garbage_collection`` (or, on Redis, a claim that meets
+    them) removes them.
     """
 
     ready: int
@@ -29,6 +32,8 @@ class ItemCounts:
     delayed: int
     held: int = 0
     """Held items: set aside after failing, never claimable, kept until kicked or deleted."""
+    expired: int = 0
+    """Items past their TTL not yet removed; gone for claims, counts' ``total`` and peek."""
 
     @property
     def total(self) -> int:

@@ -28,6 +28,7 @@ from bridge.contract import (
     MIN_PRIORITY,
     Backend,
     Capabilities,
+    Expiring,
 )
 from bridge.errors import InvalidArgumentError, PayloadError, UnsupportedOperationError
 from bridge.failures import DEFAULT_POLICY, FailurePolicy
@@ -152,22 +153,50 @@ class Queue:
         """Delete this queue's items, leased ones included; other queues are untouched."""
         self.backend.delete_queue(self.name)
 
-    def create_item(self, data: Any, delay: float = 0, priority: int = 0) -> ItemId:
-        """Store ``data``; claimable after ``delay`` s, higher ``priority`` first."""
-        return self.create_items([data], delay=delay, priority=priority)[0]
+    def create_item(
+        self, data: Any, delay: float = 0, priority: int = 0, ttl: float | None = None
+    ) -> ItemId:
+        """Store ``data``; claimable after ``delay`` s, higher ``priority`` first.
+
+        With ``ttl``, the item is gone if not claimed within ``ttl`` s of now
+        (the ``ttl`` capability; see :class:`~bridge.contract.Expiring`).
+        """
+        return self.create_items([data], delay=delay, priority=priority, ttl=ttl)[0]
 
     def create_items(
-        self, items: Iterable[Any], delay: float = 0, priority: int = 0
+        self,
+        items: Iterable[Any],
+        delay: float = 0,
+        priority: int = 0,
+        ttl: float | None = None,
     ) -> list[ItemId]:
         """Store every item in one round trip; all or none are written."""
         caps = self.capabilities
         most = caps.max_delay if caps.max_create_delay is None else caps.max_create_delay
         delay = self._check_delay(delay, most)
         self._check_priority(priority)
+        expiring = None if ttl is None else self._expiring("ttl", ttl, positive=True)
         payloads = [self.codec.encode(data) for data in items]
         if not payloads:
             return []
+        if expiring is not None:
+            return expiring[0].create_expiring_items(
+                self.name, payloads, delay, priority, expiring[1]
+            )
         return self.backend.create_items(self.name, payloads, delay, priority)
+
+    def _expiring(self, what: str, value: float, *, positive: bool) -> tuple[Expiring, float]:
+        """The backend's :class:`Expiring` role and ``value`` checked, or an error.
+
+        The value first, as priorities are: a negative or infinite TTL is a
+        bad argument everywhere, before it is an unsupported one here.
+        """
+        seconds = check_seconds(what, value, positive=positive)
+        backend = self.backend
+        if not getattr(self.capabilities, what) or not isinstance(backend, Expiring):
+            self._refuse(what)
+        assert isinstance(backend, Expiring)
+        return backend, seconds
 
     def number_of_items(self) -> int:
         """Every item not deleted: ready, leased, delayed and held (Drupal's count)."""
@@ -177,18 +206,30 @@ class Queue:
         """The items by state: ready, leased, delayed, held (for monitoring)."""
         return self.backend.counts(self.name)
 
-    def claim_item(self, lease_time: float = 30) -> QueueItem | None:
-        """Lease the next claimable item for ``lease_time`` s, or None if there is none."""
-        claimed = self.claim_items(1, lease_time)
+    def claim_item(self, lease_time: float = 30, grace: float | None = None) -> QueueItem | None:
+        """Lease the next claimable item for ``lease_time`` s, or None if there is none.
+
+        With ``grace``, an item created with a TTL lives at least ``grace`` s
+        past the lease's end (the ``grace`` capability).
+        """
+        claimed = self.claim_items(1, lease_time, grace)
         return claimed[0] if claimed else None
 
-    def claim_items(self, count: int, lease_time: float = 30) -> list[QueueItem]:
+    def claim_items(
+        self, count: int, lease_time: float = 30, grace: float | None = None
+    ) -> list[QueueItem]:
         """Lease up to ``count`` items in one round trip, in claim order."""
         check_count("count", count)
         lease_time = self._check_lease(lease_time)
-        if count == 0:
+        if grace is not None:
+            backend, seconds = self._expiring("grace", grace, positive=False)
+            if count == 0:
+                return []
+            stored = backend.claim_items_with_grace(self.name, count, lease_time, seconds)
+        elif count == 0:
             return []
-        stored = self.backend.claim_items(self.name, count, lease_time)
+        else:
+            stored = self.backend.claim_items(self.name, count, lease_time)
         # Built inline: this runs once per claimed item, a hundred per batch.
         decode, name = self.codec.decode, self.name
         try:

@@ -15,7 +15,9 @@ Features:
     ``settle_and_claim`` holds the lock across the settlement and the
     claim, so no other thread sees one without the other (capability on);
     ``browse`` lists items in id order (creation order), the cursor being
-    the last id shown.
+    the last id shown. ``dies`` is a TTL's deadline (None: no TTL); an
+    expired record stays in the dict, skipped by claims, peek and browse
+    and counted as expired, until ``garbage_collection`` deletes it.
 
 URL format:
     ``memory://`` (anything after the scheme is ignored). Every queue served
@@ -39,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import final
 
-from bridge.contract import Backend, Capabilities, settle
+from bridge.contract import Backend, Capabilities, Expiring, settle
 from bridge.errors import InvalidArgumentError
 from bridge.items import (
     ItemCounts,
@@ -65,6 +67,7 @@ class _Record:
     last_error: str | None = None
     held_at: float | None = None
     hold_reason: str | None = None
+    dies: float | None = None
 
     def stored(self, item_id: int, token: str) -> StoredItem:
         return StoredItem(
@@ -80,8 +83,17 @@ class _Record:
             self.hold_reason,
         )
 
+    def expired(self, now: float) -> bool:
+        """Past its TTL and not protected by a lease that still holds (nor held)."""
+        if self.dies is None or self.dies > now or self.held_at is not None:
+            return False
+        return self.delayed or self.expire <= now
+
+    def claimable(self, now: float) -> bool:
+        return self.held_at is None and self.expire <= now and not self.expired(now)
+
     def state(self, now: float) -> ItemState:
-        """Where the record is at ``now``: the rule ``counts`` counts by."""
+        """Where the record is at ``now``: the rule ``counts`` counts by (unexpired records)."""
         if self.held_at is not None:
             return ItemState.HELD
         if self.expire <= now:
@@ -90,7 +102,7 @@ class _Record:
 
 
 @final
-class MemoryBackend(Backend):
+class MemoryBackend(Backend, Expiring):
     """Queues in a dict of this process; see the module docstring."""
 
     capabilities = Capabilities(
@@ -105,6 +117,8 @@ class MemoryBackend(Backend):
         browse=True,
         remove_item=True,
         settle_and_claim=True,
+        ttl=True,
+        grace=True,
     )
 
     def __init__(self, url: str = "memory://") -> None:
@@ -125,6 +139,11 @@ class MemoryBackend(Backend):
     def create_items(
         self, name: str, payloads: Sequence[bytes], delay: float, priority: int
     ) -> list[ItemId]:
+        return self.create_expiring_items(name, payloads, delay, priority, None)
+
+    def create_expiring_items(
+        self, name: str, payloads: Sequence[bytes], delay: float, priority: int, ttl: float | None
+    ) -> list[ItemId]:
         with self._lock:
             now = time.time()
             queue = self._queues.setdefault(name, {})
@@ -134,6 +153,8 @@ class MemoryBackend(Backend):
                 queue[item_id] = _Record(
                     payload, now, now + delay if delay else 0.0, 0, priority, "", bool(delay)
                 )
+                if ttl is not None:
+                    queue[item_id].dies = now + ttl
                 ids.append(item_id)
             return ids
 
@@ -141,25 +162,37 @@ class MemoryBackend(Backend):
         with self._lock:
             now = time.time()
             found = dict.fromkeys(ItemState, 0)
+            expired = 0
             for record in self._queues.get(name, {}).values():
-                found[record.state(now)] += 1
+                if record.expired(now):
+                    expired += 1
+                else:
+                    found[record.state(now)] += 1
             return ItemCounts(
                 found[ItemState.READY],
                 found[ItemState.LEASED],
                 found[ItemState.DELAYED],
                 found[ItemState.HELD],
+                expired,
             )
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
+        return self.claim_items_with_grace(name, count, lease_time, None)
+
+    def claim_items_with_grace(
+        self, name: str, count: int, lease_time: float, grace: float | None
+    ) -> list[StoredItem]:
         with self._lock:
             now = time.time()
             queue = self._queues.get(name, {})
-            claimable = [i for i, r in queue.items() if r.held_at is None and r.expire <= now]
+            claimable = [i for i, r in queue.items() if r.claimable(now)]
             claimable.sort(key=lambda i: (-queue[i].priority, i))
             claimed = []
             for item_id in claimable[:count]:
                 record = queue[item_id]
                 record.expire = now + lease_time
+                if grace is not None and record.dies is not None:
+                    record.dies = max(record.dies, record.expire + grace)
                 record.attempts += 1
                 record.token = secrets.token_hex(16)
                 record.delayed = False
@@ -208,14 +241,17 @@ class MemoryBackend(Backend):
                 record.delayed = True
             return record.expire
 
+    def garbage_collection(self, name: str) -> None:
+        with self._lock:
+            now = time.time()
+            queue = self._queues.get(name, {})
+            for item_id in [i for i, record in queue.items() if record.expired(now)]:
+                del queue[item_id]
+
     def oldest_ready_age(self, name: str) -> float | None:
         with self._lock:
             now = time.time()
-            ready = [
-                r.created
-                for r in self._queues.get(name, {}).values()
-                if r.held_at is None and r.expire <= now
-            ]
+            ready = [r.created for r in self._queues.get(name, {}).values() if r.claimable(now)]
             return now - min(ready) if ready else None
 
     def queue_names(self) -> dict[str, int]:
@@ -226,7 +262,11 @@ class MemoryBackend(Backend):
         with self._lock:
             now = time.time()
             queue = self._queues.get(name, {})
-            listed = [i for i, record in queue.items() if record.held_at is None]
+            listed = [
+                i
+                for i, record in queue.items()
+                if record.held_at is None and not record.expired(now)
+            ]
             listed.sort(key=lambda i: (queue[i].expire > now, -queue[i].priority, i))
             return [queue[i].stored(i, "") for i in listed[:limit]]
 
@@ -239,6 +279,8 @@ class MemoryBackend(Backend):
             # Ids only grow, so a page after id n never shifts as items come and go.
             for item_id in sorted(i for i in queue if i > start):
                 record = queue[item_id]
+                if record.expired(now):
+                    continue  # gone but for garbage_collection: counted, never listed
                 where = record.state(now)
                 if state is not None and where != state:
                     continue
@@ -267,7 +309,7 @@ class MemoryBackend(Backend):
             now = time.time()
             freed = 0
             for record in self._queues.get(name, {}).values():
-                if record.held_at is not None:
+                if record.held_at is not None or record.expired(now):
                     continue
                 if record.expire > now:
                     freed += 1
