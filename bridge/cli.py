@@ -9,6 +9,7 @@
     bridge celery-demo [--seconds S] [--rate N] [--concurrency N] [--flower [--flower-port N]]
     bridge metrics [--port N] [--address HOST] [--once]
     bridge ui [--host HOST] [--port N] [--metrics] [--read-only]
+    bridge serve [--host HOST] [--port N]
 
 Commands parse their arguments and call the facade (:mod:`bridge.factory`,
 :class:`~bridge.queue.Queue`, :func:`~bridge.runner.process_queue`); they
@@ -733,6 +734,52 @@ def ui(
     click.echo(f"Serving the queue UI on {url}" + (" (read-only)" if read_only else ""))
     if with_metrics:
         click.echo(f"Metrics on {url}metrics")
+    if credentials.configured and not is_loopback(host):
+        click.echo("Credentials travel in clear over HTTP: put a TLS proxy in front of it.")
+    run(app, sock)
+
+
+@cli.command("serve")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Listen address; any but loopback needs credentials.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8888,
+    show_default=True,
+    help="0 picks a free port.",
+)
+@click.pass_obj
+def serve_zaqar(factory: QueueFactory, host: str, port: int) -> None:
+    """Serve a Zaqar v2-compatible HTTP API over the queues, for producers that are not Python.
+
+    Queues, messages (post, list, get, delete) and claims (ttl and grace,
+    delete with the claim id). Binds 127.0.0.1 unless told otherwise, and
+    refuses any other address without credentials (BRIDGE_SERVE_TOKEN, or
+    BRIDGE_SERVE_USER and BRIDGE_SERVE_PASSWORD). See docs/serve.md.
+    """
+    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
+        raise MissingDependencyError('bridge serve needs its extra: pip install "bridge[serve]"')
+    from bridge.serve import check_address, create_app, credentials_from_settings
+    from bridge.ui.security import is_loopback
+    from bridge.ui.serve import listen, run, url_of
+
+    try:
+        credentials = credentials_from_settings()
+        check_address(host, credentials)
+    except BridgeError as exc:
+        raise BadStart(str(exc)) from exc
+    app = create_app(factory, credentials=credentials)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:  # socket.gaierror for a bad address is one too
+        raise OneLineError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    url = url_of(sock)
+    click.echo(f"Serving the Zaqar v2 API on {url}v2")
     if credentials.configured and not is_loopback(host):
         click.echo("Credentials travel in clear over HTTP: put a TLS proxy in front of it.")
     run(app, sock)
