@@ -5,7 +5,8 @@ told a delayed item from a leased one by a missing token. The backend adds
 the column on first use and marks the old leases, so counts stay right and
 the holder rules of this version apply to old items too. A table made
 before held items has ``state`` but no ``last_error``, ``held_at`` or
-``hold_reason``; those are added on first use too.
+``hold_reason``; those are added on first use too, as is ``ttl_end`` (an
+item's TTL deadline, NULL on every older row: no TTL).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def test_a_table_of_the_previous_version_gets_the_state_column_on_first_use(
             dialect_kind(backend.engine.dialect), table=backend.table.name
         )
     }
-    for added in ("state", "last_error", "held_at", "hold_reason"):
+    for added in ("state", "last_error", "held_at", "hold_reason", "ttl_end"):
         assert listed[f"add_{added}_column"] in sent, "\n".join(sent)
     assert listed["backfill_state"] in sent, "\n".join(sent)
 
@@ -167,7 +168,7 @@ def test_a_table_from_before_held_items_gets_their_columns_and_can_hold(
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
     columns = {c["name"] for c in sa.inspect(backend.engine).get_columns(backend.table.name)}
-    assert {"last_error", "held_at", "hold_reason"} <= columns
+    assert {"last_error", "held_at", "hold_reason", "ttl_end"} <= columns
 
     item = queue.claim_item(lease_time=60)
     assert item is not None
@@ -179,6 +180,15 @@ def test_a_table_from_before_held_items_gets_their_columns_and_can_hold(
     again = queue.claim_item(lease_time=60)
     assert again is not None
     assert (again.item_id, again.attempts, again.last_error) == (item.item_id, 1, "E")
+    assert queue.delete_item(again)
+
+    # The old rows have no TTL; new ones may, and expire on the migrated table.
+    queue.create_item("brief", ttl=0.05)
+    time.sleep(0.2)
+    assert queue.claim_item(lease_time=60) is None
+    assert queue.counts().expired == 1
+    queue.garbage_collection()
+    assert (queue.counts().expired, queue.number_of_items()) == (0, 1)
     factory.close()
 
 

@@ -41,6 +41,7 @@ NOT_EXERCISED = {
     "add_last_error_column",
     "add_held_at_column",
     "add_hold_reason_column",
+    "add_ttl_end_column",
     "max_allowed_packet",
     "rollback",
     "begin",
@@ -148,6 +149,7 @@ def _every_operation(queue: bridge.Queue) -> None:
     _every_operator_operation(queue)
     queue.delete_queue()
     _every_settlement(queue)
+    _every_expiring_operation(queue)
     queue.delete_queue()
 
 
@@ -178,6 +180,15 @@ def _every_operator_operation(queue: bridge.Queue) -> None:
         queue.browse(state=state, after=first.next_after or "0:0", limit=1)
     assert queue.find_item(ids[0]) is not None
     assert queue.remove_item(ids[0])
+
+
+def _every_expiring_operation(queue: bridge.Queue) -> None:
+    """A TTL, a claim with grace and the garbage collection that deletes expired items."""
+    queue.create_item("t", ttl=60)
+    item = queue.claim_item(lease_time=60, grace=5)
+    assert item is not None
+    assert queue.delete_item(item)
+    queue.garbage_collection()
 
 
 def _every_settlement(queue: bridge.Queue) -> None:

@@ -24,7 +24,7 @@ from bridge.backends.sql.errors import is_transient, wrap_errors
 from bridge.backends.sql.listing import cursor_after, listed, page_of, search_limit
 from bridge.backends.sql.schema import ensure_schema
 from bridge.backends.sql.statements import Statements, queue_table
-from bridge.contract import Backend, Capabilities, Waiting, settle
+from bridge.contract import Backend, Capabilities, Expiring, Waiting, settle
 from bridge.errors import BackendError, ConfigurationError, PayloadError
 from bridge.items import (
     ItemCounts,
@@ -54,7 +54,7 @@ Work = Callable[[Connection, Statements], T]
 
 
 @final
-class SqlBackend(Backend, Waiting):
+class SqlBackend(Backend, Waiting, Expiring):
     """Queues in one SQL table; see the package docstring."""
 
     capabilities = Capabilities(
@@ -69,6 +69,8 @@ class SqlBackend(Backend, Waiting):
         browse=True,
         remove_item=True,
         settle_and_claim=True,
+        ttl=True,
+        grace=True,
     )
     statements: Statements
     """Built on first use, once the dialect knows its server (MariaDB or MySQL)."""
@@ -114,7 +116,14 @@ class SqlBackend(Backend, Waiting):
     def create_items(
         self, name: str, payloads: Sequence[bytes], delay: float, priority: int
     ) -> list[ItemId]:
+        return self.create_expiring_items(name, payloads, delay, priority, None)
+
+    def create_expiring_items(
+        self, name: str, payloads: Sequence[bytes], delay: float, priority: int, ttl: float | None
+    ) -> list[ItemId]:
         values = {"queue": name, "delay": float(delay), "priority": priority}
+        if ttl is not None:
+            values["ttl"] = float(ttl)
         chunks = self._chunks(name, payloads)
         # Before the first connection MariaDB's limit is unknown: cut again then.
         ready = self._ready
@@ -122,17 +131,24 @@ class SqlBackend(Backend, Waiting):
         def insert(cursor: Any) -> list[ItemId]:
             ids: list[ItemId] = []
             for chunk in chunks if ready else self._chunks(name, payloads):
-                ids.extend(self._insert(cursor, chunk, values, bool(delay)))
+                ids.extend(self._insert(cursor, chunk, values, bool(delay), ttl is not None))
             return ids
 
         several = len(chunks) > 1 or not self._returning_ids
         return sorted(self._run_hot("create_items", insert, several=several))
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
+        return self.claim_items_with_grace(name, count, lease_time, None)
+
+    def claim_items_with_grace(
+        self, name: str, count: int, lease_time: float, grace: float | None
+    ) -> list[StoredItem]:
         token = secrets.token_hex(16)
         claim = self._claim_locked_then_update if self._locking else self._claim_in_one_update
         claimed = self._run_hot(
-            "claim_items", lambda c: claim(c, name, count, lease_time, token), several=self._locking
+            "claim_items",
+            lambda c: claim(c, name, count, lease_time, token, grace),
+            several=self._locking,
         )
         claimed.sort(key=lambda item: (-item.priority, item.item_id))
         return claimed
@@ -233,8 +249,14 @@ class SqlBackend(Backend, Waiting):
         row = self._run(
             "counts", lambda conn, s: conn.execute(s.counts, {"queue": name}).one(), read=True
         )
-        total, leased, delayed, held = (int(number) for number in row)
-        return ItemCounts(total - leased - delayed - held, leased, delayed, held)
+        total, leased, delayed, held, expired = (int(number) for number in row)
+        return ItemCounts(total - leased - delayed - held - expired, leased, delayed, held, expired)
+
+    def garbage_collection(self, name: str) -> None:
+        self._run(
+            "garbage_collection",
+            lambda conn, s: conn.execute(s.delete_expired, {"queue": name}),
+        )
 
     def oldest_ready_age(self, name: str) -> float | None:
         age = self._run(
@@ -339,19 +361,34 @@ class SqlBackend(Backend, Waiting):
         return compiled
 
     def _claim_in_one_update(
-        self, cursor: Any, name: str, count: int, lease_time: float, token: str
+        self,
+        cursor: Any,
+        name: str,
+        count: int,
+        lease_time: float,
+        token: str,
+        grace: float | None = None,
     ) -> list[StoredItem]:
-        claim = self._statement(("claim", count), self.statements.claim, count)
-        cursor.execute(
-            claim.sql, claim.parameters({"queue": name, "lease_time": lease_time, "token": token})
-        )
+        given = {"queue": name, "lease_time": lease_time, "token": token}
+        if grace is None:
+            claim = self._statement(("claim", count), self.statements.claim, count)
+        else:
+            claim = self._statement(("claim", count, "grace"), self.statements.claim, count, True)
+            given["grace"] = grace
+        cursor.execute(claim.sql, claim.parameters(given))
         return [
             StoredItem(item_id, data, created, expire, attempts, priority, token, error)
             for item_id, data, created, expire, attempts, priority, error in cursor.fetchall()
         ]
 
     def _claim_locked_then_update(
-        self, cursor: Any, name: str, count: int, lease_time: float, token: str
+        self,
+        cursor: Any,
+        name: str,
+        count: int,
+        lease_time: float,
+        token: str,
+        grace: float | None = None,
     ) -> list[StoredItem]:
         lock = self._statement(("lock", count), self.statements.lock_claimable, count)
         cursor.execute(lock.sql, lock.parameters({"queue": name}))
@@ -360,9 +397,14 @@ class SqlBackend(Backend, Waiting):
             return []
         now = float(rows[0][-1])
         ids = [row[0] for row in rows]
-        claim = self._statement(("mark", len(ids)), self.statements.mark_claimed, len(ids))
+        graced = grace is not None
+        claim = self._statement(
+            ("mark", len(ids), graced), self.statements.mark_claimed, len(ids), graced
+        )
         given = _numbered("id", ids)
         given.update(now=now, expire=now + lease_time, token=token)
+        if grace is not None:
+            given["ttl_floor"] = now + lease_time + grace
         cursor.execute(claim.sql, claim.parameters(given))
         if cursor.rowcount != len(ids):
             raise _LostRace
@@ -428,19 +470,24 @@ class SqlBackend(Backend, Waiting):
         return deleted
 
     def _insert(
-        self, cursor: Any, payloads: Sequence[bytes], values: dict[str, Any], delayed: bool
+        self,
+        cursor: Any,
+        payloads: Sequence[bytes],
+        values: dict[str, Any],
+        delayed: bool,
+        ttl: bool = False,
     ) -> list[ItemId]:
+        s = self.statements
         if self._returning_ids:
-            insert = self._statement(
-                ("insert", len(payloads), delayed), self.statements.insert, len(payloads), delayed
-            )
+            rows = len(payloads)
+            insert = self._statement(("insert", rows, delayed, ttl), s.insert, rows, delayed, ttl)
             given = _numbered("data", payloads)
             given.update(values)
             cursor.execute(insert.sql, insert.parameters(given))
             return [row[0] for row in cursor.fetchall()]
         # MySQL has no RETURNING and may interleave auto-increment values of
         # concurrent bulk inserts, so ids are only certain row by row.
-        single = self._statement(("insert", 1, delayed), self.statements.insert, 1, delayed)
+        single = self._statement(("insert", 1, delayed, ttl), s.insert, 1, delayed, ttl)
         ids: list[ItemId] = []
         for payload in payloads:
             cursor.execute(single.sql, single.parameters({**values, "data0": payload}))

@@ -190,9 +190,11 @@ def _hot_path(s: Statements) -> list[tuple[str, str, Source]]:
     for count in rows:
         found.append((f"insert[rows={count}]", "create_items", s.insert(count, False)))
     found.append(("insert_delayed[rows=1]", "create_items with a delay", s.insert(1, True)))
+    found.append(("insert_ttl[rows=1]", "create_items with a ttl", s.insert(1, False, True)))
     after = "settle_and_claim, after the settlement"
     if s.kind in ("sqlite", "postgresql"):
         found += [(f"claim[n={n}]", f"claim_items; {after}", s.claim(n)) for n in (1, 100)]
+        found.append(("claim_grace[n=1]", "claim_items with a grace", s.claim(1, True)))
     else:
         found += [
             (f"lock_claimable[n={n}]", f"claim_items, first; {after}", s.lock_claimable(n))
@@ -201,6 +203,9 @@ def _hot_path(s: Statements) -> list[tuple[str, str, Source]]:
         found += [
             (f"mark_claimed[ids={n}]", "claim_items, then", s.mark_claimed(n)) for n in (1, 3)
         ]
+        found.append(
+            ("mark_claimed_grace[ids=1]", "claim_items with a grace, then", s.mark_claimed(1, True))
+        )
     if s.kind == "postgresql":
         found.append(("delete[ids=any]", "delete_items (one per claim)", s.delete(0)))
         found += [
@@ -283,6 +288,7 @@ def _admin(s: Statements) -> list[tuple[str, str, Source]]:
         ("free_leases", "release_all, first", s.free_leases),
         ("end_claims", "release_all, then, in its transaction", s.end_claims),
         ("remove_item", "remove_item", s.remove_item),
+        ("delete_expired", "garbage_collection", s.delete_expired),
         ("delete_queue", "delete_queue", s.delete_queue),
     ]
 

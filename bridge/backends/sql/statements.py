@@ -14,6 +14,13 @@ rows by id and token only, and ``expire`` is out of the claim index.
 Held items are kept out of claims by ``expire`` alone (:data:`HELD_UNTIL`),
 so the claim is the same statement with or without them; everything else
 that must tell them apart reads ``state``.
+
+An item's TTL is kept as its deadline, ``ttl_end`` (NULL: no TTL). The
+claim skips an item past it with one more test on the rows it already
+reads (no index has ``ttl_end``: an indexed column changed by a graced
+claim would cost every claim PostgreSQL's in-place update), and
+``garbage_collection`` deletes expired rows, so they are not walked over
+for long.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ DELAYED = "delayed"
 
 HELD = "held"
 """Set aside after failing (``hold_item``): never claimable until kicked."""
+EXPIRED = "expired"
+"""Not a stored state: an item past its TTL, as ``counts`` classifies it (:data:`TTL_END`)."""
 STATES = (READY, LEASED, DELAYED, HELD)
 """Every state, as ``counts`` and ``browse`` name them (``bridge.items.ItemState``)."""
 HELD_UNTIL = 253402300799.0
@@ -48,7 +57,9 @@ its plan, stay what they were without holding, and a bridge too old to know
 
 STATE_COLUMN = "state"
 """Added after the first release; ``schema.py`` adds it to older tables."""
-ADDED_COLUMNS = (STATE_COLUMN, "last_error", "held_at", "hold_reason")
+TTL_END = "ttl_end"
+"""An item's TTL deadline, epoch seconds (NULL: none); past it an unleased item is expired."""
+ADDED_COLUMNS = (STATE_COLUMN, "last_error", "held_at", "hold_reason", TTL_END)
 """Columns a table made by an earlier bridge may lack, in the order they came;
 ``schema.py`` adds the missing ones on first use."""
 
@@ -78,6 +89,7 @@ def queue_table(name: str) -> sa.Table:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("held_at", sa.Double(), nullable=True),
         sa.Column("hold_reason", sa.Text(), nullable=True),
+        sa.Column(TTL_END, sa.Double(), nullable=True),
     )
     sa.Index(f"{name}_claim", table.c.name, table.c.priority.desc(), table.c.item_id)
     return table
@@ -217,17 +229,20 @@ class Statements:
 
     # -- the hot path: compiled once per shape, run on a pinned connection --------------
 
-    def insert(self, rows: int, delayed: bool) -> sa.Insert | sa.Select[Any]:
-        """One multi-row INSERT of ``rows`` payloads, all with one name, delay and priority."""
+    def insert(self, rows: int, delayed: bool, ttl: bool = False) -> sa.Insert | sa.Select[Any]:
+        """One multi-row INSERT of ``rows`` payloads, all with one name, delay and priority;
+        ``ttl``: each with a deadline ``ttl`` s from now."""
         t = self.table
         delay: sa.BindParameter[float] = sa.bindparam("delay", type_=sa.Double())
-        row = {
+        row: dict[str, Any] = {
             "name": _queue(),
             "created": self.now,
             "expire": self.now + delay if delayed else sa.literal_column("0", sa.Double()),
             "priority": sa.bindparam("priority", type_=sa.Integer()),
             "state": _state(DELAYED if delayed else READY),
         }
+        if ttl:
+            row[TTL_END] = self.now + sa.bindparam("ttl", type_=sa.Double())
         insert = sa.insert(t).values(
             [{**row, "data": data} for data in placeholders("data", rows, sa.LargeBinary())]
         )
@@ -256,15 +271,41 @@ class Statements:
         t = self.table
         return (
             sa.select(t.c.item_id)
-            .where(t.c.name == _queue(), t.c.expire <= self.now)
+            .where(t.c.name == _queue(), t.c.expire <= self.now, self._alive(self.now))
             .order_by(t.c.priority.desc(), t.c.item_id)
         )
 
-    def claim(self, count: int) -> sa.Update:
-        """The one-statement claim of PostgreSQL and SQLite: up to ``count`` items."""
-        return self._claim(count, sparing=False)
+    def _alive(self, now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
+        """Within its TTL, or without one: for an item no lease holds, not expired."""
+        ttl_end = self.table.c[TTL_END]
+        return sa.or_(ttl_end.is_(None), ttl_end > now)
 
-    def _claim(self, count: int, sparing: bool) -> sa.Update:
+    def expired(self, now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
+        """Past its TTL with no lease holding it (a held item never expires)."""
+        t = self.table
+        # IS NOT NULL first, so that the whole is false, never NULL, without a
+        # TTL: NOT (NULL AND ...) would hide such an item from peek and browse.
+        return sa.and_(
+            t.c[TTL_END].is_not(None),
+            t.c[TTL_END] <= now,
+            ~self._is_held(),
+            sa.or_(t.c.expire <= now, t.c.state != _state(LEASED)),
+        )
+
+    def claim(self, count: int, grace: bool = False) -> sa.Update:
+        """The one-statement claim of PostgreSQL and SQLite: up to ``count`` items.
+
+        ``grace``: each claimed item's TTL deadline, if it has one, moved to
+        at least the lease's end plus the ``grace`` parameter.
+        """
+        return self._claim(count, sparing=False, grace=grace)
+
+    def _graced(self, floor: sa.ColumnElement[float]) -> dict[str, Any]:
+        """A TTL deadline raised to ``floor``; NULL (no TTL) stays NULL, as NULL < x is not true."""
+        ttl_end = self.table.c[TTL_END]
+        return {TTL_END: sa.case((ttl_end < floor, floor), else_=ttl_end)}
+
+    def _claim(self, count: int, sparing: bool, grace: bool = False) -> sa.Update:
         """The claim; ``sparing``: never the item ``id`` (settle_and_claim's, settled alongside)."""
         t = self.table
         picked = self.claimable()
@@ -281,14 +322,17 @@ class Statements:
             which = t.c.item_id == picked.scalar_subquery()
         else:
             which = t.c.item_id.in_(picked.scalar_subquery())
+        lease_end = self.now + sa.bindparam("lease_time", 0.0, type_=sa.Double())
+        graced = self._graced(lease_end + sa.bindparam("grace", type_=sa.Double())) if grace else {}
         return (
             sa.update(t)
             .where(which, t.c.expire <= self.now)
             .values(
-                expire=self.now + sa.bindparam("lease_time", 0.0, type_=sa.Double()),
+                expire=lease_end,
                 token=sa.bindparam("token", "", type_=sa.String()),
                 attempts=t.c.attempts + inline(1),
                 state=_state(LEASED),
+                **graced,
             )
             # The previous attempt's error, for the worker that tries again:
             # the one column the claim reads beyond what it always did.
@@ -303,9 +347,13 @@ class Statements:
         )
         return self._limited(locked, inline(count)).with_for_update(skip_locked=True)
 
-    def mark_claimed(self, ids: int) -> sa.Update:
-        """MariaDB/MySQL's second step: claim the ``ids`` locked rows if still claimable."""
+    def mark_claimed(self, ids: int, grace: bool = False) -> sa.Update:
+        """MariaDB/MySQL's second step: claim the ``ids`` locked rows if still claimable.
+
+        ``grace``: TTL deadlines raised to at least the ``ttl_floor`` parameter.
+        """
         t = self.table
+        graced = self._graced(sa.bindparam("ttl_floor", type_=sa.Double())) if grace else {}
         return (
             sa.update(t)
             .where(
@@ -317,6 +365,7 @@ class Statements:
                 token=sa.bindparam("token", type_=sa.String()),
                 attempts=t.c.attempts + inline(1),
                 state=_state(LEASED),
+                **graced,
             )
         )
 
@@ -546,14 +595,17 @@ class Statements:
         Ready is what a claim takes: ``expire`` has passed (an ended lease
         or delay included), whatever ``state`` says. An item still waiting
         is held or leased when its ``state`` says so, delayed otherwise. A
-        held item's ``expire`` never passes (:data:`HELD_UNTIL`).
+        held item's ``expire`` never passes (:data:`HELD_UNTIL`). A ready or
+        delayed item past its TTL is :data:`EXPIRED` instead.
         """
         t = self.table
+        if state == EXPIRED:
+            return self.expired(now)
         if state == READY:
-            return t.c.expire <= now
+            return sa.and_(t.c.expire <= now, self._alive(now))
         waiting = t.c.expire > now
         if state == DELAYED:
-            return sa.and_(waiting, t.c.state != _state(LEASED), ~self._is_held())
+            return sa.and_(waiting, t.c.state != _state(LEASED), ~self._is_held(), self._alive(now))
         return sa.and_(waiting, t.c.state == _state(state))
 
     def state_of(self, now: sa.ColumnElement[float]) -> sa.ColumnElement[str]:
@@ -588,9 +640,9 @@ class Statements:
                 return sa.func.coalesce(sa.func.sum(sa.case((condition, one), else_=zero)), zero)
             return sa.func.count().filter(condition)
 
-        return sa.select(sa.func.count(), number(LEASED), number(DELAYED), number(HELD)).where(
-            t.c.name == _queue()
-        )
+        return sa.select(
+            sa.func.count(), number(LEASED), number(DELAYED), number(HELD), number(EXPIRED)
+        ).where(t.c.name == _queue())
 
     @cached_property
     def oldest_ready_age(self) -> sa.Select[Any]:
@@ -634,6 +686,7 @@ class Statements:
                 t.c.name == _queue(),
                 t.c.priority <= levels.c.priority,
                 t.c.expire <= self.now,
+                self._alive(self.now),
             )
             .order_by(t.c.priority.desc(), t.c.item_id),
             inline(1),
@@ -669,7 +722,8 @@ class Statements:
         t = self.table
         now = self.now_once
         order = (t.c.priority.desc(), t.c.item_id)
-        where = [t.c.name == _queue()]
+        # An expired item is gone but for garbage_collection: counted, never listed.
+        where = [t.c.name == _queue(), ~self.expired(now)]
         if state is not None:
             where.append(self.in_state(state, now))
 
@@ -731,7 +785,7 @@ class Statements:
         waiting = sa.case((t.c.expire <= self.now, inline(0)), else_=inline(1))
         return self._limited(
             sa.select(*self._listed())
-            .where(t.c.name == _queue(), ~self._is_held())
+            .where(t.c.name == _queue(), ~self._is_held(), ~self.expired(self.now))
             .order_by(waiting, t.c.priority.desc(), t.c.item_id),
             _limit(),
         )
@@ -760,6 +814,12 @@ class Statements:
             .where(t.c.name == _queue(), t.c.token.is_not(None), t.c.expire <= self.now)
             .values(token=sa.null())
         )
+
+    @cached_property
+    def delete_expired(self) -> sa.Delete:
+        """garbage_collection: the queue's expired items deleted (a pass over its rows)."""
+        t = self.table
+        return sa.delete(t).where(t.c.name == _queue(), self.expired(self.now_once))
 
     @cached_property
     def delete_queue(self) -> sa.Delete:

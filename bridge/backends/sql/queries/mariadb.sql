@@ -25,6 +25,7 @@ CREATE TABLE bridge_queue (
 	last_error TEXT,
 	held_at DOUBLE,
 	hold_reason TEXT,
+	ttl_end DOUBLE,
 	PRIMARY KEY (item_id)
 );
 
@@ -51,6 +52,10 @@ ALTER TABLE bridge_queue ADD COLUMN held_at DOUBLE;
 -- name: add_hold_reason_column
 -- runs in: first use of a table made before the hold_reason column
 ALTER TABLE bridge_queue ADD COLUMN hold_reason TEXT;
+
+-- name: add_ttl_end_column
+-- runs in: first use of a table made before the ttl_end column
+ALTER TABLE bridge_queue ADD COLUMN ttl_end DOUBLE;
 
 -- name: max_allowed_packet
 -- runs in: first use (create_items' statement size)
@@ -79,12 +84,17 @@ INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (
 -- parameters: queue, data0, delay, priority
 INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s, %(data0)s, unix_timestamp(now(6)), (unix_timestamp(now(6)) + %(delay)s), %(priority)s, 'delayed') RETURNING bridge_queue.item_id;
 
+-- name: insert_ttl[rows=1]
+-- runs in: create_items with a ttl
+-- parameters: queue, data0, priority, ttl
+INSERT INTO bridge_queue (name, data, created, expire, priority, state, ttl_end) VALUES (%(queue)s, %(data0)s, unix_timestamp(now(6)), 0, %(priority)s, 'ready', (unix_timestamp(now(6)) + %(ttl)s)) RETURNING bridge_queue.item_id;
+
 -- name: lock_claimable[n=1]
 -- runs in: claim_items, first; settle_and_claim, after the settlement
 -- parameters: queue
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, unix_timestamp(now(6)) AS unix_timestamp_1
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6)) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > unix_timestamp(now(6))) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 FOR UPDATE SKIP LOCKED;
 
 -- name: lock_claimable[n=100]
@@ -92,7 +102,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(no
 -- parameters: queue
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, unix_timestamp(now(6)) AS unix_timestamp_1
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= unix_timestamp(now(6)) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > unix_timestamp(now(6))) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 100 FOR UPDATE SKIP LOCKED;
 
 -- name: mark_claimed[ids=1]
@@ -104,6 +114,11 @@ UPDATE bridge_queue SET expire=%(expire)s, attempts=(bridge_queue.attempts + 1),
 -- runs in: claim_items, then
 -- parameters: expire, token, id0, id1, id2, now
 UPDATE bridge_queue SET expire=%(expire)s, attempts=(bridge_queue.attempts + 1), token=%(token)s, state='leased' WHERE bridge_queue.item_id IN (%(id0)s, %(id1)s, %(id2)s) AND bridge_queue.expire <= %(now)s;
+
+-- name: mark_claimed_grace[ids=1]
+-- runs in: claim_items with a grace, then
+-- parameters: expire, token, ttl_floor, id0, now
+UPDATE bridge_queue SET expire=%(expire)s, attempts=(bridge_queue.attempts + 1), token=%(token)s, state='leased', ttl_end=CASE WHEN (bridge_queue.ttl_end < %(ttl_floor)s) THEN %(ttl_floor)s ELSE bridge_queue.ttl_end END WHERE bridge_queue.item_id IN (%(id0)s) AND bridge_queue.expire <= %(now)s;
 
 -- name: delete[ids=1]
 -- runs in: delete_items (one per claim and 100 ids); settle_and_claim(delete), first
@@ -196,7 +211,7 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s AND bridge_queue.st
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3
+SELECT count(*) AS count_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased') THEN 1 ELSE 0 END), 0) AS coalesce_1, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1))) THEN 1 ELSE 0 END), 0) AS coalesce_2, coalesce(sum(CASE WHEN (bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held') THEN 1 ELSE 0 END), 0) AS coalesce_3, coalesce(sum(CASE WHEN (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) THEN 1 ELSE 0 END), 0) AS coalesce_4
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s;
 
@@ -215,7 +230,7 @@ FROM levels
 WHERE levels.priority IS NOT NULL)
  SELECT unix_timestamp(now(6)) - min((SELECT bridge_queue.created
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= unix_timestamp(now(6)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= unix_timestamp(now(6)) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > unix_timestamp(now(6))) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1)) AS anon_1
 FROM levels
 WHERE levels.priority IS NOT NULL;
@@ -230,7 +245,7 @@ FROM bridge_queue GROUP BY bridge_queue.name;
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.state != 'held' ORDER BY CASE WHEN (bridge_queue.expire <= unix_timestamp(now(6))) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND bridge_queue.state != 'held' AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= unix_timestamp(now(6)) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= unix_timestamp(now(6)) OR bridge_queue.state != 'leased')) ORDER BY CASE WHEN (bridge_queue.expire <= unix_timestamp(now(6))) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: browse[every state]
@@ -238,7 +253,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.state != 'held' ORDER BY CA
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: browse_after[every state]
@@ -248,11 +263,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s;
 
@@ -261,7 +276,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.priority < %(after_priority
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: browse_after[ready]
@@ -271,11 +286,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s;
 
@@ -284,7 +299,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire <= (SELECT unix_time
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: browse_after[leased]
@@ -294,11 +309,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s;
 
@@ -307,7 +322,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_times
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: browse_after[delayed]
@@ -317,11 +332,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s;
 
@@ -330,7 +345,7 @@ WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_times
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s;
 
 -- name: browse_after[held]
@@ -340,11 +355,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s AND bridge_queue.item_id > %(after_id)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s;
 
@@ -369,6 +384,11 @@ UPDATE bridge_queue SET token=NULL WHERE bridge_queue.name = %(queue)s AND bridg
 -- runs in: remove_item
 -- parameters: id, queue
 DELETE FROM bridge_queue WHERE bridge_queue.item_id = %(id)s AND bridge_queue.name = %(queue)s;
+
+-- name: delete_expired
+-- runs in: garbage_collection
+-- parameters: queue
+DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s AND bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT unix_timestamp(now(6)) AS unix_timestamp_1) OR bridge_queue.state != 'leased');
 
 -- name: delete_queue
 -- runs in: delete_queue

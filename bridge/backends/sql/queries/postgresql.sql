@@ -25,6 +25,7 @@ CREATE TABLE bridge_queue (
 	last_error TEXT,
 	held_at DOUBLE PRECISION,
 	hold_reason TEXT,
+	ttl_end DOUBLE PRECISION,
 	PRIMARY KEY (item_id)
 );
 
@@ -51,6 +52,10 @@ ALTER TABLE bridge_queue ADD COLUMN held_at DOUBLE PRECISION;
 -- name: add_hold_reason_column
 -- runs in: first use of a table made before the hold_reason column
 ALTER TABLE bridge_queue ADD COLUMN hold_reason TEXT;
+
+-- name: add_ttl_end_column
+-- runs in: first use of a table made before the ttl_end column
+ALTER TABLE bridge_queue ADD COLUMN ttl_end DOUBLE PRECISION;
 
 -- name: session_1
 -- runs in: every new connection
@@ -101,13 +106,23 @@ FROM created JOIN woken ON true;
 -- parameters: queue, data0, delay, priority
 INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (%(queue)s::VARCHAR, %(data0)s, EXTRACT(epoch FROM statement_timestamp()), (EXTRACT(epoch FROM statement_timestamp()) + %(delay)s), %(priority)s::INTEGER, 'delayed') RETURNING bridge_queue.item_id;
 
+-- name: insert_ttl[rows=1]
+-- runs in: create_items with a ttl
+-- parameters: queue, data0, priority, ttl
+WITH created AS
+(INSERT INTO bridge_queue (name, data, created, expire, priority, state, ttl_end) VALUES (%(queue)s::VARCHAR, %(data0)s, EXTRACT(epoch FROM statement_timestamp()), 0, %(priority)s::INTEGER, 'ready', (EXTRACT(epoch FROM statement_timestamp()) + %(ttl)s)) RETURNING bridge_queue.item_id),
+woken AS
+(SELECT pg_notify('bridge_queue', %(queue)s::VARCHAR) AS woken)
+ SELECT created.item_id
+FROM created JOIN woken ON true;
+
 -- name: claim[n=1]
 -- runs in: claim_items; settle_and_claim, after the settlement
 -- parameters: queue, lease_time, token
 WITH picked AS
 (SELECT bridge_queue.item_id AS item_id
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 FOR UPDATE SKIP LOCKED)
  UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error;
 
@@ -117,9 +132,19 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(
 WITH picked AS
 (SELECT bridge_queue.item_id AS item_id
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 100 FOR UPDATE SKIP LOCKED)
  UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error;
+
+-- name: claim_grace[n=1]
+-- runs in: claim_items with a grace
+-- parameters: queue, lease_time, token, grace
+WITH picked AS
+(SELECT bridge_queue.item_id AS item_id
+FROM bridge_queue
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 FOR UPDATE SKIP LOCKED)
+ UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased', ttl_end=CASE WHEN (bridge_queue.ttl_end < EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s + %(grace)s) THEN EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s + %(grace)s ELSE bridge_queue.ttl_end END FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error;
 
 -- name: delete[ids=any]
 -- runs in: delete_items (one per claim)
@@ -134,7 +159,7 @@ WITH settled AS
 picked AS
 (SELECT bridge_queue.item_id AS item_id
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 FOR UPDATE SKIP LOCKED),
 claimed AS
 (UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
@@ -150,7 +175,7 @@ WITH settled AS
 picked AS
 (SELECT bridge_queue.item_id AS item_id
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 FOR UPDATE SKIP LOCKED),
 claimed AS
 (UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
@@ -166,7 +191,7 @@ WITH settled AS
 picked AS
 (SELECT bridge_queue.item_id AS item_id
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 FOR UPDATE SKIP LOCKED),
 claimed AS
 (UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
@@ -182,7 +207,7 @@ WITH settled AS
 picked AS
 (SELECT bridge_queue.item_id AS item_id
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 FOR UPDATE SKIP LOCKED),
 claimed AS
 (UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
@@ -198,7 +223,7 @@ WITH settled AS
 picked AS
 (SELECT bridge_queue.item_id AS item_id
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 FOR UPDATE SKIP LOCKED),
 claimed AS
 (UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
@@ -214,7 +239,7 @@ WITH settled AS
 picked AS
 (SELECT bridge_queue.item_id AS item_id
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) AND bridge_queue.item_id != %(id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 100 FOR UPDATE SKIP LOCKED),
 claimed AS
 (UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(lease_time)s), attempts=(bridge_queue.attempts + 1), token=%(token)s::VARCHAR, state='leased' FROM picked WHERE bridge_queue.item_id = picked.item_id AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) RETURNING bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error)
@@ -298,7 +323,7 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') AS anon_3, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state = 'held') AS anon_4
+SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2))) AS anon_3, count(*) FILTER (WHERE bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state = 'held') AS anon_4, count(*) FILTER (WHERE bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_2) OR bridge_queue.state != 'leased')) AS anon_5
 FROM bridge_queue
 WHERE bridge_queue.name = %(queue)s::VARCHAR;
 
@@ -317,7 +342,7 @@ FROM levels
 WHERE levels.priority IS NOT NULL)
  SELECT EXTRACT(epoch FROM statement_timestamp()) - min((SELECT bridge_queue.created
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > EXTRACT(epoch FROM statement_timestamp())) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1)) AS anon_1
 FROM levels
 WHERE levels.priority IS NOT NULL;
@@ -332,7 +357,7 @@ FROM bridge_queue GROUP BY bridge_queue.name;
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state != 'held' ORDER BY CASE WHEN (bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp())) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state != 'held' AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= EXTRACT(epoch FROM statement_timestamp()) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp()) OR bridge_queue.state != 'leased')) ORDER BY CASE WHEN (bridge_queue.expire <= EXTRACT(epoch FROM statement_timestamp())) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse[every state]
@@ -340,7 +365,7 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.state != 'held' OR
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse_after[every state]
@@ -350,11 +375,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s::INTEGER;
 
@@ -363,7 +388,7 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.priority < %(after
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse_after[ready]
@@ -373,11 +398,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s::INTEGER;
 
@@ -386,7 +411,7 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire <= (SELECT 
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse_after[leased]
@@ -396,11 +421,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s::INTEGER;
 
@@ -409,7 +434,7 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT C
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse_after[delayed]
@@ -419,11 +444,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s::INTEGER;
 
@@ -432,7 +457,7 @@ WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT C
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER;
 
 -- name: browse_after[held]
@@ -442,11 +467,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = %(after_priority)s::INTEGER AND bridge_queue.item_id > %(after_id)s::BIGINT ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = %(queue)s::VARCHAR AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < %(after_priority)s::INTEGER ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT %(limit)s::INTEGER) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT %(limit)s::INTEGER;
 
@@ -471,6 +496,11 @@ UPDATE bridge_queue SET token=NULL WHERE bridge_queue.name = %(queue)s::VARCHAR 
 -- runs in: remove_item
 -- parameters: id, queue
 DELETE FROM bridge_queue WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.name = %(queue)s::VARCHAR;
+
+-- name: delete_expired
+-- runs in: garbage_collection
+-- parameters: queue
+DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT CAST(EXTRACT(epoch FROM statement_timestamp()) AS DOUBLE PRECISION) AS anon_1) OR bridge_queue.state != 'leased');
 
 -- name: delete_queue
 -- runs in: delete_queue

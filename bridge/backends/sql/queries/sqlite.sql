@@ -25,6 +25,7 @@ CREATE TABLE bridge_queue (
 	last_error TEXT,
 	held_at DOUBLE,
 	hold_reason TEXT,
+	ttl_end DOUBLE,
 	PRIMARY KEY (item_id)
 );
 
@@ -51,6 +52,10 @@ ALTER TABLE bridge_queue ADD COLUMN held_at DOUBLE;
 -- name: add_hold_reason_column
 -- runs in: first use of a table made before the hold_reason column
 ALTER TABLE bridge_queue ADD COLUMN hold_reason TEXT;
+
+-- name: add_ttl_end_column
+-- runs in: first use of a table made before the ttl_end column
+ALTER TABLE bridge_queue ADD COLUMN ttl_end DOUBLE;
 
 -- name: session_1
 -- runs in: every new connection
@@ -95,12 +100,17 @@ INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (
 -- parameters: queue, data0, delay, priority
 INSERT INTO bridge_queue (name, data, created, expire, priority, state) VALUES (?, ?, ((julianday('now') - 2440587.5) * 86400.0), ((julianday('now') - 2440587.5) * 86400.0 + ?), ?, 'delayed') RETURNING item_id;
 
+-- name: insert_ttl[rows=1]
+-- runs in: create_items with a ttl
+-- parameters: queue, data0, priority, ttl
+INSERT INTO bridge_queue (name, data, created, expire, priority, state, ttl_end) VALUES (?, ?, ((julianday('now') - 2440587.5) * 86400.0), 0, ?, 'ready', ((julianday('now') - 2440587.5) * 86400.0 + ?)) RETURNING item_id;
+
 -- name: claim[n=1]
 -- runs in: claim_items; settle_and_claim, after the settlement
 -- parameters: lease_time, token, queue
 UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased' WHERE bridge_queue.item_id = (SELECT bridge_queue.item_id
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (julianday('now') - 2440587.5) * 86400.0) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 OFFSET 0) AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 RETURNING item_id, data, created, expire, attempts, priority, last_error;
 
 -- name: claim[n=100]
@@ -108,8 +118,16 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 24405
 -- parameters: lease_time, token, queue
 UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased' WHERE bridge_queue.item_id IN (SELECT bridge_queue.item_id
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (julianday('now') - 2440587.5) * 86400.0) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 100 OFFSET 0) AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 RETURNING item_id, data, created, expire, attempts, priority, last_error;
+
+-- name: claim_grace[n=1]
+-- runs in: claim_items with a grace
+-- parameters: lease_time, token, lease_time, grace, lease_time, grace, queue
+UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), attempts=(bridge_queue.attempts + 1), token=?, state='leased', ttl_end=CASE WHEN (bridge_queue.ttl_end < (julianday('now') - 2440587.5) * 86400.0 + ? + ?) THEN (julianday('now') - 2440587.5) * 86400.0 + ? + ? ELSE bridge_queue.ttl_end END WHERE bridge_queue.item_id = (SELECT bridge_queue.item_id
+FROM bridge_queue
+WHERE bridge_queue.name = ? AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (julianday('now') - 2440587.5) * 86400.0) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+ LIMIT 1 OFFSET 0) AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 RETURNING item_id, data, created, expire, attempts, priority, last_error;
 
 -- name: delete[ids=1]
 -- runs in: delete_items (one per claim and 100 ids); settle_and_claim(delete), first
@@ -193,7 +211,7 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = ? AND bridge_queue.state = 'h
 -- name: counts
 -- runs in: counts, number_of_items
 -- parameters: queue
-SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held') AS anon_3, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state = 'held') AS anon_4
+SELECT count(*) AS count_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state = 'leased') AS anon_1, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2))) AS anon_3, count(*) FILTER (WHERE bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state = 'held') AS anon_4, count(*) FILTER (WHERE bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_2) OR bridge_queue.state != 'leased')) AS anon_5
 FROM bridge_queue
 WHERE bridge_queue.name = ?;
 
@@ -212,7 +230,7 @@ FROM levels
 WHERE levels.priority IS NOT NULL)
  SELECT (julianday('now') - 2440587.5) * 86400.0 - min((SELECT bridge_queue.created
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.priority <= levels.priority AND bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (julianday('now') - 2440587.5) * 86400.0) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT 1 OFFSET 0)) AS anon_1
 FROM levels
 WHERE levels.priority IS NOT NULL;
@@ -227,7 +245,7 @@ FROM bridge_queue GROUP BY bridge_queue.name;
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.state != 'held' ORDER BY CASE WHEN (bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND bridge_queue.state != 'held' AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (julianday('now') - 2440587.5) * 86400.0 AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0 OR bridge_queue.state != 'leased')) ORDER BY CASE WHEN (bridge_queue.expire <= (julianday('now') - 2440587.5) * 86400.0) THEN 0 ELSE 1 END, bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse[every state]
@@ -235,7 +253,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.state != 'held' ORDER BY CASE WHEN 
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse_after[every state]
@@ -245,11 +263,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT ? OFFSET 0;
 
@@ -258,7 +276,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.priority < ? ORDER BY bridge_queue.
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse_after[ready]
@@ -268,11 +286,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT ? OFFSET 0;
 
@@ -281,7 +299,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire <= (SELECT (julianday('now')
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse_after[leased]
@@ -291,11 +309,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'leased' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT ? OFFSET 0;
 
@@ -304,7 +322,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') 
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse_after[delayed]
@@ -314,11 +332,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'leased' AND bridge_queue.state != 'held' AND (bridge_queue.ttl_end IS NULL OR bridge_queue.ttl_end > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT ? OFFSET 0;
 
@@ -327,7 +345,7 @@ WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') 
 -- parameters: queue, limit
 SELECT bridge_queue.item_id, bridge_queue.data, bridge_queue.created, bridge_queue.expire, bridge_queue.attempts, bridge_queue.priority, bridge_queue.last_error, bridge_queue.held_at, bridge_queue.hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0;
 
 -- name: browse_after[held]
@@ -337,11 +355,11 @@ SELECT page.item_id, page.data, page.created, page.expire, page.attempts, page.p
 FROM (SELECT rest.item_id AS item_id, rest.data AS data, rest.created AS created, rest.expire AS expire, rest.attempts AS attempts, rest.priority AS priority, rest.last_error AS last_error, rest.held_at AS held_at, rest.hold_reason AS hold_reason, rest.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority = ? AND bridge_queue.item_id > ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS rest UNION ALL SELECT lower.item_id AS item_id, lower.data AS data, lower.created AS created, lower.expire AS expire, lower.attempts AS attempts, lower.priority AS priority, lower.last_error AS last_error, lower.held_at AS held_at, lower.hold_reason AS hold_reason, lower.shown AS shown
 FROM (SELECT bridge_queue.item_id AS item_id, bridge_queue.data AS data, bridge_queue.created AS created, bridge_queue.expire AS expire, bridge_queue.attempts AS attempts, bridge_queue.priority AS priority, bridge_queue.last_error AS last_error, bridge_queue.held_at AS held_at, bridge_queue.hold_reason AS hold_reason, CASE WHEN (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1)) THEN 'ready' WHEN (bridge_queue.state = 'held') THEN 'held' WHEN (bridge_queue.state = 'leased') THEN 'leased' ELSE 'delayed' END AS shown
 FROM bridge_queue
-WHERE bridge_queue.name = ? AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
+WHERE bridge_queue.name = ? AND NOT (bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased')) AND bridge_queue.expire > (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state = 'held' AND bridge_queue.priority < ? ORDER BY bridge_queue.priority DESC, bridge_queue.item_id
  LIMIT ? OFFSET 0) AS lower) AS page ORDER BY page.priority DESC, page.item_id
  LIMIT ? OFFSET 0;
 
@@ -366,6 +384,11 @@ UPDATE bridge_queue SET token=NULL WHERE bridge_queue.name = ? AND bridge_queue.
 -- runs in: remove_item
 -- parameters: id, queue
 DELETE FROM bridge_queue WHERE bridge_queue.item_id = ? AND bridge_queue.name = ?;
+
+-- name: delete_expired
+-- runs in: garbage_collection
+-- parameters: queue
+DELETE FROM bridge_queue WHERE bridge_queue.name = ? AND bridge_queue.ttl_end IS NOT NULL AND bridge_queue.ttl_end <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) AND bridge_queue.state != 'held' AND (bridge_queue.expire <= (SELECT (julianday('now') - 2440587.5) * 86400.0 AS anon_1) OR bridge_queue.state != 'leased');
 
 -- name: delete_queue
 -- runs in: delete_queue
