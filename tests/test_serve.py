@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -153,6 +154,37 @@ def test_a_claimed_message_needs_its_claim_id(url: str, name: str) -> None:
     assert call("DELETE", base)[0] == 204  # released, so deletable without a claim
     assert call("GET", base)[0] == 404
     assert call("DELETE", base)[0] == 204  # Zaqar: deleting what is gone succeeds
+
+
+@pytest.mark.timeout(60)
+def test_a_message_ttl_and_an_ended_claim(
+    url: str, name: str, factory: bridge.QueueFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zaqar's 60 s minimums lowered to 1 s, so that a TTL and a claim end within the test."""
+    from bridge.serve import wire
+
+    monkeypatch.setattr(wire, "MIN_MESSAGE_TTL", 1)
+    monkeypatch.setattr(wire, "MIN_CLAIM_TTL", 1)
+    queue = client(url).queue(name, force_create=True)
+    queue.post([{"body": "short", "ttl": 1}, {"body": "long", "ttl": 600}])
+    claim = queue.claim(ttl=1, grace=60, limit=1)
+    (held,) = list(claim)
+    assert held.body == "short"
+    time.sleep(1.3)
+    # The claim ended: its id is unknown, deleting with it is refused.
+    assert call("GET", f"{url}/v2/queues/{name}/claims/{claim.id}")[0] == 404
+    assert call("DELETE", f"{url}{held.href}")[0] == 403
+    if factory.get(name).capabilities.grace:
+        # grace kept "short" alive 60 s past its lease, so it is free again, not expired.
+        assert sorted(m.body for m in queue.messages(echo=True)) == ["long", "short"]
+    fresh = client(url).queue(name)
+    fresh.post([{"body": "gone", "ttl": 1}])
+    time.sleep(1.3)
+    bodies = [m.body for m in fresh.messages(echo=True, include_claimed=True)]
+    if factory.get(name).capabilities.ttl:
+        assert "gone" not in bodies  # past its TTL, unclaimed: gone
+    else:
+        assert "gone" in bodies
 
 
 # -- errors, over plain HTTP -----------------------------------------------------------
