@@ -137,6 +137,9 @@ def test_zaqarclient_pages_messages_by_marker(url: str, name: str) -> None:
     one = next(iter(queue.messages(echo=True, limit=1)))
     assert queue.message(one.id).body == 0
     assert [m.body for m in queue.messages(one.id)] == [0]
+    queue.delete_messages(one.id)  # DELETE ...?ids=
+    assert [m.body for m in queue.pop(2)] == [1, 2]  # DELETE ...?pop=2
+    assert [m.body for m in queue.messages(echo=True)] == [3, 4]
 
 
 @pytest.mark.timeout(60)
@@ -211,6 +214,8 @@ def test_bad_requests_are_zaqar_error_documents(memory_url: str) -> None:
         (400, "POST", "/q/messages", {"messages": [{"body": 1, "ttl": 5}]}, {}, None),
         (400, "POST", "/q/messages", {"messages": [{"body": 1, "ttl": "x"}]}, {}, None),
         (400, "POST", "/q/messages", {"messages": [{"body": 1}] * 21}, {}, None),
+        (400, "POST", "/q/messages", {"messages": [{"body": "x" * 300_000}]}, {}, None),
+        (400, "POST", "/q/messages", {"messages": [{"body": float("nan")}]}, {}, None),
         (400, "PUT", "/bad.name", None, {}, None),
         (400, "PUT", "/" + "a" * 65, None, {}, None),
         (400, "GET", "/q/messages?limit=0", None, {}, None),

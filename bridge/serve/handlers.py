@@ -49,6 +49,21 @@ def _client(request: Request) -> str:
     return client
 
 
+async def _body(request: Request) -> bytes:
+    """The request's body, read no further than Zaqar's size limit: a larger one is refused
+    before it is held in memory whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > wire.MAX_POST_BYTES:
+        raise wire.bad(f"The request body may be at most {wire.MAX_POST_BYTES} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > wire.MAX_POST_BYTES:
+            raise wire.bad(f"The request body may be at most {wire.MAX_POST_BYTES} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _no_content(headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=204, headers=headers)
 
@@ -84,7 +99,7 @@ async def list_queues(api: Api, request: Request) -> Response:
 
 async def put_queue(api: Api, request: Request) -> Response:
     queue = api.queue(request)
-    raw = await request.body()
+    raw = await _body(request)
     if raw.strip() and not isinstance(wire.json_body(raw), dict):
         raise wire.bad("A queue's metadata must be a JSON object.")
     await api.call(queue.create_queue)
@@ -122,7 +137,7 @@ async def queue_stats(api: Api, request: Request) -> Response:
 
 async def post_messages(api: Api, request: Request) -> Response:
     queue = api.queue(request)
-    posted = wire.posted_messages(wire.json_body(await request.body()))
+    posted = wire.posted_messages(wire.json_body(await _body(request)))
 
     def create() -> list[str]:
         ids = []
@@ -287,7 +302,7 @@ async def create_claim(api: Api, request: Request) -> Response:
     queue = api.queue(request)
     given = request.query_params.get("limit")
     limit = wire.int_in("limit", given, 1, wire.MAX_CLAIM_LIMIT, wire.DEFAULT_CLAIM_LIMIT)
-    raw = await request.body()
+    raw = await _body(request)
     ttl, grace = wire.claim_terms(wire.json_body(raw) if raw.strip() else None)
     items = await api.call(_claim, queue, limit, ttl, grace)
     if not items:
@@ -330,7 +345,7 @@ async def get_claim(api: Api, request: Request) -> Response:
 
 async def update_claim(api: Api, request: Request) -> Response:
     queue = api.queue(request)
-    document = wire.json_body(await request.body())
+    document = wire.json_body(await _body(request))
     claim = _live_claim(api, queue, request)
     ttl, grace = wire.renewal_terms(document, claim.ttl, claim.grace)
 
