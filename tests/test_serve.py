@@ -34,6 +34,7 @@ KINDS = [
     pytest.param("memory", id="memory"),
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.service("postgres")),
+    pytest.param("redis", id="redis", marks=pytest.mark.service("redis")),
 ]
 CLIENT_ID = str(uuid.uuid4())
 
