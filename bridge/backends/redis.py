@@ -55,14 +55,24 @@ Storage layout:
         P:{N}:leased    zset  id -> lease end (us)   claimed
         P:{N}:delayed   zset  id -> delay end (us)   created with or given a delay
         P:{N}:held      zset  id -> held at (us)     set aside, oldest first
+        P:{N}:ttl       zset  id -> TTL deadline (us)  items created with a TTL
+        P:{N}:expired   zset  id -> TTL deadline (us)  found past it by a claim
         P:{N}:items     hash  id -> payload; id:c created (us); id:p -priority;
                               id:a attempts; id:t the latest claim's token;
-                              id:e the last error; id:r why it is held
+                              id:e the last error; id:r why it is held;
+                              id:x the TTL deadline (us), if any
         P:{N}:ids       string  the queue's id counter
         P:{N}:producer:<id>  string  a producer's last batch (10 minutes)
         P:{N}:wake      pub/sub channel  ready items created (``bridge queue watch``)
 
-    Every item is in exactly one of the four zsets, which is its state
+    TTLs (``create_item(..., ttl=)``, claims with ``grace``): a claim
+    reads ``id:x`` with the fields it reads anyway, moves an item past it
+    to ``expired`` (ending its claim) and pops another; ``counts`` looks at
+    the ``ttl`` entries past their deadline; ``garbage_collection`` deletes
+    expired items. An expired item is in ``expired`` or, not yet met by a
+    claim, still in ready or delayed, counted as expired there.
+
+    Every item is in exactly one of the four zsets (or ``expired``), which is its state
     (``counts`` reads them); ``id:t`` says who holds it. Ids are 16-digit
     zero-padded decimals inside Redis (so that one priority's ids sort by
     number) and ints outside; they are unique within their queue. The
@@ -108,7 +118,7 @@ from bridge.backends import redis_admin as admin
 from bridge.backends import redis_scripts as lua
 from bridge.backends import redis_wire as wire
 from bridge.backends.redis_scripts import QueueKeys
-from bridge.contract import Backend, Capabilities, Waiting
+from bridge.contract import Backend, Capabilities, Expiring, Waiting
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
@@ -151,7 +161,7 @@ _CONNECTION_DEFAULTS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_t
 
 
 @final
-class RedisBackend(Backend, Waiting):
+class RedisBackend(Backend, Waiting, Expiring):
     """Queues in Redis, one Lua script a call; see the module docstring."""
 
     capabilities = Capabilities(
@@ -166,6 +176,8 @@ class RedisBackend(Backend, Waiting):
         browse=True,
         remove_item=True,
         settle_and_claim=True,
+        ttl=True,
+        grace=True,
     )
 
     def __init__(self, url: str, *, key_prefix: str = "bridge") -> None:
@@ -192,8 +204,12 @@ class RedisBackend(Backend, Waiting):
         client = self.client
         scripts = wire.DirectScripts(client) if isinstance(client, redis.Redis) else client
         register = scripts.register_script
-        create = lua.CREATE_WAKING if isinstance(client, redis.Redis) else lua.CREATE
+        one_server = isinstance(client, redis.Redis)
+        create = lua.CREATE_WAKING if one_server else lua.CREATE
         self._create, self._claim, self._delete = map(register, (create, lua.CLAIM, lua.DELETE))
+        self._create_expiring = register(
+            lua.CREATE_EXPIRING_WAKING if one_server else lua.CREATE_EXPIRING
+        )
         self._release, self._extend = register(lua.RELEASE), register(lua.EXTEND)
         self._fail, self._hold = register(lua.FAIL), register(lua.HOLD)
         self._settle = {action: register(text) for action, text in lua.SETTLE_AND_CLAIM.items()}
@@ -208,6 +224,7 @@ class RedisBackend(Backend, Waiting):
             register, (admin.BROWSE, admin.FIND, admin.REMOVE)
         )
         self._keys: dict[str, tuple[QueueKeys, str]] = {}
+        self._all_keys: dict[str, tuple[str, ...]] = {}
         self._nonce = secrets.token_hex(4)
         self._token = wire.tokens()
         self._local = threading.local()
@@ -234,46 +251,66 @@ class RedisBackend(Backend, Waiting):
         self._checked = True
 
     def delete_queue(self, name: str) -> None:
-        keys, base = self._queue_keys(name)
-        self._run("delete_queue", self._delete_queue, (*keys, f"{base}:ids"), ())
+        base = self._queue_keys(name)[1]
+        self._run("delete_queue", self._delete_queue, (*self._all_of(name), f"{base}:ids"), ())
 
     # -- items ----------------------------------------------------------------
 
     def create_items(
         self, name: str, payloads: Sequence[bytes], delay: float, priority: int
     ) -> list[ItemId]:
+        return self.create_expiring_items(name, payloads, delay, priority, None)
+
+    def create_expiring_items(
+        self, name: str, payloads: Sequence[bytes], delay: float, priority: int, ttl: float | None
+    ) -> list[ItemId]:
         keys, base = self._queue_keys(name)
         pid = os.getpid()
         producer = f"{base}:producer:{self._nonce}.{pid}.{threading.get_ident()}"
-        batch = self._unsure_batch(pid, name, payloads, delay, priority)
+        # A TTL is part of what a repeat must match, as the delay is.
+        shape = (delay, priority, ttl)
+        batch = self._unsure_batch(pid, name, payloads, shape)
         self._local.unsure = None
-        script_keys = (*keys, f"{base}:ids", producer)
-        args: tuple[str | int | bytes, ...] = (wire.micros(delay), str(-priority), batch, *payloads)
+        script_keys: tuple[str, ...] = (*keys, f"{base}:ids", producer)
+        args: tuple[str | int | bytes, ...] = (wire.micros(delay), str(-priority), batch)
+        script = self._create
+        if ttl is not None:
+            script = self._create_expiring
+            script_keys += (f"{base}:ttl",)
+            args += (wire.micros(ttl),)
+        args += tuple(payloads)
         try:
-            first = self._create(script_keys, args)
+            first = script(script_keys, args)
         except (redis.ConnectionError, redis.TimeoutError):
             # The script may have run and only its reply been lost: the same
             # batch id makes this repeat return the stored ids, not write twice.
             try:
-                first = self._create(script_keys, args)
+                first = script(script_keys, args)
             except redis.RedisError as exc:
                 if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-                    self._local.unsure = ((pid, name, delay, priority, list(payloads)), batch)
+                    self._local.unsure = ((pid, name, shape, list(payloads)), batch)
                 raise self._error("create_items", exc) from exc
         except redis.RedisError as exc:
             raise self._error("create_items", exc) from exc
         return list(range(int(first), int(first) + len(payloads)))
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
+        return self.claim_items_with_grace(name, count, lease_time, None)
+
+    def claim_items_with_grace(
+        self, name: str, count: int, lease_time: float, grace: float | None
+    ) -> list[StoredItem]:
         token = self._token()
-        args = (count, wire.micros(lease_time), token)
+        args: tuple[Any, ...] = (count, wire.micros(lease_time), token)
+        if grace is not None:
+            args += (wire.micros(grace),)
 
         def parse(out: list[Any]) -> list[StoredItem]:
             if not out:
                 return []
             return wire.claimed(self._report(name, out[1], out), token)
 
-        return self._call("claim_items", self._claim, name, args, parse)
+        return self._call("claim_items", self._claim, name, args, parse, every_key=True)
 
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
         args: list[str] = []
@@ -282,7 +319,9 @@ class RedisBackend(Backend, Waiting):
             item_id, token = item.item_id, item.token
             if type(item_id) is int and item_id > 0 and token:
                 args += (f"{item_id:016d}", token)
-        return self._call("delete_items", self._delete, name, args, int) if args else 0
+        if not args:
+            return 0
+        return self._call("delete_items", self._delete, name, args, int, every_key=True)
 
     def release_item(self, name: str, item: QueueItem) -> bool:
         return self.delay_item(name, item, 0.0) is not None
@@ -327,16 +366,15 @@ class RedisBackend(Backend, Waiting):
 
         args = (count, wire.micros(lease_time), token, *done)
         script = self._settle[settlement.action]
-        return self._call("settle_and_claim", script, name, args, parse)
+        return self._call("settle_and_claim", script, name, args, parse, every_key=True)
 
     def garbage_collection(self, name: str) -> None:
-        """Move ended leases and delays to ready.
+        """Move ended leases and delays to ready; delete expired items.
 
         Claims never depend on it: they move what they need themselves.
         """
-        self._call(
-            "garbage_collection", self._collect, name, (), partial(self._report, name, result=None)
-        )
+        report = partial(self._report, name, result=None)
+        self._call("garbage_collection", self._collect, name, (), report, every_key=True)
 
     # -- held items -------------------------------------------------------------
 
@@ -368,7 +406,8 @@ class RedisBackend(Backend, Waiting):
     # -- inspection -------------------------------------------------------------
 
     def counts(self, name: str) -> ItemCounts:
-        return self._call("counts", self._counts, name, (), lambda out: ItemCounts(*map(int, out)))
+        parse = lambda out: ItemCounts(*map(int, out))  # noqa: E731
+        return self._call("counts", self._counts, name, (), parse, every_key=True)
 
     def oldest_ready_age(self, name: str) -> float | None:
         """How long the oldest ready item has waited; see ``AGE`` in ``redis_admin.py``."""
@@ -430,7 +469,7 @@ class RedisBackend(Backend, Waiting):
         member = wire.member(item_id)
         if member is None:
             return False
-        return self._call("remove_item", self._remove, name, (member,), int) > 0
+        return self._call("remove_item", self._remove, name, (member,), int, every_key=True) > 0
 
     def release_all(self, name: str) -> int:
         """Every lease and delay dropped, every claim ended; held items stay held.
@@ -496,12 +535,22 @@ class RedisBackend(Backend, Waiting):
     def _keys_of(self, name: str) -> QueueKeys:
         return self._queue_keys(name)[0]
 
+    def _all_of(self, name: str) -> tuple[str, ...]:
+        """The five keys, then the ttl and expired zsets: for scripts that reach expired items."""
+        known = self._all_keys.get(name)
+        if known is None:
+            if len(self._all_keys) >= _KEYS_KEPT:
+                self._all_keys.clear()
+            keys, base = self._queue_keys(name)
+            known = self._all_keys[name] = (*keys, f"{base}:ttl", f"{base}:expired")
+        return known
+
     def _unsure_batch(
-        self, pid: int, name: str, payloads: Sequence[bytes], delay: float, priority: int
+        self, pid: int, name: str, payloads: Sequence[bytes], shape: tuple[Any, ...]
     ) -> str:
         """The batch id of this thread's failed create if this call repeats it, else a new one."""
         unsure = getattr(self._local, "unsure", None)
-        if unsure is not None and unsure[0] == (pid, name, delay, priority, list(payloads)):
+        if unsure is not None and unsure[0] == (pid, name, shape, list(payloads)):
             return str(unsure[1])
         return secrets.token_hex(8)
 
@@ -527,9 +576,15 @@ class RedisBackend(Backend, Waiting):
         name: str,
         args: Sequence[Any],
         parse: Callable[[Any], _T],
+        *,
+        every_key: bool = False,
     ) -> _T:
-        """Run a script on the queue's keys and read its reply, wrapping every error."""
-        reply = self._run(operation, script, self._keys_of(name), args)
+        """Run a script on the queue's keys and read its reply, wrapping every error.
+
+        ``every_key``: the ttl and expired zsets too (:meth:`_all_of`).
+        """
+        keys = self._all_of(name) if every_key else self._keys_of(name)
+        reply = self._run(operation, script, keys, args)
         try:
             return parse(reply)
         except wire.MALFORMED as exc:

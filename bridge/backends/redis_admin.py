@@ -15,24 +15,68 @@ item back into ready at its place (its ``-priority``, or priority 0's when
 that field is damaged, until a lease end or a release would place it by
 that field and holds it again), with ``:a`` and ``:r`` deleted and ``:e``
 kept for the next worker to see.
+
+TTLs (``KEYS[6]`` ttl, ``KEYS[7]`` expired; see ``redis_scripts``): an item
+past its deadline that no lease holds (and not held) is expired wherever
+it stands. ``COUNTS`` finds those through the ttl zset's entries past their
+deadline, one look at each, and counts them, with the expired zset, as
+``expired``; ``PEEK``, ``AGE`` and ``BROWSE`` pass them over (``FIND`` too:
+an expired item is gone but for garbage collection); ``COLLECT`` deletes
+them and every item of the expired zset; ``REMOVE`` and ``DELETE_QUEUE``
+reach both zsets.
 """
 
 from __future__ import annotations
 
 from bridge.backends.redis_scripts import build_script
 
-COUNTS = build_script("""
--- Returns ready, leased, delayed, held at one instant: a lease or delay that
--- has ended counts as ready even before a claim moves the item.
-local after = '(' .. int(server_now())
+_LAPSED = """
+-- Where each item of the ttl zset whose deadline has passed by `now` stands:
+-- calls `found(id, where)` with 'ready' (an ended lease or delay included)
+-- or 'delayed' for an expired one; a leased (lease still running) or held
+-- item is alive, and an entry whose item is gone is passed over.
+local function lapsed(now, found)
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[6], '-inf', int(now), 'BYSCORE')) do
+    local delay_end = redis.call('ZSCORE', KEYS[3], id)
+    if delay_end then
+      found(id, tonumber(delay_end) > now and 'delayed' or 'ready')
+    elseif redis.call('ZSCORE', KEYS[1], id) then
+      found(id, 'ready')
+    else
+      local lease_end = redis.call('ZSCORE', KEYS[2], id)
+      if lease_end and tonumber(lease_end) <= now then found(id, 'ready') end
+    end
+  end
+end
+
+-- Whether a stored deadline `dies` (false: a field not there) has passed.
+local function dead(dies, now)
+  local n = dies and tonumber(dies)
+  return n and n <= now or false
+end
+"""
+
+COUNTS = build_script(
+    """
+-- Returns ready, leased, delayed, held, expired at one instant: a lease or
+-- delay that has ended counts as ready even before a claim moves the item,
+-- and an item past its TTL as expired, not ready or delayed.
+local now = server_now()
+local after = '(' .. int(now)
 local leased = redis.call('ZCOUNT', KEYS[2], after, '+inf')
 local delayed = redis.call('ZCOUNT', KEYS[3], after, '+inf')
 local total = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
   + redis.call('ZCARD', KEYS[3])
-return {total - leased - delayed, leased, delayed, redis.call('ZCARD', KEYS[5])}
-""")
+local gone = {ready = 0, delayed = 0}
+lapsed(now, function(_, where) gone[where] = gone[where] + 1 end)
+return {total - leased - delayed - gone.ready, leased, delayed - gone.delayed,
+  redis.call('ZCARD', KEYS[5]), redis.call('ZCARD', KEYS[7]) + gone.ready + gone.delayed}
+""",
+    library=_LAPSED,
+)
 
-AGE = build_script("""
+AGE = build_script(
+    """
 -- Microseconds since the oldest ready item was created, or nil when nothing
 -- is ready. Ids count up as items are created, so the lowest id of each
 -- priority in ready is that priority's oldest: one step per priority
@@ -42,7 +86,9 @@ AGE = build_script("""
 local now = server_now()
 local oldest
 local function consider(id)
-  local created = whole(redis.call('HGET', KEYS[4], id .. ':c'))
+  local f = redis.call('HMGET', KEYS[4], id .. ':c', id .. ':x')
+  local created = whole(f[1])
+  if dead(f[2], now) then return end
   if created and (not oldest or created < oldest) then oldest = created end
 end
 local head = redis.call('ZRANGE', KEYS[1], '0', '0', 'WITHSCORES')
@@ -63,9 +109,12 @@ for _, zset in ipairs({KEYS[2], KEYS[3]}) do
 end
 if not oldest then return nil end
 return int(math.max(0, now - oldest))
-""")
+""",
+    library=_LAPSED,
+)
 
-PEEK = build_script("""
+PEEK = build_script(
+    """
 -- ARGV: limit (1 or more). Returns the notes, then claimable items in claim
 -- order and then the others, soonest claimable first. Per item: id,
 -- created, attempts, priority (numbers), expire (us, '0' when ready),
@@ -77,24 +126,31 @@ local now = server_now()
 promote(KEYS[2], int(now), int(math.max(limit, $LIMIT)), now)
 promote(KEYS[3], int(now), int(math.max(limit, $LIMIT)), now)
 local out, listed = {notes}, 0
-local function add(id, expire)
-  local f = redis.call('HMGET', KEYS[4], id, id .. ':c', id .. ':a', id .. ':p', id .. ':e')
+local function add(id, expire, leased)
+  local f = redis.call('HMGET', KEYS[4], id, id .. ':c', id .. ':a', id .. ':p', id .. ':e',
+    id .. ':x')
   if not (f[1] or f[2]) then return end
+  if not leased and dead(f[6], now) then return end
   local fields = {id_of(id) or id, whole(f[2]) or 0, whole(f[3] or 0) or 0,
     0 - (signed(f[4] or 0) or 0), expire, f[1] or '', f[5]}
   for i = 1, 7 do out[#out + 1] = fields[i] end
   listed = listed + 1
 end
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '0', int(limit - 1))) do add(id, '0') end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '0', int(limit - 1))) do
+  add(id, '0', false)
+end
+-- Ended leases were moved to ready above: every lease left is running.
 for _, zset in ipairs({KEYS[2], KEYS[3]}) do
   local left = limit - listed
   if left > 0 then
     local rest = redis.call('ZRANGE', zset, '0', int(left - 1), 'WITHSCORES')
-    for i = 1, #rest, 2 do add(rest[i], rest[i + 1]) end
+    for i = 1, #rest, 2 do add(rest[i], rest[i + 1], zset == KEYS[2]) end
   end
 end
 return out
-""")
+""",
+    library=_LAPSED,
+)
 
 HELD = build_script("""
 -- ARGV: limit (1 or more). Held items, oldest held first. Per item: id,
@@ -181,19 +237,45 @@ return {freed, notes}
 """)
 
 DELETE_QUEUE = build_script("""
--- KEYS[6] the queue's id counter. Ids may start over afterwards: a stale
--- item object cannot act on a new item of the same id, its token differs.
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+-- KEYS[6] the ttl zset, KEYS[7] the expired zset, KEYS[8] the queue's id
+-- counter. Ids may start over afterwards: a stale item object cannot act
+-- on a new item of the same id, its token differs.
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 return 0
 """)
 
-COLLECT = build_script("""
--- Moves every ended lease and delay back to ready; returns the notes.
+COLLECT = build_script(
+    """
+-- Moves every ended lease and delay back to ready, deletes every expired
+-- item (those of the expired zset, and those past their TTL that no lease
+-- holds) and the ttl entries of items gone; returns the notes.
 local now = server_now()
 promote(KEYS[2], int(now), '-1', now)
 promote(KEYS[3], int(now), '-1', now)
+local doomed = {}
+lapsed(now, function(id) doomed[#doomed + 1] = id end)
+for _, id in ipairs(doomed) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+local expired = redis.call('ZRANGE', KEYS[7], '0', '-1')
+for _, id in ipairs(expired) do doomed[#doomed + 1] = id end
+if #doomed > 0 then
+  call_in_slices('HDEL', KEYS[4], fields_of(doomed))
+  call_in_slices('ZREM', KEYS[6], doomed)
+end
+redis.call('UNLINK', KEYS[7])
+-- Entries past their deadline whose item is gone (deleted with its TTL);
+-- held and leased items keep theirs.
+local stale = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[6], '-inf', int(now), 'BYSCORE')) do
+  if redis.call('HEXISTS', KEYS[4], id .. ':c') == 0 then stale[#stale + 1] = id end
+end
+if #stale > 0 then call_in_slices('ZREM', KEYS[6], stale) end
 return notes
-""")
+""",
+    library=_LAPSED,
+)
 
 _LISTING = """
 -- One listed entry: {id, created, attempts, priority, score, payload, last
@@ -205,8 +287,11 @@ local STATES = {'ready', 'leased', 'delayed', 'held'}
 local ZSETS = {KEYS[1], KEYS[2], KEYS[3], KEYS[5]}
 local function entry(id, zset, score, now)
   local f = redis.call('HMGET', KEYS[4], id, id .. ':c', id .. ':a', id .. ':p', id .. ':e',
-    id .. ':r')
+    id .. ':r', id .. ':x')
   if not (f[1] or f[2]) then return nil end
+  -- Past its TTL with no lease holding it (a held item never expires): gone.
+  local running = zset == 2 and tonumber(score) > now
+  if f[7] and zset ~= 4 and not running and tonumber(f[7]) <= now then return nil end
   local state = STATES[zset]
   if (zset == 2 or zset == 3) and tonumber(score) <= now then state = 'ready' end
   if zset == 1 then score = '0' end
@@ -321,9 +406,10 @@ REMOVE = build_script("""
 -- ARGV: id. Deletes the item in whatever state, with every field, so that
 -- its holder's calls find it gone. Returns 1, or 0 if no zset had it.
 local removed = 0
-for _, zset in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5]}) do
+for _, zset in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[7]}) do
   removed = removed + redis.call('ZREM', zset, ARGV[1])
 end
+redis.call('ZREM', KEYS[6], ARGV[1])
 call_in_slices('HDEL', KEYS[4], fields_of({ARGV[1]}))
 return removed
 """)

@@ -16,6 +16,17 @@ queue's keys in the same order (:func:`queue_keys` builds them):
                            "<id>:a" attempts, "<id>:t" token of the latest claim,
                            "<id>:e" last error, "<id>:r" hold reason
     KEYS[5] held     zset  id -> held at
+    KEYS[6] ttl      zset  id -> TTL deadline, for items created with a TTL (CLAIM,
+                           SETTLE_AND_CLAIM, DELETE and the admin scripts that need it)
+    KEYS[7] expired  zset  id -> TTL deadline: items a claim found past their TTL
+
+An item created with a TTL also keeps its deadline in ``"<id>:x"``. A claim
+reads it with the fields it reads anyway: an item past it that no lease
+holds goes to ``expired`` (out of the state zsets, its claim ended) and the
+claim pops another. A claim with grace raises ``:x`` and the ``ttl`` score
+to at least the lease's end plus the grace. ``ttl`` is an index for
+``COUNTS`` and ``COLLECT`` (garbage_collection), which look only at its
+entries past their deadline; a deleted item's entry stays in it until then.
 
 An id is a zero-padded decimal (``%016d``), so that ids of one priority sort
 by number. An item is in exactly one of the four zsets, and that zset alone
@@ -182,7 +193,7 @@ local function hold(id, now, reason, err)
   end
 end
 
-local SUFFIXES = {'', ':c', ':p', ':a', ':t', ':e', ':r'}
+local SUFFIXES = {'', ':c', ':p', ':a', ':t', ':e', ':r', ':x'}
 
 -- Every hash field of these ids.
 local function fields_of(ids)
@@ -253,11 +264,23 @@ local function fault(payload, created, attempts)
   return 'its attempts field is ' .. described(attempts)
 end
 
+-- An item popped past its TTL deadline `dies` (us): kept in expired until
+-- garbage collection, out of the TTL index, its claim ended.
+local function expire_item(id, dies)
+  redis.call('ZADD', KEYS[7], dies, id)
+  redis.call('ZREM', KEYS[6], id)
+  redis.call('HDEL', KEYS[4], id .. ':t')
+end
+
 -- Lease up to `count` ready items to `token` until `expire` (us). Returns {}
 -- when nothing was ready and nothing set aside; else the lease end, the
 -- notes, then per item: id, created, attempts, priority (numbers), payload,
--- last error (or nil). Ended leases and delays go back to ready first.
-local function claim(count, expire, token, now)
+-- last error (or nil). Ended leases and delays go back to ready first. An
+-- item past its TTL is expired and another popped; with `grace` (us), a
+-- claimed item's TTL deadline becomes at least the lease's end plus it.
+local function claim(count, expire, token, now, grace)
+  local floor
+  if grace then floor = deadline(tonumber(expire), grace) end
   local limit = math.max(count, $LIMIT)
   local upto, most = int(now), int(limit)
   promote(KEYS[2], upto, most, now)
@@ -274,15 +297,24 @@ local function claim(count, expire, token, now)
       return {expire, notes}
     end
     local a = id .. ':a'
-    local f = redis.call('HMGET', KEYS[4], id, id .. ':c', a, id .. ':e')
+    local f = redis.call('HMGET', KEYS[4], id, id .. ':c', a, id .. ':e', id .. ':x')
     local n, created, attempts = id_of(id), whole(f[2]), whole(f[3] or 0)
-    if n and f[1] and created and attempts then
+    local dies = f[5] and tonumber(f[5])
+    if n and f[1] and created and attempts and not (dies and dies <= now) then
       attempts = attempts + 1
       redis.call('HSET', KEYS[4], a, f[3] and int(attempts) or '1', id .. ':t', token)
       redis.call('ZADD', KEYS[2], expire, id)
+      if floor and dies and dies < tonumber(floor) then
+        redis.call('HSET', KEYS[4], id .. ':x', floor)
+        redis.call('ZADD', KEYS[6], floor, id)
+      end
       return {expire, notes, n, created, attempts, 0 - tonumber(popped[2]), f[1], f[4]}
     end
-    set_aside(id, now, fault(f[1], f[2], f[3]))
+    if n and f[1] and created and attempts then
+      expire_item(id, f[5])
+    else
+      set_aside(id, now, fault(f[1], f[2], f[3]))
+    end
     skipped = 1
   end
   local out, o, leases, written = {expire, notes}, 2, {}, {}
@@ -295,17 +327,25 @@ local function claim(count, expire, token, now)
     if #popped == 0 then break end
     local wanted = {}
     for i = 1, #popped, 2 do
-      local id, j = popped[i], 2 * i - 2
-      wanted[j + 1], wanted[j + 2], wanted[j + 3], wanted[j + 4] = id, id .. ':c', id .. ':a',
-        id .. ':e'
+      local id, j = popped[i], 5 * (i - 1) / 2
+      wanted[j + 1], wanted[j + 2], wanted[j + 3], wanted[j + 4], wanted[j + 5] = id,
+        id .. ':c', id .. ':a', id .. ':e', id .. ':x'
     end
     local f = redis.call('HMGET', KEYS[4], unpack(wanted))
     for i = 1, #popped, 2 do
-      local id, j = popped[i], 2 * i - 2
+      local id, j = popped[i], 5 * (i - 1) / 2
       -- The priority comes from the score: a damaged ':p' does not stop a
       -- claim, only a move back into ready (promote, RELEASE), which needs it.
       local n, created, attempts = id_of(id), whole(f[j + 2]), whole(f[j + 3] or 0)
-      if n and f[j + 1] and created and attempts then
+      local dies = f[j + 5] and tonumber(f[j + 5])
+      if n and f[j + 1] and created and attempts and dies and dies <= now then
+        expire_item(id, f[j + 5])
+        skipped = skipped + 1
+      elseif n and f[j + 1] and created and attempts then
+        if floor and dies and dies < tonumber(floor) then
+          redis.call('HSET', KEYS[4], id .. ':x', floor)
+          redis.call('ZADD', KEYS[6], floor, id)
+        end
         attempts = attempts + 1
         -- The new token fences out whoever held the item before.
         local w = #written
@@ -353,7 +393,8 @@ local function delete_claimed(args)
     local id = args[1]
     local t = id .. ':t'
     if redis.call('HGET', KEYS[4], t) ~= args[2] then return 0 end
-    redis.call('HDEL', KEYS[4], id, id .. ':c', id .. ':p', id .. ':a', t, id .. ':e')
+    redis.call('HDEL', KEYS[4], id, id .. ':c', id .. ':p', id .. ':a', t, id .. ':e',
+      id .. ':x')
     if redis.call('ZREM', KEYS[2], id) == 0 and redis.call('ZREM', KEYS[1], id) == 0 then
       redis.call('ZREM', KEYS[3], id)
     end
@@ -376,7 +417,8 @@ local function delete_claimed(args)
       gone[g] = id
       doomed[d + 1], doomed[d + 2], doomed[d + 3], doomed[d + 4], doomed[d + 5], doomed[d + 6] =
         id, id .. ':c', id .. ':p', id .. ':a', fields[k], id .. ':e'
-      d = d + 6
+      doomed[d + 7] = id .. ':x'
+      d = d + 7
     end
   end
   if g == 0 then return 0 end
@@ -476,7 +518,8 @@ def build_script(body: str, library: str = "") -> str:
 
 _CREATE = """
 -- KEYS[6] the queue's id counter, KEYS[7] this producer's last batch.
--- ARGV: delay (us), -priority, batch id, payload... Returns the first id.
+-- ARGV: delay (us), -priority, batch id, [TTL (us),] payload... Returns the
+-- first id. With a TTL (CREATE_EXPIRING), KEYS[8] is the queue's ttl zset.
 -- A batch the producer already wrote (a retry after a lost reply) is
 -- answered from the record instead of being written twice.
 local batch = ARGV[3]
@@ -489,13 +532,14 @@ end
 local now, score = server_now(), ARGV[2]
 local created, zset = int(now), KEYS[1]
 if ARGV[1] ~= '0' then zset, score = KEYS[3], deadline(now, ARGV[1]) end
-local n = #ARGV - 3
+local n = #ARGV - $ARGS
+$DIES
 local first = redis.call('INCRBY', KEYS[6], n) - n + 1
-local fields, scored = {}, {}
+local fields, scored, timed = {}, {}, {}
 for i = 1, n do
   local id = string.format('%016d', first + i - 1)
   fields[#fields + 1] = id
-  fields[#fields + 1] = ARGV[3 + i]
+  fields[#fields + 1] = ARGV[$ARGS + i]$EACH
   fields[#fields + 1] = id .. ':c'
   fields[#fields + 1] = created
   if ARGV[2] ~= '0' then
@@ -506,31 +550,52 @@ for i = 1, n do
   scored[#scored + 1] = id
 end
 call_in_slices('HSET', KEYS[4], fields)
-call_in_slices('ZADD', zset, scored)
+call_in_slices('ZADD', zset, scored)$AFTER
 redis.call('SET', KEYS[7], batch .. ' ' .. int(first), 'EX', '$KEEP')
 return first
 """
-CREATE = build_script(_CREATE)
-CREATE_WAKING = build_script(
-    _CREATE.replace(
-        "\nreturn first\n",
-        """
+_EXPIRING = {
+    "$ARGS": "4",
+    "$DIES": "local dies = deadline(now, ARGV[4])",
+    "$EACH": """
+  fields[#fields + 1] = id .. ':x'
+  fields[#fields + 1] = dies
+  timed[#timed + 1] = dies
+  timed[#timed + 1] = id""",
+    "$AFTER": "\ncall_in_slices('ZADD', KEYS[8], timed)",
+}
+_LASTING = {"$ARGS": "3", "$DIES": "", "$EACH": "", "$AFTER": ""}
+
+
+def _create(body: str, expiring: bool) -> str:
+    for marker, text in (_EXPIRING if expiring else _LASTING).items():
+        body = body.replace(marker, text)
+    return build_script(body)
+
+
+_CREATE_WAKING = _CREATE.replace(
+    "\nreturn first\n",
+    """
 -- Ready items wake `bridge queue watch` on the queue's P:{N}:wake channel
 -- (KEYS[4] is P:{N}:items). Pub/sub: every watcher wakes, nothing is kept
 -- while none listens; about a microsecond when no one is subscribed.
 if ARGV[1] == '0' then redis.call('PUBLISH', string.sub(KEYS[4], 1, -6) .. 'wake', '') end
 return first
 """,
-    )
 )
+CREATE = _create(_CREATE, expiring=False)
+CREATE_WAKING = _create(_CREATE_WAKING, expiring=False)
 """CREATE, then a wake-up for watchers: what the one-server backend runs. A cluster
 runs ``CREATE``: a PUBLISH there is broadcast to every node, and nothing waits on it."""
+CREATE_EXPIRING = _create(_CREATE, expiring=True)
+CREATE_EXPIRING_WAKING = _create(_CREATE_WAKING, expiring=True)
+"""The two with a TTL for every item: its ``:x`` field and a ``ttl`` zset entry (KEYS[8])."""
 
 CLAIM = build_script(
     """
--- ARGV: count, lease time (us), token. Returns what `claim` returns.
+-- ARGV: count, lease time (us), token[, grace (us)]. Returns what `claim` returns.
 local now = server_now()
-return claim(tonumber(ARGV[1]), deadline(now, ARGV[2]), ARGV[3], now)
+return claim(tonumber(ARGV[1]), deadline(now, ARGV[2]), ARGV[3], now, ARGV[4])
 """
 )
 
