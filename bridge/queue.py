@@ -240,10 +240,10 @@ class Queue:
                 for row in stored
             ]
         except PayloadError:
-            return self._set_aside_undecodable(stored, count, lease_time)
+            return self._set_aside_undecodable(stored, count, lease_time, grace)
 
     def _set_aside_undecodable(
-        self, stored: list[StoredItem], count: int, lease_time: float
+        self, stored: list[StoredItem], count: int, lease_time: float, grace: float | None = None
     ) -> list[QueueItem]:
         """Hold the claimed items whose bytes do not decode; hand out the rest.
 
@@ -262,7 +262,14 @@ class Queue:
                     continue
                 good.append(self._built(row, data))
             wanted = count - len(good)
-            stored = self.backend.claim_items(self.name, wanted, lease_time) if wanted else []
+            if not wanted:
+                break
+            if grace is None:
+                stored = self.backend.claim_items(self.name, wanted, lease_time)
+            else:  # the claims that replace them keep the caller's grace
+                stored = self._expiring("grace", grace, positive=False)[0].claim_items_with_grace(
+                    self.name, wanted, lease_time, grace
+                )
         return good
 
     def _hold_undecodable(self, row: StoredItem, exc: PayloadError) -> None:

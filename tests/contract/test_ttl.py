@@ -13,6 +13,7 @@ import time
 import pytest
 
 import bridge
+from bridge.contract import Expiring
 
 TTL = 0.3
 PAST = 0.5
@@ -158,3 +159,17 @@ def test_a_store_without_ttl_or_grace_refuses_them_by_name(queue: bridge.Queue) 
         with pytest.raises(bridge.UnsupportedOperationError, match="grace") as refused:
             queue.claim_item(lease_time=30, grace=5)
         assert queue.backend.url in str(refused.value)
+
+
+def test_the_claim_that_replaces_an_undecodable_item_keeps_the_grace(queue: bridge.Queue) -> None:
+    needs(queue, "ttl", "grace", "hold")
+    backend = queue.backend
+    assert isinstance(backend, Expiring)
+    # Written past the codec, as another program would: the first one is no JSON.
+    backend.create_expiring_items(queue.name, [b"not json {", b'"good"'], 0, 0, TTL)
+    first = queue.claim_item(lease_time=TTL, grace=30)
+    assert first is not None
+    assert first.data == "good"
+    assert queue.counts().held == 1
+    time.sleep(PAST)  # past the lease and the TTL, within the grace
+    assert claim_when_ready(queue).item_id == first.item_id
