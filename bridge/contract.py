@@ -375,6 +375,13 @@ class Expiring(ABC):
     ) -> list[StoredItem]:
         """``claim_items``, each claimed item's deadline at least lease end + ``grace``."""
 
+    @abstractmethod
+    def extend_lease_with_grace(
+        self, name: str, item: QueueItem, lease_time: float, grace: float
+    ) -> float | None:
+        """``extend_lease``, the item's deadline at least the new lease end + ``grace``
+        (Zaqar's claim update)."""
+
 
 class Backend(QueueStore, Introspection, Administration, Holding):
     """Everything a backend class implements; the registry builds these."""

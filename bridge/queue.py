@@ -321,13 +321,21 @@ class Queue:
         item.expire = expire
         return True
 
-    def extend_lease(self, item: QueueItem, lease_time: float) -> bool:
-        """Hold the item ``lease_time`` s from now; False if the claim was lost."""
+    def extend_lease(self, item: QueueItem, lease_time: float, grace: float | None = None) -> bool:
+        """Hold the item ``lease_time`` s from now; False if the claim was lost.
+
+        With ``grace``, as in a claim: an item with a TTL lives at least
+        ``grace`` s past the new lease's end (Zaqar's claim update).
+        """
         self._check_item(item)
         if not self.capabilities.extend_lease:
             self._refuse("extend_lease")
         lease_time = self._check_lease(lease_time)
-        expire = self.backend.extend_lease(self.name, item, lease_time)
+        if grace is not None:
+            backend, seconds = self._expiring("grace", grace, positive=False)
+            expire = backend.extend_lease_with_grace(self.name, item, lease_time, seconds)
+        else:
+            expire = self.backend.extend_lease(self.name, item, lease_time)
         if expire is None:
             return False
         item.expire = expire

@@ -187,6 +187,7 @@ def _every_expiring_operation(queue: bridge.Queue) -> None:
     queue.create_item("t", ttl=60)
     item = queue.claim_item(lease_time=60, grace=5)
     assert item is not None
+    assert queue.extend_lease(item, 60, grace=5)
     assert queue.delete_item(item)
     queue.garbage_collection()
 

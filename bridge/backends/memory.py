@@ -228,6 +228,16 @@ class MemoryBackend(Backend, Expiring):
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
         return self._set_expire(name, item, lambda now: now + lease_time, delayed=False)
 
+    def extend_lease_with_grace(
+        self, name: str, item: QueueItem, lease_time: float, grace: float
+    ) -> float | None:
+        with self._lock:
+            expire = self.extend_lease(name, item, lease_time)
+            record = self._claimed_record(name, item)
+            if expire is not None and record is not None and record.dies is not None:
+                record.dies = max(record.dies, expire + grace)
+            return expire
+
     def fail_item(
         self, name: str, item: QueueItem, error: str, delay: float | None
     ) -> float | None:

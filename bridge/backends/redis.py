@@ -339,6 +339,14 @@ class RedisBackend(Backend, Waiting, Expiring):
         args = (wire.micros(lease_time),)
         return self._by_holder("extend_lease", self._extend, name, item, args, wire.seconds)
 
+    def extend_lease_with_grace(
+        self, name: str, item: QueueItem, lease_time: float, grace: float
+    ) -> float | None:
+        args = (wire.micros(lease_time), wire.micros(grace))
+        return self._by_holder(
+            "extend_lease", self._extend, name, item, args, wire.seconds, every_key=True
+        )
+
     def fail_item(
         self, name: str, item: QueueItem, error: str, delay: float | None
     ) -> float | None:
@@ -562,12 +570,15 @@ class RedisBackend(Backend, Waiting, Expiring):
         item: QueueItem,
         args: tuple[Any, ...],
         parse: Callable[[Any], _T],
+        *,
+        every_key: bool = False,
     ) -> _T | None:
         """A call fenced by the item's claim token; None for an item no claim of ours took."""
         member = wire.member(item.item_id)
         if member is None or not item.token:
             return None
-        return self._call(operation, script, name, (member, item.token, *args), parse)
+        given = (member, item.token, *args)
+        return self._call(operation, script, name, given, parse, every_key=every_key)
 
     def _call(
         self,

@@ -615,14 +615,24 @@ return {release(ARGV[1], ARGV[2], ARGV[3], server_now()), notes}
 )
 
 EXTEND = build_script("""
--- ARGV: id, token, lease time (us). Returns the new lease end, or nil if the
--- claim no longer holds the item. The item may be ready (released, or its
--- lease ran out and a claim moved it) or delayed by its holder: either way
--- it is leased again.
+-- ARGV: id, token, lease time (us)[, grace (us)]. Returns the new lease end,
+-- or nil if the claim no longer holds the item. The item may be ready
+-- (released, or its lease ran out and a claim moved it) or delayed by its
+-- holder: either way it is leased again. With a grace (then KEYS[6] is the
+-- ttl zset), a TTL deadline becomes at least the lease's end plus it.
 local id = ARGV[1]
 if redis.call('HGET', KEYS[4], id .. ':t') ~= ARGV[2] then return nil end
 local expire = deadline(server_now(), ARGV[3])
+local floor
+if ARGV[4] then floor = deadline(tonumber(expire), ARGV[4]) end
 place(id, KEYS[2], expire)
+if floor then
+  local dies = redis.call('HGET', KEYS[4], id .. ':x')
+  if dies and tonumber(dies) < tonumber(floor) then
+    redis.call('HSET', KEYS[4], id .. ':x', floor)
+    redis.call('ZADD', KEYS[6], floor, id)
+  end
+end
 return expire
 """)
 

@@ -173,3 +173,24 @@ def test_the_claim_that_replaces_an_undecodable_item_keeps_the_grace(queue: brid
     assert queue.counts().held == 1
     time.sleep(PAST)  # past the lease and the TTL, within the grace
     assert claim_when_ready(queue).item_id == first.item_id
+
+
+def test_an_extension_with_grace_moves_the_deadline_as_a_claim_does(queue: bridge.Queue) -> None:
+    needs(queue, "ttl", "grace", "extend_lease")
+    item_id = queue.create_item("renewed", ttl=TTL)
+    item = queue.claim_item(lease_time=30)
+    assert item is not None
+    assert queue.extend_lease(item, TTL, grace=30)  # Zaqar's claim update
+    time.sleep(PAST)  # past the new lease and the TTL, within the grace
+    assert claim_when_ready(queue).item_id == item_id
+
+
+def test_an_extension_without_grace_leaves_the_deadline(queue: bridge.Queue) -> None:
+    needs(queue, "ttl", "extend_lease")
+    queue.create_item("not renewed", ttl=TTL)
+    item = queue.claim_item(lease_time=30)
+    assert item is not None
+    assert queue.extend_lease(item, 0.1)
+    time.sleep(PAST)
+    assert queue.claim_item() is None
+    assert queue.counts().expired == 1

@@ -203,6 +203,12 @@ class SqlBackend(Backend, Waiting, Expiring):
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
         return self._settle("extend_lease", item, lambda s: s.extend, {"seconds": lease_time})
 
+    def extend_lease_with_grace(
+        self, name: str, item: QueueItem, lease_time: float, grace: float
+    ) -> float | None:
+        given = {"seconds": lease_time, "grace": grace}
+        return self._settle("extend_lease", item, lambda s: s.extend_grace, given)
+
     def fail_item(
         self, name: str, item: QueueItem, error: str, delay: float | None
     ) -> float | None:

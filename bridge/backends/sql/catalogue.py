@@ -250,6 +250,7 @@ def _holder(s: Statements) -> list[tuple[str, str, Source]]:
         ("release", f"release_item{first}", s.release),
         ("delay", f"delay_item{first}", s.delay),
         ("extend", "extend_lease", s.extend),
+        ("extend_grace", "extend_lease with a grace", s.extend_grace),
         ("fail", "fail_item without a delay" + ("" if s.kind == "postgresql" else first), s.fail),
         ("fail_delayed", f"fail_item with a delay{first}", s.fail_delayed),
         ("hold", "hold_item" + ("" if s.kind == "postgresql" else first), s.hold),

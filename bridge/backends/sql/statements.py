@@ -413,6 +413,11 @@ class Statements:
             "release": {"expire": sa.literal_column("0", sa.Double()), "state": _state(READY)},
             "delay": {"expire": self._from_now(), "state": _state(DELAYED)},
             "extend": {"expire": self._from_now(), "state": _state(LEASED)},
+            "extend_grace": {
+                "expire": self._from_now(),
+                "state": _state(LEASED),
+                **self._graced(self._from_now() + sa.bindparam("grace", type_=sa.Double())),
+            },
             "fail": {"last_error": _error()},
             "fail_delayed": {
                 "last_error": _error(),
@@ -446,6 +451,11 @@ class Statements:
     @cached_property
     def extend(self) -> sa.Update:
         return self._returned("extend")
+
+    @cached_property
+    def extend_grace(self) -> sa.Update:
+        """extend_lease with a grace: the TTL deadline raised as a claim with grace raises it."""
+        return self._returned("extend_grace")
 
     def _from_now(self) -> sa.ColumnElement[float]:
         return self.now + sa.bindparam("seconds", type_=sa.Double())

@@ -145,6 +145,11 @@ UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='de
 -- parameters: seconds, id, claim
 UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='leased' WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
 
+-- name: extend_grace
+-- runs in: extend_lease with a grace
+-- parameters: seconds, grace, id, claim
+UPDATE bridge_queue SET expire=(unix_timestamp(now(6)) + %(seconds)s), state='leased', ttl_end=CASE WHEN (bridge_queue.ttl_end < unix_timestamp(now(6)) + %(seconds)s + %(grace)s) THEN unix_timestamp(now(6)) + %(seconds)s + %(grace)s ELSE bridge_queue.ttl_end END WHERE bridge_queue.item_id = %(id)s AND bridge_queue.token = %(claim)s;
+
 -- name: fail
 -- runs in: fail_item without a delay; settle_and_claim, first
 -- parameters: error, id, claim

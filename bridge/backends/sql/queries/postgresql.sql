@@ -262,6 +262,11 @@ UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(se
 -- parameters: seconds, id, claim
 UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(seconds)s), state='leased' WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.expire;
 
+-- name: extend_grace
+-- runs in: extend_lease with a grace
+-- parameters: seconds, grace, id, claim
+UPDATE bridge_queue SET expire=(EXTRACT(epoch FROM statement_timestamp()) + %(seconds)s), state='leased', ttl_end=CASE WHEN (bridge_queue.ttl_end < EXTRACT(epoch FROM statement_timestamp()) + %(seconds)s + %(grace)s) THEN EXTRACT(epoch FROM statement_timestamp()) + %(seconds)s + %(grace)s ELSE bridge_queue.ttl_end END WHERE bridge_queue.item_id = %(id)s::BIGINT AND bridge_queue.token = %(claim)s::VARCHAR RETURNING bridge_queue.expire;
+
 -- name: fail
 -- runs in: fail_item without a delay
 -- parameters: error, id, claim

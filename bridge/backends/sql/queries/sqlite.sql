@@ -154,6 +154,11 @@ UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), s
 -- parameters: seconds, id, claim
 UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), state='leased' WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
 
+-- name: extend_grace
+-- runs in: extend_lease with a grace
+-- parameters: seconds, seconds, grace, seconds, grace, id, claim
+UPDATE bridge_queue SET expire=((julianday('now') - 2440587.5) * 86400.0 + ?), state='leased', ttl_end=CASE WHEN (bridge_queue.ttl_end < (julianday('now') - 2440587.5) * 86400.0 + ? + ?) THEN (julianday('now') - 2440587.5) * 86400.0 + ? + ? ELSE bridge_queue.ttl_end END WHERE bridge_queue.item_id = ? AND bridge_queue.token = ? RETURNING expire;
+
 -- name: fail
 -- runs in: fail_item without a delay; settle_and_claim, first
 -- parameters: error, id, claim
