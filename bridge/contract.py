@@ -121,6 +121,8 @@ class Capabilities:
         within its TTL is gone (the :class:`Expiring` role).
     grace: the ``grace`` argument of ``claim_items``: a claim keeps its
         item's TTL at least ``grace`` s past the lease's end.
+    topics: the store also serves pub/sub topics (``get_topic``), through
+        the topic store :data:`bridge.topics.TOPIC_STORES` names for it.
     """
 
     reliable: bool
@@ -145,6 +147,7 @@ class Capabilities:
     settle_and_claim: bool = False
     ttl: bool = False
     grace: bool = False
+    topics: bool = False
 
 
 # -- the contract ------------------------------------------------------------------

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bridge.codecs import Codec
-from bridge.contract import Backend
+from bridge.contract import Backend, Capabilities
 from bridge.errors import InvalidArgumentError, PayloadError, UnsupportedOperationError
 from bridge.items import Undecodable
 from bridge.queue import check_name, check_seconds
@@ -154,8 +154,11 @@ def _store_key(cls: type[Backend]) -> str:
 
 
 def supports_topics(cls: type[Backend]) -> bool:
-    """Whether the backend class ``cls`` has a topic store: topics' capability."""
-    return _store_key(cls) in TOPIC_STORES
+    """Whether the backend class ``cls`` serves topics: its ``capabilities.topics``,
+    which ``tests/test_topics.py`` keeps in step with :data:`TOPIC_STORES`. A class
+    whose capabilities depend on its URL (set per object) serves none."""
+    capabilities: Capabilities | None = getattr(cls, "capabilities", None)
+    return capabilities is not None and capabilities.topics and _store_key(cls) in TOPIC_STORES
 
 
 def check_topics(cls: type[Backend], url: str) -> None:

@@ -8,6 +8,7 @@ keep topics are refused by name, with no server needed.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 import uuid
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 
 import bridge
-from bridge.topics import DEFAULT_TTL, MAX_READ, MAX_TTL
+from bridge.backends import BACKENDS
+from bridge.topics import DEFAULT_TTL, MAX_READ, MAX_TTL, TOPIC_STORES, supports_topics
 
 from conftest import spec_for
 
@@ -424,6 +426,18 @@ def test_backends_without_topics_refuse_by_name(url: str, backend: str) -> None:
     with pytest.raises(bridge.UnsupportedOperationError, match=backend) as refused:
         factory.get_topic("news")
     assert "secret" not in str(refused.value)
+
+
+def test_capabilities_say_topics_exactly_where_a_topic_store_serves_them() -> None:
+    """``capabilities.topics`` is what a user reads; ``TOPIC_STORES`` is what opens a
+    store. Every registered backend class says yes exactly when the map has it."""
+    for target in sorted(set(BACKENDS.values())):
+        module_name, _, class_name = target.partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        listed = any(key.endswith(f":{class_name}") for key in TOPIC_STORES)
+        capabilities = getattr(cls, "capabilities", None)  # some are set per object
+        assert (capabilities is not None and capabilities.topics) == listed, target
+        assert supports_topics(cls) == listed, target
 
 
 def test_get_topic_uses_the_configured_factory_and_caches(monkeypatch: pytest.MonkeyPatch) -> None:

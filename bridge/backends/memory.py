@@ -119,6 +119,7 @@ class MemoryBackend(Backend, Expiring):
         settle_and_claim=True,
         ttl=True,
         grace=True,
+        topics=True,
     )
 
     def __init__(self, url: str = "memory://") -> None:

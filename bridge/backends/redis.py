@@ -178,6 +178,7 @@ class RedisBackend(Backend, Waiting, Expiring):
         settle_and_claim=True,
         ttl=True,
         grace=True,
+        topics=True,
     )
 
     def __init__(self, url: str, *, key_prefix: str = "bridge") -> None:

@@ -71,6 +71,7 @@ class SqlBackend(Backend, Waiting, Expiring):
         settle_and_claim=True,
         ttl=True,
         grace=True,
+        topics=True,
     )
     statements: Statements
     """Built on first use, once the dialect knows its server (MariaDB or MySQL)."""
