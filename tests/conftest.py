@@ -38,6 +38,8 @@ REDIS_CLUSTER_URL = os.environ.get(
     "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002",
 )
 AMQP_URL = os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+BEANSTALK_URL = os.environ.get("BRIDGE_TEST_BEANSTALK_URL", "beanstalk://127.0.0.1:11300")
+GEARMAN_URL = os.environ.get("BRIDGE_TEST_GEARMAN_URL", "gearman://127.0.0.1:4730")
 SERVICE_URLS = {
     "postgres": POSTGRES_URL,
     "mariadb": MARIADB_URL,
@@ -45,6 +47,8 @@ SERVICE_URLS = {
     "redis-cluster": REDIS_CLUSTER_URL,
     "rabbitmq": AMQP_URL,
     "sqs": os.environ.get("BRIDGE_TEST_SQS_URL", ""),
+    "beanstalk": BEANSTALK_URL,
+    "gearman": GEARMAN_URL,
 }
 REQUIRE_SERVICES = os.environ.get("BRIDGE_REQUIRE_SERVICES") == "1"
 
@@ -70,6 +74,26 @@ def _ping(service: str) -> None:
         import redis
 
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    elif service == "gearman":
+        from urllib.parse import urlsplit
+
+        from bridge.backends.gearman_wire import Connection
+
+        where = urlsplit(url)
+        connection = Connection(where.hostname or "", where.port or 4730, 2, 2)
+        try:
+            connection.admin_one(b"version")
+        finally:
+            connection.close()
+    elif service == "beanstalk":
+        import socket
+        from urllib.parse import urlsplit
+
+        where = urlsplit(url)
+        with socket.create_connection((where.hostname, where.port or 11300), timeout=2) as sock:
+            sock.sendall(b"stats\r\n")
+            if not sock.recv(64).startswith(b"OK "):
+                raise ConnectionError("the server does not answer as beanstalkd")
     elif service in ("sqs", "redis-cluster"):
         factory = bridge.QueueFactory(default=spec_for(service, None))
         factory.get("ping").number_of_items()
@@ -111,10 +135,18 @@ BACKENDS = [
     pytest.param("redis-cluster", id="redis-cluster", marks=pytest.mark.service("redis-cluster")),
     pytest.param("rabbitmq", id="rabbitmq", marks=pytest.mark.service("rabbitmq")),
     pytest.param("sqs", id="sqs", marks=pytest.mark.service("sqs")),
+    pytest.param("beanstalk", id="beanstalk", marks=pytest.mark.service("beanstalk")),
+    pytest.param("gearman", id="gearman", marks=pytest.mark.service("gearman")),
 ]
 SQL_BACKENDS = BACKENDS[1:4]
-SHARED_BACKENDS = BACKENDS[1:]
-"""Backends several OS processes can share (all but memory)."""
+SHARED_BACKENDS = [param for param in BACKENDS[1:] if param.values[0] != "gearman"]
+"""Backends several OS processes can share (all but memory).
+
+Gearman is shared too, but the tests over this list run the runner with its
+default ``max_attempts``, which needs ``hold``, and count attempts across a
+SIGKILL, which Gearman does not keep: ``tests/test_gearman.py`` runs the
+multi-process and crash cases that hold for it.
+"""
 
 
 def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
@@ -127,6 +159,13 @@ def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
         return {"url": SERVICE_URLS[kind], "options": {"key_prefix": SESSION_TABLE}}
     if kind == "rabbitmq":
         return {"url": AMQP_URL}
+    if kind == "beanstalk":
+        # beanstalkd cannot hold items, so the runner's max_attempts must be off.
+        options = {"tube_prefix": f"{SESSION_TABLE}.", "max_attempts": None}
+        return {"url": BEANSTALK_URL, "options": options}
+    if kind == "gearman":
+        # Gearman cannot hold items, so the runner's max_attempts must be off.
+        return {"url": GEARMAN_URL, "options": {"max_attempts": None}}
     if kind == "sqs":
         return {
             "url": SERVICE_URLS["sqs"] or _moto_sqs_url(),
@@ -171,7 +210,21 @@ def _moto_sqs_url() -> str:
     return f"sqs://testing:testing@{host}:{port}"
 
 
-@pytest.fixture(params=BACKENDS)
+RUNNER_BACKENDS = [param for param in BACKENDS if param.values[0] != "beanstalk"]
+"""The backends of the ``factory`` and ``queue`` fixtures outside the contract suite.
+
+beanstalkd runs the contract suite, the multi-process and SIGKILL tests and
+``tests/test_beanstalk.py``; here, eight runner tests in ``test_failures.py``
+and ``test_workers.py`` expect held items and kept errors, which beanstalkd
+cannot keep (``capabilities.hold`` is False; docs/beanstalk.md), and do not
+skip by capability yet.
+"""
+# Gearman too: it cannot hold items, and keeps an error only in the object that
+# failed the item (docs/gearman.md); tests/test_gearman.py runs the runner on it.
+RUNNER_BACKENDS = [param for param in RUNNER_BACKENDS if param.values[0] != "gearman"]
+
+
+@pytest.fixture(params=RUNNER_BACKENDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind

@@ -23,11 +23,14 @@ BACKENDS: dict[str, str] = {
     "postgresql": "bridge.backends.sql:SqlBackend",
     "mysql": "bridge.backends.sql:SqlBackend",
     "mariadb": "bridge.backends.sql:SqlBackend",
+    "drupal": "bridge.backends.sql.drupal:DrupalQueueBackend",
     "redis": "bridge.backends.redis:RedisBackend",
     "rediss": "bridge.backends.redis:RedisBackend",
     "amqp": "bridge.backends.amqp:AmqpBackend",
     "amqps": "bridge.backends.amqp:AmqpBackend",
     "sqs": "bridge.backends.sqs:SqsBackend",
+    "beanstalk": "bridge.backends.beanstalk:BeanstalkBackend",
+    "gearman": "bridge.backends.gearman:GearmanBackend",
 }
 
 # The extra that installs each driver module a backend may import.
@@ -40,6 +43,7 @@ _EXTRAS: dict[str, str] = {
     "kombu": "kombu",
     "boto3": "sqs",
     "botocore": "sqs",
+    "greenstalk": "beanstalk",
 }
 
 
