@@ -42,6 +42,12 @@ ISOLATED_ENV: dict[str, str | None] = {
     "BRIDGE_QUEUES": None,
     "BRIDGE_IMPORTS": None,
     "CELERY_CONFIG_MODULE": "bridge_test_no_celeryconfig",
+    # No credentials: a public address must be refused, never served.
+    **{
+        f"BRIDGE_{part}_{key}": None
+        for part in ("UI", "SERVE")
+        for key in ("USER", "PASSWORD", "TOKEN")
+    },
 }
 WORKED = "fuzz_worked"
 """A queue with a registered worker, so that ``queue run`` gets past its check."""
@@ -280,6 +286,41 @@ def test_run_never_prints_a_traceback(
     assert_clean(invoke(["queue", "send", "--create", *positional(name, "1")], url))
     options = ["--time-limit", time_limit, "--items-limit", items_limit, "--lease-time", lease_time]
     assert_clean(invoke(["queue", "run", *options, *positional(name)], url))
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(["sqlite", "memory"]),
+    names_given=st.lists(names.filter(lambda name: name != WORKED), min_size=1, max_size=3),
+    concurrency=numbers,
+    lease_time=numbers,
+)
+def test_watch_refusals_never_print_a_traceback(
+    urls: dict[str, str], kind: str, names_given: list[str], concurrency: str, lease_time: str
+) -> None:
+    """No queue here has a worker, so every call must end at once with one line."""
+    options = ["--concurrency", concurrency, "--lease-time", lease_time]
+    result = invoke(["queue", "watch", *options, *positional(*names_given)], urls[kind])
+    assert_clean(result)
+    assert result.exit_code != 0, "a watch without a worker ran"
+
+
+public_hosts = st.sampled_from(["0.0.0.0", "::", "8.8.8.8", "192.0.2.1", "example.invalid", ""])
+"""Addresses that are not loopback (or not addresses): refused without credentials."""
+
+
+@FUZZ
+@given(
+    command=st.sampled_from(["serve", "ui"]),
+    host=public_hosts,
+    port=st.one_of(numbers, st.integers(min_value=1, max_value=65535).map(str)),
+)
+def test_servers_on_a_public_address_or_a_bad_port_refuse_in_one_line(
+    urls: dict[str, str], command: str, host: str, port: str
+) -> None:
+    result = invoke([command, "--host", host, "--port", port], urls["memory"])
+    assert_clean(result)
+    assert result.exit_code != 0, f"{command} started on {host!r}:{port}"
 
 
 sqlite_urls = st.builds(
