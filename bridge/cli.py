@@ -37,7 +37,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -651,20 +651,56 @@ class BadStart(OneLineError):
     exit_code = 2
 
 
+def _listen_options(default_port: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--host`` and ``--port`` of a web server command (``ui``, ``serve``)."""
+
+    def add(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--port",
+            type=click.IntRange(0, 65535),
+            default=default_port,
+            show_default=True,
+            help="0 picks a free port.",
+        )(command)
+        return click.option(
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            help="Listen address; any but loopback needs credentials.",
+        )(command)
+
+    return add
+
+
+def _serve_app(
+    app: Any,
+    host: str,
+    port: int,
+    what: str,
+    path: str,
+    tls_note: bool,
+    *,
+    metrics: bool = False,
+    read_only: bool = False,
+) -> None:
+    """Listen on ``host:port`` (one error line if it cannot), say where, and serve ``app``."""
+    from bridge.ui.serve import listen, run, url_of
+
+    try:
+        sock = listen(host, port)
+    except OSError as exc:  # socket.gaierror for a bad address is one too
+        raise OneLineError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    url = url_of(sock)
+    click.echo(f"Serving {what} on {url}{path}" + (" (read-only)" if read_only else ""))
+    if metrics:
+        click.echo(f"Metrics on {url}metrics")
+    if tls_note:
+        click.echo("Credentials travel in clear over HTTP: put a TLS proxy in front of it.")
+    run(app, sock)
+
+
 @cli.command("ui")
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Listen address; any but loopback needs credentials.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8010,
-    show_default=True,
-    help="0 picks a free port.",
-)
+@_listen_options(8010)
 @click.option("--metrics", "with_metrics", is_flag=True, help="Also serve /metrics.")
 @click.option("--read-only", is_flag=True, help="Offer no action; refuse every POST.")
 @click.option("--user", help="Basic auth user [default: BRIDGE_UI_USER].")
@@ -709,7 +745,6 @@ def ui(
     from bridge.settings import load_ui_settings
     from bridge.ui import Credentials, check_address, create_app
     from bridge.ui.security import is_loopback
-    from bridge.ui.serve import listen, run, url_of
 
     settings = load_ui_settings()
     try:
@@ -726,33 +761,14 @@ def ui(
         metrics=with_metrics,
         runs=runs,  # type: ignore[arg-type]  # click.Choice checked it
     )
-    try:
-        sock = listen(host, port)
-    except OSError as exc:  # socket.gaierror for a bad address is one too
-        raise OneLineError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    url = url_of(sock)
-    click.echo(f"Serving the queue UI on {url}" + (" (read-only)" if read_only else ""))
-    if with_metrics:
-        click.echo(f"Metrics on {url}metrics")
-    if credentials.configured and not is_loopback(host):
-        click.echo("Credentials travel in clear over HTTP: put a TLS proxy in front of it.")
-    run(app, sock)
+    tls_note = credentials.configured and not is_loopback(host)
+    _serve_app(
+        app, host, port, "the queue UI", "", tls_note, metrics=with_metrics, read_only=read_only
+    )
 
 
 @cli.command("serve")
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Listen address; any but loopback needs credentials.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8888,
-    show_default=True,
-    help="0 picks a free port.",
-)
+@_listen_options(8888)
 @click.pass_obj
 def serve_zaqar(factory: QueueFactory, host: str, port: int) -> None:
     """Serve a Zaqar v2-compatible HTTP API over the queues, for producers that are not Python.
@@ -766,7 +782,6 @@ def serve_zaqar(factory: QueueFactory, host: str, port: int) -> None:
         raise MissingDependencyError('bridge serve needs its extra: pip install "bridge[serve]"')
     from bridge.serve import check_address, create_app, credentials_from_settings
     from bridge.ui.security import is_loopback
-    from bridge.ui.serve import listen, run, url_of
 
     try:
         credentials = credentials_from_settings()
@@ -774,15 +789,8 @@ def serve_zaqar(factory: QueueFactory, host: str, port: int) -> None:
     except BridgeError as exc:
         raise BadStart(str(exc)) from exc
     app = create_app(factory, credentials=credentials)
-    try:
-        sock = listen(host, port)
-    except OSError as exc:  # socket.gaierror for a bad address is one too
-        raise OneLineError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    url = url_of(sock)
-    click.echo(f"Serving the Zaqar v2 API on {url}v2")
-    if credentials.configured and not is_loopback(host):
-        click.echo("Credentials travel in clear over HTTP: put a TLS proxy in front of it.")
-    run(app, sock)
+    tls_note = credentials.configured and not is_loopback(host)
+    _serve_app(app, host, port, "the Zaqar v2 API", "v2", tls_note)
 
 
 @cli.command("celery-demo")
