@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,7 +131,14 @@ class Processes:
     def worker(
         self, *args: str, name: str = "worker", env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
-        """``celery -A bridge worker`` with INFO logs, plus ``args``."""
+        """``celery -A bridge worker`` with INFO logs, plus ``args``.
+
+        A node name of its own unless ``args`` give one: two workers of the same
+        name on one RabbitMQ (tests running side by side) share the exclusive
+        pidbox queue, and the second one dies on RESOURCE_LOCKED.
+        """
+        if not any(arg in ("-n", "--hostname") or arg.startswith("--hostname=") for arg in args):
+            args = ("--hostname", f"{name}-{uuid.uuid4().hex[:8]}@%h", *args)
         return self.start("worker", "--loglevel", "INFO", *args, name=name, env=env)
 
     def log(self, name: str = "worker") -> str:
