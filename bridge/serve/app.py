@@ -26,7 +26,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.errors import (
     BackendUnavailableError,
@@ -42,7 +41,7 @@ from bridge.serve.claims import ClaimBook
 from bridge.serve.handlers import Api
 from bridge.serve.wire import ApiError
 from bridge.ui.model import one_line, scrub
-from bridge.ui.security import Credentials, is_loopback
+from bridge.ui.security import AuthMiddleware, Credentials, is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -83,35 +82,14 @@ def _error(status: int, title: str, description: str) -> JSONResponse:
     return JSONResponse({"title": title, "description": description}, status_code=status)
 
 
-class AuthMiddleware:
-    """401, as a Zaqar error document, for a request without the credentials."""
-
-    def __init__(self, app: ASGIApp, credentials: Credentials) -> None:
-        self.app = app
-        self.credentials = credentials
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.credentials.configured:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(
-            (key.decode("latin-1").lower(), value.decode("latin-1"))
-            for key, value in scope["headers"]
-        )
-        token = headers.get("x-auth-token")
-        if self.credentials.allows(headers.get("authorization")) or (
-            token and self.credentials.allows(f"Bearer {token}")
-        ):
-            await self.app(scope, receive, send)
-            return
-        response = _error(
-            401,
-            "Unauthorized",
-            "Credentials needed: X-Auth-Token (or Authorization: Bearer) with the token, "
-            "or basic auth with the user and password.",
-        )
-        response.headers["WWW-Authenticate"] = 'Basic realm="bridge Zaqar API", charset="UTF-8"'
-        await response(scope, receive, send)
+def _unauthorized() -> Response:
+    """401 as a Zaqar error document (the shared AuthMiddleware adds the challenge)."""
+    return _error(
+        401,
+        "Unauthorized",
+        "Credentials needed: X-Auth-Token (or Authorization: Bearer) with the token, "
+        "or basic auth with the user and password.",
+    )
 
 
 def create_app(
@@ -147,7 +125,13 @@ def create_app(
         route(QUEUE + "/claims/{claim_id}", "DELETE", handlers.delete_claim),
     ]
     app = Starlette(routes=routes, exception_handlers=_handlers(factory))
-    app.add_middleware(AuthMiddleware, credentials=credentials)
+    app.add_middleware(
+        AuthMiddleware,
+        credentials=credentials,
+        realm="bridge Zaqar API",
+        token_header="x-auth-token",
+        refusal=_unauthorized,
+    )
     app.state.bridge_serve = api
     return app
 

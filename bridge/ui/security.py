@@ -28,11 +28,12 @@ import binascii
 import hmac
 import ipaddress
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.errors import ConfigurationError
@@ -133,25 +134,46 @@ def check_address(host: str, credentials: Credentials) -> None:
 
 
 class AuthMiddleware:
-    """401 with a basic-auth challenge for a request without the credentials."""
+    """401 with a basic-auth challenge for a request without the credentials.
 
-    def __init__(self, app: ASGIApp, credentials: Credentials) -> None:
+    Shared by the UI and ``bridge serve``: the API names its own realm, also
+    takes the token from ``token_header`` (Zaqar's ``X-Auth-Token``) and
+    answers with its own error document (``refusal``).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        credentials: Credentials,
+        realm: str = "bridge queue UI",
+        token_header: str | None = None,
+        refusal: Callable[[], Response] | None = None,
+    ) -> None:
         self.app = app
         self.credentials = credentials
+        self.realm = realm
+        self.token_header = token_header
+        self.refusal = refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.credentials.configured:
             await self.app(scope, receive, send)
             return
-        if self.credentials.allows(Headers(scope=scope).get("authorization")):
+        headers = Headers(scope=scope)
+        token = headers.get(self.token_header) if self.token_header else None
+        if self.credentials.allows(headers.get("authorization")) or (
+            token and self.credentials.allows(f"Bearer {token}")
+        ):
             await self.app(scope, receive, send)
             return
-        challenge = {"WWW-Authenticate": 'Basic realm="bridge queue UI", charset="UTF-8"'}
-        response = PlainTextResponse(
-            "Credentials needed: the UI's user and password, or its token.\n",
-            status_code=401,
-            headers=challenge,
-        )
+        if self.refusal is not None:
+            response = self.refusal()
+        else:
+            response = PlainTextResponse(
+                "Credentials needed: the UI's user and password, or its token.\n",
+                status_code=401,
+            )
+        response.headers["WWW-Authenticate"] = f'Basic realm="{self.realm}", charset="UTF-8"'
         await response(scope, receive, send)
 
 
