@@ -191,6 +191,26 @@ def test_a_message_ttl_and_an_ended_claim(
         assert "gone" in bodies
 
 
+@pytest.mark.timeout(60)
+def test_renewing_a_claim_moves_the_ttl_deadline_by_its_grace(
+    url: str, name: str, factory: bridge.QueueFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim renewed with a grace keeps its message alive past its TTL, as a new claim would."""
+    from bridge.serve import wire
+
+    monkeypatch.setattr(wire, "MIN_MESSAGE_TTL", 1)
+    monkeypatch.setattr(wire, "MIN_CLAIM_TTL", 1)
+    monkeypatch.setattr(wire, "MIN_GRACE", 0)
+    queue = client(url).queue(name, force_create=True)
+    queue.post([{"body": "renewed", "ttl": 1}])
+    claim = queue.claim(ttl=1, grace=0, limit=1)
+    claim.update(ttl=1, grace=60)
+    time.sleep(1.4)  # past the TTL and the renewed lease
+    assert factory.get(name).capabilities.grace  # every store served here keeps TTLs
+    # Free again, not expired: the renewal's grace holds it 60 s past the lease.
+    assert [m.body for m in queue.messages(echo=True, include_claimed=True)] == ["renewed"]
+
+
 # -- errors, over plain HTTP -----------------------------------------------------------
 
 

@@ -349,11 +349,15 @@ async def update_claim(api: Api, request: Request) -> Response:
     claim = _live_claim(api, queue, request)
     ttl, grace = wire.renewal_terms(document, claim.ttl, claim.grace)
 
+    # As a claim does, a renewal keeps a message with a TTL alive ``grace`` s past
+    # the new lease's end, where the store keeps TTLs.
+    keep = grace if queue.capabilities.grace else None
+
     def extend() -> list[str]:
         return [
             message_id
             for message_id, item in list(claim.items.items())
-            if not queue.extend_lease(item, ttl)
+            if not queue.extend_lease(item, ttl, grace=keep)
         ]
 
     for message_id in await api.call(extend):  # leases lost meanwhile leave the claim
