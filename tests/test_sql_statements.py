@@ -46,6 +46,10 @@ NOT_EXERCISED = {
     "rollback",
     "begin",
     "commit",
+    # The topic store's tables: made before recording, with the queue's.
+    "topic_create_messages",
+    "topic_create_expire_index",
+    "topic_create_subscribers",
 }
 
 
@@ -93,8 +97,8 @@ class _RecordingCursor:
 @pytest.fixture(params=SQL_BACKENDS)
 def recording(
     request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[bridge.Queue, list[str]]]:
-    """A prepared SQL queue whose every statement from now on is noted."""
+) -> Iterator[tuple[bridge.Queue, list[str], bridge.QueueFactory]]:
+    """A prepared SQL queue, and its factory, whose every statement from now on is noted."""
     sent: list[str] = []
     pinned_init = driver._Pinned.__init__
 
@@ -106,6 +110,7 @@ def recording(
     factory = bridge.QueueFactory(default=spec_for(request.param, tmp_path))
     queue = factory.get("statement_probe")
     queue.delete_queue()  # prepared: schema reflection is SQLAlchemy's, not listed
+    factory.get_topic(queue.name).stats()  # the topic store's tables too
 
     def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         sent.append(statement)
@@ -113,7 +118,7 @@ def recording(
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
     event.listen(backend.engine, "before_cursor_execute", note)
-    yield queue, sent
+    yield queue, sent, factory
     event.remove(backend.engine, "before_cursor_execute", note)
     queue.delete_queue()
     factory.close()
@@ -220,13 +225,28 @@ def _every_settlement(queue: bridge.Queue) -> None:
     assert [each.data for each in claimed] == ["q", "r", "s"]
 
 
+def _every_topic_operation(topic: bridge.Topic) -> None:
+    """The topic store's statements, each once: a new topic, a new subscriber, an ack."""
+    topic.delete_topic()
+    first = topic.publish("t1")  # a new topic: its head row is added, then the publish
+    assert [m.data for m in topic.read("late", start="latest")] == []  # a first read at the end
+    topic.publish("t2")
+    assert [m.data for m in topic.read("early")] == ["t1", "t2"]
+    assert topic.ack("early", first)  # the subscriber's first marker
+    assert topic.stats().subscribers == 2
+    topic.delete_topic()
+
+
 def test_a_live_backend_sends_only_listed_statements(
-    recording: tuple[bridge.Queue, list[str]],
+    recording: tuple[bridge.Queue, list[str], bridge.QueueFactory],
 ) -> None:
-    queue, sent = recording
+    queue, sent, factory = recording
     backend = queue.backend
     assert isinstance(backend, SqlBackend)
     _every_operation(queue)
+    topic = factory.get_topic(queue.name)
+    assert topic.store.engine is backend.engine  # type: ignore[attr-defined]
+    _every_topic_operation(topic)
     kind = dialect_kind(backend.engine.dialect)
     listed = {entry.sql: entry.name for entry in catalogue.entries(kind, table=backend.table.name)}
     unlisted = sorted({catalogue.tidy(sql) for sql in sent} - set(listed))

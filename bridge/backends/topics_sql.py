@@ -34,7 +34,8 @@ Storage layout:
     row with the empty subscriber ``''`` (no real subscriber can have that
     name) is the topic's head: its ``position`` is the last one issued,
     which is what publishes lock and what ``ack`` checks a marker against.
-    Both tables are created on first use.
+    Both tables are created on first use. Their statements are built in
+    ``sql/topic_statements.py`` and listed in ``sql/queries/<dialect>.sql``.
 """
 
 from __future__ import annotations
@@ -44,57 +45,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar, final
+from typing import TypeVar, final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bridge.backends.sql.backend import SqlBackend
 from bridge.backends.sql.errors import is_transient, wrap_errors
-from bridge.backends.sql.statements import database_now
+from bridge.backends.sql.topic_statements import HEAD, TopicStatements
 from bridge.contract import Backend
-from bridge.errors import ConfigurationError
 from bridge.topics import Start, StoredMessage, TopicStats, TopicStore
 
 _T = TypeVar("_T")
-_HEAD = ""
 _ATTEMPTS = 5
 _POSITION = re.compile(r"^[1-9][0-9]{0,17}$")
 _SWEEP_EVERY = 1.0
-_LONGEST_IDENTIFIER = 63  # PostgreSQL cuts longer names silently
-
-
-def topic_tables(table: str) -> tuple[sa.Table, sa.Table]:
-    """The messages table and the subscribers' table for the queue table ``table``."""
-    if len(table) + len("_topic_expire") > _LONGEST_IDENTIFIER:
-        raise ConfigurationError(
-            f"table name {table!r} is too long for topics: its tables add '_topic_expire' "
-            f"and must stay within {_LONGEST_IDENTIFIER} characters"
-        )
-    metadata = sa.MetaData()
-    messages = sa.Table(
-        f"{table}_topic",
-        metadata,
-        sa.Column("name", sa.String(255), primary_key=True),
-        sa.Column("position", sa.BigInteger(), primary_key=True, autoincrement=False),
-        sa.Column(
-            "data",
-            sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
-            nullable=False,
-        ),
-        sa.Column("published", sa.Double(), nullable=False),
-        sa.Column("expire", sa.Double(), nullable=False),
-    )
-    sa.Index(f"{table}_topic_expire", messages.c.name, messages.c.expire)
-    subscribers = sa.Table(
-        f"{table}_topic_sub",
-        metadata,
-        sa.Column("name", sa.String(255), primary_key=True),
-        sa.Column("subscriber", sa.String(255), primary_key=True),
-        sa.Column("position", sa.BigInteger(), nullable=False),
-    )
-    return messages, subscribers
 
 
 @final
@@ -106,8 +71,7 @@ class SqlTopics(TopicStore):
         self.url = backend.url
         self.engine = backend.engine
         self.dialect = backend.dialect
-        self.messages, self.subscribers = topic_tables(backend.table.name)
-        self.now = database_now(self.dialect)
+        self.statements = TopicStatements(backend.table.name, backend.dialect)
         self._ready = False
         self._swept: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -115,15 +79,15 @@ class SqlTopics(TopicStore):
     # -- the operations ---------------------------------------------------------------
 
     def publish(self, topic: str, payloads: Sequence[bytes], ttl: float) -> list[str]:
+        st = self.statements
+        named = {"topic": topic}
+
         def work(conn: Connection) -> list[str] | None:
-            head = self._head(topic)
-            locked = sa.select(self.subscribers.c.position, self.now).where(head).with_for_update()
-            row = conn.execute(locked).first()
+            row = conn.execute(st.lock_head, named).first()
             if row is None:
                 return None  # a new or deleted topic: its head row is made below
             last, now = int(row[0]), float(row[1])
-            m = self.messages
-            conn.execute(sa.delete(m).where(m.c.name == topic, m.c.expire <= now))
+            conn.execute(st.delete_expired, named)
             rows = [
                 {
                     "name": topic,
@@ -134,9 +98,8 @@ class SqlTopics(TopicStore):
                 }
                 for i, payload in enumerate(payloads, 1)
             ]
-            conn.execute(sa.insert(m), rows)
-            s = self.subscribers
-            conn.execute(sa.update(s).where(head).values(position=last + len(rows)))
+            conn.execute(st.insert_messages, rows)
+            conn.execute(st.set_head, {"topic": topic, "last": last + len(rows)})
             return [str(last + i) for i in range(1, len(rows) + 1)]
 
         for _ in range(_ATTEMPTS):
@@ -152,21 +115,8 @@ class SqlTopics(TopicStore):
             "read", lambda c: self._known(c, topic, subscriber)
         ):
             self._transaction("read", lambda conn: self._start_latest(conn, topic, subscriber))
-        s, m = self.subscribers, self.messages
-        after = (
-            sa.select(s.c.position)
-            .where(s.c.name == topic, s.c.subscriber == subscriber)
-            .scalar_subquery()
-        )
-        statement = (
-            sa.select(m.c.position, m.c.data, m.c.published, m.c.expire)
-            .where(
-                m.c.name == topic, m.c.position > sa.func.coalesce(after, 0), m.c.expire > self.now
-            )
-            .order_by(m.c.position)
-            .limit(limit)
-        )
-        rows = self._reading("read", lambda conn: conn.execute(statement).all())
+        named = {"topic": topic, "subscriber_name": subscriber, "limit": limit}
+        rows = self._reading("read", lambda conn: conn.execute(self.statements.read, named).all())
         return [
             StoredMessage(str(p), bytes(data), float(published), float(expire))
             for p, data, published, expire in rows
@@ -176,34 +126,30 @@ class SqlTopics(TopicStore):
         if not _POSITION.match(position):
             return None
         wanted = int(position)
-        s = self.subscribers
+        st = self.statements
+        named = {"topic": topic, "subscriber_name": subscriber, "wanted": wanted}
 
         def work(conn: Connection) -> bool | None:
-            last = conn.execute(sa.select(s.c.position).where(self._head(topic))).scalar()
+            last = conn.execute(st.last_position, named).scalar()
             if last is None or wanted > last:
                 return None
-            mine = (s.c.name == topic) & (s.c.subscriber == subscriber)
-            forward = sa.update(s).where(mine, s.c.position < wanted).values(position=wanted)
-            if conn.execute(forward).rowcount:
+            if conn.execute(st.ack_forward, named).rowcount:
                 return True
             new = {"name": topic, "subscriber": subscriber, "position": wanted}
             if self._inserted(conn, new):
                 return True
             # Either it was at or past ``wanted``, or a racing ack inserted it just now.
-            return bool(conn.execute(forward).rowcount)
+            return bool(conn.execute(st.ack_forward, named).rowcount)
 
         return self._transaction("ack", work)
 
     def stats(self, topic: str) -> TopicStats:
-        m, s = self.messages, self.subscribers
-        live = sa.select(
-            sa.func.count(), sa.func.min(m.c.published), sa.func.max(m.c.published)
-        ).where(m.c.name == topic, m.c.expire > self.now)
-        subs = sa.select(sa.func.count()).where(s.c.name == topic, s.c.subscriber != _HEAD)
+        st = self.statements
+        named = {"topic": topic}
 
         def work(conn: Connection) -> TopicStats:
-            count, oldest, newest = conn.execute(live).one()
-            subscribers = conn.execute(subs).scalar_one()
+            count, oldest, newest = conn.execute(st.live_stats, named).one()
+            subscribers = conn.execute(st.subscriber_count, named).scalar_one()
             return TopicStats(
                 int(count),
                 None if oldest is None else float(oldest),
@@ -214,59 +160,46 @@ class SqlTopics(TopicStore):
         return self._reading("stats", work)
 
     def delete_topic(self, topic: str) -> None:
-        s = self.subscribers
+        st = self.statements
+        named = {"topic": topic}
 
         def work(conn: Connection) -> None:
             # The head row stays, locked here as a publish locks it, so that
             # positions are never issued twice: a marker from before the
             # delete can never name a message published after it.
-            conn.execute(sa.select(s.c.position).where(self._head(topic)).with_for_update())
-            conn.execute(sa.delete(self.messages).where(self.messages.c.name == topic))
-            conn.execute(sa.delete(s).where(s.c.name == topic, s.c.subscriber != _HEAD))
+            conn.execute(st.lock_head, named)
+            conn.execute(st.delete_messages, named)
+            conn.execute(st.delete_subscribers, named)
 
         self._transaction("delete_topic", work)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _head(self, topic: str) -> sa.ColumnElement[bool]:
-        s = self.subscribers
-        return (s.c.name == topic) & (s.c.subscriber == _HEAD)
-
-    def _insert_ignore(self) -> Any:
-        s = self.subscribers
-        if self.dialect == "postgresql":
-            return postgresql.insert(s).on_conflict_do_nothing()
-        if self.dialect == "sqlite":
-            return sqlite.insert(s).on_conflict_do_nothing()
-        return sa.insert(s).prefix_with("IGNORE")
-
-    def _inserted(self, conn: Connection, row: dict[str, Any]) -> bool:
+    def _inserted(self, conn: Connection, row: dict[str, object]) -> bool:
         """Insert a subscriber's row unless it exists; whether it was inserted."""
-        if self.dialect == "mysql":
-            return bool(conn.execute(self._insert_ignore(), row).rowcount)
-        # psycopg reports -1 rows for an INSERT ... ON CONFLICT DO NOTHING.
-        returning = self._insert_ignore().returning(self.subscribers.c.position)
-        return conn.execute(returning, row).first() is not None
+        st = self.statements
+        if st.add_subscriber_returning is None:
+            return bool(conn.execute(st.add_subscriber, row).rowcount)
+        return conn.execute(st.add_subscriber_returning, row).first() is not None
 
     def _add_head(self, conn: Connection, topic: str) -> None:
-        conn.execute(self._insert_ignore(), {"name": topic, "subscriber": _HEAD, "position": 0})
+        conn.execute(
+            self.statements.add_subscriber, {"name": topic, "subscriber": HEAD, "position": 0}
+        )
 
     def _known(self, conn: Connection, topic: str, subscriber: str) -> bool:
         """Whether the subscriber has a position (a read, without the write lock)."""
-        s = self.subscribers
-        mine = (s.c.name == topic) & (s.c.subscriber == subscriber)
-        return conn.execute(sa.select(s.c.position).where(mine)).first() is not None
+        named = {"topic": topic, "subscriber_name": subscriber}
+        return conn.execute(self.statements.subscriber_position, named).first() is not None
 
     def _start_latest(self, conn: Connection, topic: str, subscriber: str) -> None:
         """Give a new subscriber the last position issued, so it reads only what follows."""
         if self._known(conn, topic, subscriber):
             return  # a racing first read set it
-        last = (
-            conn.execute(sa.select(self.subscribers.c.position).where(self._head(topic))).scalar()
-            or 0
-        )
+        last = conn.execute(self.statements.last_position, {"topic": topic}).scalar() or 0
         conn.execute(
-            self._insert_ignore(), {"name": topic, "subscriber": subscriber, "position": last}
+            self.statements.add_subscriber,
+            {"name": topic, "subscriber": subscriber, "position": last},
         )
 
     def _sweep(self, topic: str) -> None:
@@ -278,14 +211,13 @@ class SqlTopics(TopicStore):
             if len(self._swept) > 10_000:
                 self._swept.clear()
             self._swept[topic] = now
-        m = self.messages
-        gone = sa.delete(m).where(m.c.name == topic, m.c.expire <= self.now)
-        self._transaction("read", lambda conn: conn.execute(gone))
+        gone = self.statements.delete_expired
+        self._transaction("read", lambda conn: conn.execute(gone, {"topic": topic}))
 
     def _prepare(self) -> None:
         if self._ready:
             return
-        metadata = self.messages.metadata
+        metadata = self.statements.messages.metadata
         try:
             metadata.create_all(self.engine, checkfirst=True)
         except sa.exc.DatabaseError:

@@ -32,6 +32,7 @@ from bridge.backends.sql.statements import (
     Statements,
     queue_table,
 )
+from bridge.backends.sql.topic_statements import TopicStatements
 
 KINDS = ("sqlite", "postgresql", "mariadb", "mysql")
 QUERIES = Path(__file__).with_name("queries")
@@ -87,6 +88,7 @@ def entries(kind: str, table: str = DEFAULT_TABLE) -> list[Entry]:
     """Every statement for ``kind``, in the order the files list them."""
     s = statements_for(kind, table)
     sources = [*_schema(s), *_session(kind), *_hot_path(s), *_holder(s), *_held(s), *_admin(s)]
+    sources += _topics(TopicStatements(table, kind))
     return [_entry(name, runs_in, source, s.dialect) for name, runs_in, source in sources]
 
 
@@ -95,15 +97,18 @@ def render(kind: str, table: str = DEFAULT_TABLE) -> str:
     lines = [
         f"-- Every statement bridge's SQL backend sends to {_PRODUCTS[kind]}.",
         "--",
-        "-- Generated from bridge/backends/sql/statements.py by catalogue.py; do not edit.",
+        "-- Generated from bridge/backends/sql/statements.py and topic_statements.py by",
+        "-- catalogue.py; do not edit.",
         "-- tests/test_sql_statements.py fails when this file and the statements differ;",
         "-- regenerate with: BRIDGE_WRITE_SQL=1 pytest tests/test_sql_statements.py",
         "--",
-        f"-- The table is {DEFAULT_TABLE} (the `table` option). [n=...] is a claim of n items",
-        "-- (the LIMIT is part of the text); [ids=...] and [rows=...] repeat a placeholder",
-        "-- or a row that many times (up to 100). Parameters are listed in the order the",
-        "-- driver takes them. Not listed: what SQLAlchemy sends by itself (the isolation",
-        "-- level, its pool's pings, schema reflection). Trailing spaces are trimmed.",
+        f"-- The table is {DEFAULT_TABLE} (the `table` option); the topic store's statements",
+        f"-- (topic_*) use {DEFAULT_TABLE}_topic and {DEFAULT_TABLE}_topic_sub beside it.",
+        "-- [n=...] is a claim of n items (the LIMIT is part of the text); [ids=...] and",
+        "-- [rows=...] repeat a placeholder or a row that many times (up to 100).",
+        "-- Parameters are listed in the order the driver takes them. Not listed: what",
+        "-- SQLAlchemy sends by itself (the isolation level, its pool's pings, schema",
+        "-- reflection). Trailing spaces are trimmed.",
         "",
     ]
     for entry in entries(kind, table):
@@ -303,6 +308,46 @@ def _browse(s: Statements) -> list[tuple[str, str, Source]]:
             runs_in = f"browse, {'a next' if after else 'the first'} page, {shown}"
             found.append((name, runs_in, s.browse(state, after)))
     return found
+
+
+def _topics(t: TopicStatements) -> list[tuple[str, str, Source]]:
+    """The topic store's (``topics_sql.py``), on its two tables beside the queue table."""
+    found: list[tuple[str, str, Source]] = [
+        ("topic_create_messages", "first use of topics", sa.schema.CreateTable(t.messages)),
+        ("topic_create_expire_index", "first use of topics, with the table", _expire_index(t)),
+        ("topic_create_subscribers", "first use of topics", sa.schema.CreateTable(t.subscribers)),
+        ("topic_lock_head", "publish and delete_topic, first", t.lock_head),
+        ("topic_delete_expired", "publish, then; read, at most once a second", t.delete_expired),
+        ("topic_insert_messages", "publish, then, once per message", t.insert_messages),
+        ("topic_set_head", "publish, last", t.set_head),
+        (
+            "topic_add_subscriber",
+            "the first publish to a topic; a first read from 'latest'",
+            t.add_subscriber,
+        ),
+        ("topic_read", "read", t.read),
+        ("topic_subscriber_position", "a first read from 'latest'", t.subscriber_position),
+        ("topic_last_position", "ack, first; a first read from 'latest'", t.last_position),
+        ("topic_ack_forward", "ack, then", t.ack_forward),
+        ("topic_live_stats", "stats", t.live_stats),
+        ("topic_subscriber_count", "stats", t.subscriber_count),
+        ("topic_delete_messages", "delete_topic, then", t.delete_messages),
+        ("topic_delete_subscribers", "delete_topic, last", t.delete_subscribers),
+    ]
+    if t.add_subscriber_returning is not None:
+        found.append(
+            (
+                "topic_add_subscriber_returning",
+                "ack of a subscriber's first marker",
+                t.add_subscriber_returning,
+            )
+        )
+    return found
+
+
+def _expire_index(t: TopicStatements) -> DDLElement:
+    (index,) = t.messages.indexes
+    return sa.schema.CreateIndex(index)
 
 
 def _entry(name: str, runs_in: str, source: Source, dialect: sa.Dialect) -> Entry:

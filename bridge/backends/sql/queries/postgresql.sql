@@ -1,14 +1,17 @@
 -- Every statement bridge's SQL backend sends to PostgreSQL (psycopg 3, named placeholders).
 --
--- Generated from bridge/backends/sql/statements.py by catalogue.py; do not edit.
+-- Generated from bridge/backends/sql/statements.py and topic_statements.py by
+-- catalogue.py; do not edit.
 -- tests/test_sql_statements.py fails when this file and the statements differ;
 -- regenerate with: BRIDGE_WRITE_SQL=1 pytest tests/test_sql_statements.py
 --
--- The table is bridge_queue (the `table` option). [n=...] is a claim of n items
--- (the LIMIT is part of the text); [ids=...] and [rows=...] repeat a placeholder
--- or a row that many times (up to 100). Parameters are listed in the order the
--- driver takes them. Not listed: what SQLAlchemy sends by itself (the isolation
--- level, its pool's pings, schema reflection). Trailing spaces are trimmed.
+-- The table is bridge_queue (the `table` option); the topic store's statements
+-- (topic_*) use bridge_queue_topic and bridge_queue_topic_sub beside it.
+-- [n=...] is a claim of n items (the LIMIT is part of the text); [ids=...] and
+-- [rows=...] repeat a placeholder or a row that many times (up to 100).
+-- Parameters are listed in the order the driver takes them. Not listed: what
+-- SQLAlchemy sends by itself (the isolation level, its pool's pings, schema
+-- reflection). Trailing spaces are trimmed.
 
 -- name: create_table
 -- runs in: first use of a database (create_queue, or any call)
@@ -511,3 +514,112 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s::VARCHAR AND bridge
 -- runs in: delete_queue
 -- parameters: queue
 DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s::VARCHAR;
+
+-- name: topic_create_messages
+-- runs in: first use of topics
+CREATE TABLE bridge_queue_topic (
+	name VARCHAR(255) NOT NULL,
+	position BIGINT NOT NULL,
+	data BYTEA NOT NULL,
+	published DOUBLE PRECISION NOT NULL,
+	expire DOUBLE PRECISION NOT NULL,
+	PRIMARY KEY (name, position)
+);
+
+-- name: topic_create_expire_index
+-- runs in: first use of topics, with the table
+CREATE INDEX bridge_queue_topic_expire ON bridge_queue_topic (name, expire);
+
+-- name: topic_create_subscribers
+-- runs in: first use of topics
+CREATE TABLE bridge_queue_topic_sub (
+	name VARCHAR(255) NOT NULL,
+	subscriber VARCHAR(255) NOT NULL,
+	position BIGINT NOT NULL,
+	PRIMARY KEY (name, subscriber)
+);
+
+-- name: topic_lock_head
+-- runs in: publish and delete_topic, first
+-- parameters: topic
+SELECT bridge_queue_topic_sub.position, EXTRACT(epoch FROM statement_timestamp()) AS anon_1
+FROM bridge_queue_topic_sub
+WHERE bridge_queue_topic_sub.name = %(topic)s::VARCHAR AND bridge_queue_topic_sub.subscriber = '' FOR UPDATE;
+
+-- name: topic_delete_expired
+-- runs in: publish, then; read, at most once a second
+-- parameters: topic
+DELETE FROM bridge_queue_topic WHERE bridge_queue_topic.name = %(topic)s::VARCHAR AND bridge_queue_topic.expire <= EXTRACT(epoch FROM statement_timestamp());
+
+-- name: topic_insert_messages
+-- runs in: publish, then, once per message
+-- parameters: name, position, data, published, expire
+INSERT INTO bridge_queue_topic (name, position, data, published, expire) VALUES (%(name)s::VARCHAR, %(position)s::BIGINT, %(data)s, %(published)s, %(expire)s);
+
+-- name: topic_set_head
+-- runs in: publish, last
+-- parameters: last, topic
+UPDATE bridge_queue_topic_sub SET position=%(last)s::BIGINT WHERE bridge_queue_topic_sub.name = %(topic)s::VARCHAR AND bridge_queue_topic_sub.subscriber = '';
+
+-- name: topic_add_subscriber
+-- runs in: the first publish to a topic; a first read from 'latest'
+-- parameters: name, subscriber, position
+INSERT INTO bridge_queue_topic_sub (name, subscriber, position) VALUES (%(name)s::VARCHAR, %(subscriber)s::VARCHAR, %(position)s::BIGINT) ON CONFLICT DO NOTHING;
+
+-- name: topic_read
+-- runs in: read
+-- parameters: topic, subscriber_name, limit
+SELECT bridge_queue_topic.position, bridge_queue_topic.data, bridge_queue_topic.published, bridge_queue_topic.expire
+FROM bridge_queue_topic
+WHERE bridge_queue_topic.name = %(topic)s::VARCHAR AND bridge_queue_topic.position > coalesce((SELECT bridge_queue_topic_sub.position
+FROM bridge_queue_topic_sub
+WHERE bridge_queue_topic_sub.name = %(topic)s::VARCHAR AND bridge_queue_topic_sub.subscriber = %(subscriber_name)s::VARCHAR), 0) AND bridge_queue_topic.expire > EXTRACT(epoch FROM statement_timestamp()) ORDER BY bridge_queue_topic.position
+ LIMIT %(limit)s::INTEGER;
+
+-- name: topic_subscriber_position
+-- runs in: a first read from 'latest'
+-- parameters: topic, subscriber_name
+SELECT bridge_queue_topic_sub.position
+FROM bridge_queue_topic_sub
+WHERE bridge_queue_topic_sub.name = %(topic)s::VARCHAR AND bridge_queue_topic_sub.subscriber = %(subscriber_name)s::VARCHAR;
+
+-- name: topic_last_position
+-- runs in: ack, first; a first read from 'latest'
+-- parameters: topic
+SELECT bridge_queue_topic_sub.position
+FROM bridge_queue_topic_sub
+WHERE bridge_queue_topic_sub.name = %(topic)s::VARCHAR AND bridge_queue_topic_sub.subscriber = '';
+
+-- name: topic_ack_forward
+-- runs in: ack, then
+-- parameters: wanted, topic, subscriber_name
+UPDATE bridge_queue_topic_sub SET position=%(wanted)s::BIGINT WHERE bridge_queue_topic_sub.name = %(topic)s::VARCHAR AND bridge_queue_topic_sub.subscriber = %(subscriber_name)s::VARCHAR AND bridge_queue_topic_sub.position < %(wanted)s::BIGINT;
+
+-- name: topic_live_stats
+-- runs in: stats
+-- parameters: topic
+SELECT count(*) AS count_1, min(bridge_queue_topic.published) AS min_1, max(bridge_queue_topic.published) AS max_1
+FROM bridge_queue_topic
+WHERE bridge_queue_topic.name = %(topic)s::VARCHAR AND bridge_queue_topic.expire > EXTRACT(epoch FROM statement_timestamp());
+
+-- name: topic_subscriber_count
+-- runs in: stats
+-- parameters: topic
+SELECT count(*) AS count_1
+FROM bridge_queue_topic_sub
+WHERE bridge_queue_topic_sub.name = %(topic)s::VARCHAR AND bridge_queue_topic_sub.subscriber != '';
+
+-- name: topic_delete_messages
+-- runs in: delete_topic, then
+-- parameters: topic
+DELETE FROM bridge_queue_topic WHERE bridge_queue_topic.name = %(topic)s::VARCHAR;
+
+-- name: topic_delete_subscribers
+-- runs in: delete_topic, last
+-- parameters: topic
+DELETE FROM bridge_queue_topic_sub WHERE bridge_queue_topic_sub.name = %(topic)s::VARCHAR AND bridge_queue_topic_sub.subscriber != '';
+
+-- name: topic_add_subscriber_returning
+-- runs in: ack of a subscriber's first marker
+-- parameters: name, subscriber, position
+INSERT INTO bridge_queue_topic_sub (name, subscriber, position) VALUES (%(name)s::VARCHAR, %(subscriber)s::VARCHAR, %(position)s::BIGINT) ON CONFLICT DO NOTHING RETURNING bridge_queue_topic_sub.position;
