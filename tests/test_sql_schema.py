@@ -268,3 +268,44 @@ def test_the_longest_lease_is_stored_exactly(sql_queue: bridge.Queue) -> None:
     assert sql_queue.counts().leased == 1
     assert sql_queue.claim_item(lease_time=60) is None
     assert sql_queue.delete_item(item)
+
+
+# -- names as bytes on MariaDB ----------------------------------------------------------
+
+
+@pytest.mark.service("mariadb")
+def test_a_mariadb_table_with_text_names_gets_byte_names_and_its_queues_part(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A table made while ``name`` was a VARCHAR (which MariaDB compares without case,
+    accents or trailing spaces) is migrated on first use: ``pad`` and ``PAD`` part."""
+    spec = {"url": SERVICE_URLS["mariadb"], "options": {"table": f"t_{uuid.uuid4().hex[:10]}"}}
+    first = bridge.QueueFactory(default=spec)
+    for name in ("pad", "PAD", "pád"):
+        first.get(name).create_item(name)
+    backend = first.get("pad").backend
+    assert isinstance(backend, SqlBackend)
+    table = backend.table.name
+    with backend.engine.begin() as conn:  # as an earlier bridge made it
+        conn.exec_driver_sql(f"ALTER TABLE {table} MODIFY COLUMN name VARCHAR(255) NOT NULL")
+    first.close()
+    try:
+        older = bridge.QueueFactory(default=spec)
+        with caplog.at_level("WARNING", logger="bridge.backends.sql.schema"):
+            counts = [older.get(name).number_of_items() for name in ("pad", "PAD", "pád")]
+        assert counts == [1, 1, 1]  # one queue of 3 before the migration
+        assert "making name VARBINARY(255)" in caplog.text
+        assert older.get("PAD").claim_item(lease_time=30).data == "PAD"  # type: ignore[union-attr]
+        assert sorted(older.get("pad").backend.queue_names()) == ["PAD", "pad", "pád"]
+        again = bridge.QueueFactory(default=spec)  # a later process: nothing left to do
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="bridge.backends.sql.schema"):
+            assert again.get("pád").number_of_items() == 1
+        assert "VARBINARY" not in caplog.text
+        again.close()
+        older.close()
+    finally:
+        engine = sa.create_engine(SERVICE_URLS["mariadb"])
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        engine.dispose()

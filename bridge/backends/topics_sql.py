@@ -52,6 +52,7 @@ from sqlalchemy.engine import Connection
 
 from bridge.backends.sql.backend import SqlBackend
 from bridge.backends.sql.errors import is_transient, wrap_errors
+from bridge.backends.sql.schema import ensure_binary_names
 from bridge.backends.sql.topic_statements import HEAD, TopicStatements
 from bridge.contract import Backend
 from bridge.topics import Start, StoredMessage, TopicStats, TopicStore
@@ -225,6 +226,9 @@ class SqlTopics(TopicStore):
             inspector = sa.inspect(self.engine)
             if not all(inspector.has_table(t.name) for t in metadata.sorted_tables):
                 raise
+        # Tables made before names were bytes on MariaDB and MySQL (sql/schema.py).
+        ensure_binary_names(self.engine, self.statements.messages, ["name"])
+        ensure_binary_names(self.engine, self.statements.subscribers, ["name", "subscriber"])
         self._ready = True
 
     @contextmanager

@@ -120,6 +120,26 @@ def test_names_that_look_like_patterns_stay_apart(
         assert item.data == queue.name
 
 
+def test_names_differing_in_case_accents_or_trailing_spaces_stay_apart(
+    make_queue: Callable[..., bridge.Queue],
+) -> None:
+    """Names compare as their exact characters, on every store (MariaDB's default
+    collation would make all five of these one queue)."""
+    stem = f"q{uuid.uuid4().hex[:8]}"
+    names = [f"{stem}pad", f"{stem}PAD", f"{stem}pád", f"{stem}pad ", f"{stem}pad  "]
+    queues = [make_queue(name) for name in names]
+    for n, queue in enumerate(queues):
+        queue.create_items([queue.name] * (n + 1))
+    assert [queue.number_of_items() for queue in queues] == [1, 2, 3, 4, 5]
+    for queue in queues:
+        item = queue.claim_item(lease_time=30)
+        assert item is not None
+        assert item.data == queue.name
+        assert queue.delete_item(item)
+    queues[0].delete_queue()
+    assert [queue.number_of_items() for queue in queues] == [0, 1, 2, 3, 4]
+
+
 def test_unicode_and_long_queue_names(make_queue: Callable[..., bridge.Queue]) -> None:
     tag = uuid.uuid4().hex[:8]
     names = [f"émail-漢字-🚀-{tag}", f"{tag}-" + "n" * 246, f"{tag} with spaces/and:colons"]

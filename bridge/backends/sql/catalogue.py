@@ -25,6 +25,7 @@ from sqlalchemy.schema import DDLElement
 
 from bridge.backends.sql.driver import BEGIN, BEGIN_WRITE, COMMIT, PING, ROLLBACK, Compiled
 from bridge.backends.sql.engine import MAX_STATEMENT, session_statements
+from bridge.backends.sql.schema import binary_names
 from bridge.backends.sql.statements import (
     ADDED_COLUMNS,
     STATE_COLUMN,
@@ -151,6 +152,13 @@ def _schema(s: Statements) -> list[tuple[str, str, Source]]:
     if s.kind in ("mariadb", "mysql"):
         found.append(
             ("max_allowed_packet", "first use (create_items' statement size)", MAX_STATEMENT)
+        )
+        found.append(
+            (
+                "binary_names",
+                "first use of a table made while names were VARCHAR (schema.py)",
+                binary_names(s.dialect, s.table, ["name"]),
+            )
         )
     return found
 
@@ -334,6 +342,19 @@ def _topics(t: TopicStatements) -> list[tuple[str, str, Source]]:
         ("topic_delete_messages", "delete_topic, then", t.delete_messages),
         ("topic_delete_subscribers", "delete_topic, last", t.delete_subscribers),
     ]
+    if t.kind in ("mariadb", "mysql"):
+        dialect = offline_dialect(t.kind)
+        found += [
+            (
+                f"topic_binary_names_{which}",
+                "first use of topic tables made while names were VARCHAR",
+                binary_names(dialect, table, columns),
+            )
+            for which, table, columns in (
+                ("messages", t.messages, ["name"]),
+                ("subscribers", t.subscribers, ["name", "subscriber"]),
+            )
+        ]
     if t.add_subscriber_returning is not None:
         found.append(
             (

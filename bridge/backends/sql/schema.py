@@ -20,14 +20,32 @@ wrong state; claims, leases and tokens are unaffected.
 existing row, which is what they are for an item that never failed. A
 bridge without them never claims a held item (its ``expire`` is far ahead),
 but its ``release_all`` would free one, as it frees any waiting item.
+
+``name`` as bytes (MariaDB, MySQL): earlier tables have a VARCHAR, which
+the server's default collation compares without case, accents or
+trailing spaces, so ``pad`` and ``PAD`` were one queue. The column becomes
+``VARBINARY(255)`` on first use. That ALTER copies the table (seconds per
+million rows, writes wait meanwhile), so it is logged, and run by one
+process at a time (``GET_LOCK``), the others finding it done. Rows keep
+the names they were written with, so items written to ``PAD`` through a
+queue called ``pad`` are in ``PAD`` again afterwards.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bridge.backends.sql.statements import ADDED_COLUMNS, STATE_COLUMN, Statements
+from bridge.errors import BackendError
+
+logger = logging.getLogger(__name__)
+
+_MIGRATION_WAIT = 3600
+"""How long a process waits, in seconds, for another one's ALTER of the names."""
 
 
 def ensure_schema(engine: Engine, statements: Statements) -> None:
@@ -43,6 +61,54 @@ def ensure_schema(engine: Engine, statements: Statements) -> None:
     for column in ADDED_COLUMNS:
         if column not in present:
             add_column(engine, statements, column)
+    ensure_binary_names(engine, table, ["name"])
+
+
+def ensure_binary_names(engine: Engine, table: sa.Table, columns: Sequence[str]) -> None:
+    """MariaDB, MySQL: turn the table's VARCHAR name ``columns`` into bytes (see above)."""
+    if engine.dialect.name not in ("mariadb", "mysql"):
+        return
+    if not _text_columns(engine, table, columns):
+        return
+    lock = f"bridge:{table.name}"[:64]
+    with engine.connect() as conn:
+        if not conn.exec_driver_sql("SELECT GET_LOCK(%s, %s)", (lock, _MIGRATION_WAIT)).scalar():
+            raise BackendError(
+                f"{table.name}: another process's ALTER of its names took over "
+                f"{_MIGRATION_WAIT} s; try again once it is done"
+            )
+        try:
+            text = _text_columns(conn, table, columns)  # another process may have done it
+            if text:
+                logger.warning(
+                    "Table %s: making %s VARBINARY(255), so that names differing only in "
+                    "case, accents or trailing spaces are different queues; this copies "
+                    "the table once.",
+                    table.name,
+                    ", ".join(text),
+                )
+                conn.exec_driver_sql(binary_names(engine.dialect, table, text))
+        finally:
+            conn.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (lock,))
+
+
+def binary_names(dialect: sa.Dialect, table: sa.Table, columns: Sequence[str]) -> str:
+    """The ALTER that makes a table's VARCHAR name ``columns`` bytes (MariaDB, MySQL)."""
+    preparer = dialect.identifier_preparer
+    changes = ", ".join(
+        f"MODIFY COLUMN {preparer.format_column(table.c[c])} VARBINARY(255) NOT NULL"
+        for c in columns
+    )
+    return f"ALTER TABLE {preparer.format_table(table)} {changes}"
+
+
+def _text_columns(bind: Engine | Connection, table: sa.Table, columns: Sequence[str]) -> list[str]:
+    """Those of ``columns`` that the database holds as text, not bytes."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return _text_columns(conn, table, columns)
+    found = {column["name"]: column["type"] for column in sa.inspect(bind).get_columns(table.name)}
+    return [c for c in columns if found[c].python_type is not bytes]
 
 
 def _columns(engine: Engine, table: str) -> set[str]:

@@ -64,13 +64,43 @@ ADDED_COLUMNS = (STATE_COLUMN, "last_error", "held_at", "hold_reason", TTL_END)
 ``schema.py`` adds the missing ones on first use."""
 
 
+class QueueName(sa.types.TypeDecorator[str]):
+    """A queue's (or topic's, or subscriber's) name: compared as its exact characters.
+
+    On MariaDB and MySQL a VARCHAR compares by its collation, by default
+    without case, accents or trailing spaces (``pad``, ``PAD``, ``pád`` and
+    ``pad `` would be one queue), so names are bytes there, UTF-8, at most
+    255 (:data:`~bridge.contract.MAX_NAME_BYTES`); a VARCHAR elsewhere.
+    Parameters and results are ``str`` either way.
+    """
+
+    impl = sa.String(255)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.VARBINARY(255))
+        return dialect.type_descriptor(sa.String(255))
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> Any:
+        if isinstance(value, str) and dialect.name in ("mysql", "mariadb"):
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+NAME_TYPE = QueueName()
+
+
 def queue_table(name: str) -> sa.Table:
     """The queue table: one for every queue of a database, as Drupal's ``queue``."""
     table = sa.Table(
         name,
         sa.MetaData(),
         sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("name", NAME_TYPE, nullable=False),
         sa.Column(
             "data",
             sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),

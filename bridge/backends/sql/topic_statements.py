@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from bridge.backends.sql.statements import database_now
+from bridge.backends.sql.statements import NAME_TYPE, database_now
 from bridge.errors import ConfigurationError
 
 HEAD = ""
@@ -33,7 +33,7 @@ def topic_tables(table: str) -> tuple[sa.Table, sa.Table]:
     messages = sa.Table(
         f"{table}_topic",
         metadata,
-        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("name", NAME_TYPE, primary_key=True),
         sa.Column("position", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column(
             "data",
@@ -47,8 +47,8 @@ def topic_tables(table: str) -> tuple[sa.Table, sa.Table]:
     subscribers = sa.Table(
         f"{table}_topic_sub",
         metadata,
-        sa.Column("name", sa.String(255), primary_key=True),
-        sa.Column("subscriber", sa.String(255), primary_key=True),
+        sa.Column("name", NAME_TYPE, primary_key=True),
+        sa.Column("subscriber", NAME_TYPE, primary_key=True),
         sa.Column("position", sa.BigInteger(), nullable=False),
     )
     return messages, subscribers
@@ -77,7 +77,9 @@ class TopicStatements:
         """Run with one parameter set per message (``executemany``)."""
         self.set_head = sa.update(s).where(head).values(position=sa.bindparam("last"))
         after = sa.select(s.c.position).where(mine).scalar_subquery()
-        zero: sa.ColumnElement[int] = sa.literal_column("0")  # a new subscriber reads from the first position
+        zero: sa.ColumnElement[int] = sa.literal_column(
+            "0"
+        )  # a new subscriber reads from the first position
         self.read = (
             sa.select(m.c.position, m.c.data, m.c.published, m.c.expire)
             .where(

@@ -17,7 +17,7 @@
 -- runs in: first use of a database (create_queue, or any call)
 CREATE TABLE bridge_queue (
 	item_id BIGINT NOT NULL AUTO_INCREMENT,
-	name VARCHAR(255) NOT NULL,
+	name VARBINARY(255) NOT NULL,
 	data LONGBLOB NOT NULL,
 	created DOUBLE NOT NULL,
 	expire DOUBLE NOT NULL DEFAULT '0',
@@ -63,6 +63,10 @@ ALTER TABLE bridge_queue ADD COLUMN ttl_end DOUBLE;
 -- name: max_allowed_packet
 -- runs in: first use (create_items' statement size)
 SELECT @@max_allowed_packet;
+
+-- name: binary_names
+-- runs in: first use of a table made while names were VARCHAR (schema.py)
+ALTER TABLE bridge_queue MODIFY COLUMN name VARBINARY(255) NOT NULL;
 
 -- name: session_1
 -- runs in: every new connection
@@ -406,7 +410,7 @@ DELETE FROM bridge_queue WHERE bridge_queue.name = %(queue)s;
 -- name: topic_create_messages
 -- runs in: first use of topics
 CREATE TABLE bridge_queue_topic (
-	name VARCHAR(255) NOT NULL,
+	name VARBINARY(255) NOT NULL,
 	`position` BIGINT NOT NULL,
 	data LONGBLOB NOT NULL,
 	published DOUBLE NOT NULL,
@@ -421,8 +425,8 @@ CREATE INDEX bridge_queue_topic_expire ON bridge_queue_topic (name, expire);
 -- name: topic_create_subscribers
 -- runs in: first use of topics
 CREATE TABLE bridge_queue_topic_sub (
-	name VARCHAR(255) NOT NULL,
-	subscriber VARCHAR(255) NOT NULL,
+	name VARBINARY(255) NOT NULL,
+	subscriber VARBINARY(255) NOT NULL,
 	`position` BIGINT NOT NULL,
 	PRIMARY KEY (name, subscriber)
 );
@@ -506,3 +510,11 @@ DELETE FROM bridge_queue_topic WHERE bridge_queue_topic.name = %(topic)s;
 -- runs in: delete_topic, last
 -- parameters: topic
 DELETE FROM bridge_queue_topic_sub WHERE bridge_queue_topic_sub.name = %(topic)s AND bridge_queue_topic_sub.subscriber != '';
+
+-- name: topic_binary_names_messages
+-- runs in: first use of topic tables made while names were VARCHAR
+ALTER TABLE bridge_queue_topic MODIFY COLUMN name VARBINARY(255) NOT NULL;
+
+-- name: topic_binary_names_subscribers
+-- runs in: first use of topic tables made while names were VARCHAR
+ALTER TABLE bridge_queue_topic_sub MODIFY COLUMN name VARBINARY(255) NOT NULL, MODIFY COLUMN subscriber VARBINARY(255) NOT NULL;
