@@ -504,24 +504,32 @@ def _id_forms(text: str) -> list[ItemId]:
 def kick(factory: QueueFactory, name: str, ids: tuple[str, ...], kick_all: bool) -> None:
     """Put held items of NAME back to ready (these IDs, or --all).
 
-    Their attempts start again from 0, and their last error is kept for the
-    next claimer to see. IDs are as `bridge queue held` prints them; the ones
-    that are not held are named in the error (exit 1), the others kicked.
+    Their attempts start again from 0 (on beanstalkd they count on, and
+    max_attempts counts anew from each kick), and their last error is kept
+    for the next claimer to see. IDs are as `bridge queue held` prints them;
+    the ones that are not held are named in the error (exit 1), the others
+    kicked.
     """
     if kick_all == bool(ids):
         raise InvalidArgumentError("give the IDs of held items to kick, or --all (not both)")
     q = _known_queue(factory, name)
+    kept = "" if q.capabilities.kick_resets_attempts else _KICK_KEEPS_ATTEMPTS
     if kick_all:
-        click.echo(f"Kicked {_plural(q.kick(None), 'item')} back to ready in {name}")
+        click.echo(f"Kicked {_plural(q.kick(None), 'item')} back to ready in {name}{kept}")
         return
     kicked = [text for text in ids if any(q.kick_item(i) for i in _id_forms(text))]
     missed = [text for text in ids if text not in kicked]
     if kicked:
-        click.echo(f"Kicked {_plural(len(kicked), 'item')} back to ready in {name}")
+        click.echo(f"Kicked {_plural(len(kicked), 'item')} back to ready in {name}{kept}")
     if missed:
         shown = ", ".join(_cell(text, 40) for text in missed[:10])
         more = f" and {len(missed) - 10} more" if len(missed) > 10 else ""
         raise OneLineError(f"not held in {name}: {shown}{more}")
+
+
+_KICK_KEEPS_ATTEMPTS = (
+    " (their attempts count on in this store; max_attempts counts anew from the kick)"
+)
 
 
 @queue.command("delete-held")

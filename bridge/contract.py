@@ -110,6 +110,20 @@ class Capabilities:
         :data:`MAX_PRIORITY` (RabbitMQ's ``x-max-priority``).
     hold: the :class:`Holding` operations: failed items set aside, never
         claimable, until kicked back or deleted.
+    held_details: held items keep their reason and ``held_at``, and
+        ``held_items`` lists them oldest held first; False where the store
+        keeps only that they are held (beanstalkd's bury: ``hold_reason``
+        "", ``held_at`` None, and only the first listed is known to be the
+        oldest held).
+    keeps_errors: ``fail_item`` and ``hold_item`` keep the error as the
+        item's ``last_error`` for the next claimer and for listings; False
+        where the store keeps nothing beside the payload (beanstalkd, whose
+        job bodies never change) or only in the object that failed the
+        item (Gearman).
+    kick_resets_attempts: a kick starts the item's ``attempts`` again from
+        0; False where the store keeps counting (beanstalkd's reserve
+        count). The runner's ``max_attempts`` then counts from each kick as
+        far as the store can tell (:meth:`Holding.times_kicked`).
     browse: ``browse`` and ``find_item``: every item, any state, page by
         page (the web UI's item list); False where the store cannot look
         without receiving (RabbitMQ, SQS), which then shows ``peek``.
@@ -142,6 +156,9 @@ class Capabilities:
     max_create_delay: float | None = None
     max_priority: int | None = None
     hold: bool = False
+    held_details: bool = True
+    keeps_errors: bool = True
+    kick_resets_attempts: bool = True
     browse: bool = False
     remove_item: bool = False
     settle_and_claim: bool = False
@@ -346,6 +363,15 @@ class Holding(ABC):
     @abstractmethod
     def delete_held(self, name: str, limit: int | None) -> int:
         """Delete held items, oldest held first; how many (None: all)."""
+
+    def times_kicked(self, name: str, item: QueueItem) -> int:
+        """How often a claimed item has been kicked back from held, where a kick keeps
+        its attempts (``kick_resets_attempts`` False); 0 where a kick resets them.
+
+        Read from what the claim saw (no round trip), so the runner can give
+        a kicked item its ``max_attempts`` again.
+        """
+        return 0
 
 
 class Expiring(ABC):

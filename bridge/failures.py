@@ -215,17 +215,57 @@ class FailurePolicy:
 DEFAULT_POLICY: Final = FailurePolicy()
 
 
-def exhausted(item: QueueItem, policy: FailurePolicy) -> AttemptsExhausted | None:
+def exhausted(
+    item: QueueItem, policy: FailurePolicy, queue: Queue | None = None
+) -> AttemptsExhausted | None:
     """The hold for an item claimed past ``max_attempts``, or None if it may run.
 
     Such an item's earlier claims never settled: its process died mid-item.
+    Given the item's ``queue``, a store whose kick keeps attempts counts
+    ``max_attempts`` anew from each kick (:func:`attempts_allowed`).
     """
     most = policy.max_attempts
     if most is None or item.attempts <= most:
         return None
+    kicks = times_kicked(queue, item) if queue is not None else 0
+    if item.attempts <= attempts_allowed(most, kicks):
+        return None
     return AttemptsExhausted(
-        f"attempts exhausted: claimed {item.attempts} times, max_attempts is {most}; "
+        f"attempts exhausted: claimed {item.attempts} times, max_attempts is {most}"
+        f"{_per_kick(kicks)}; "
         "the earlier claims ended without an outcome (the process died mid-item?)"
+    )
+
+
+def times_kicked(queue: Queue, item: QueueItem) -> int:
+    """How often ``item`` was kicked back from held, where a kick keeps its attempts.
+
+    0 where a kick resets them (``capabilities.kick_resets_attempts``): there
+    ``attempts`` already counts from the last kick.
+    """
+    if queue.capabilities.kick_resets_attempts:
+        return 0
+    return queue.backend.times_kicked(queue.name, item)
+
+
+def attempts_allowed(most: int, kicks: int) -> int:
+    """The claims an item kicked ``kicks`` times may have had in all: ``most`` per kick.
+
+    On a store whose kick keeps attempts (beanstalkd's reserve count), a
+    kick cannot start the count again, so each kick adds ``max_attempts``
+    to what the item may use: a kicked item gets at least ``max_attempts``
+    more claims (one less if it was held for exhausted attempts, a claim
+    that counted), and more if it was held early (``HoldItem``).
+    """
+    return most * (kicks + 1)
+
+
+def _per_kick(kicks: int) -> str:
+    if not kicks:
+        return ""
+    return (
+        f" per kick (kicked {kicks} time{'s' if kicks != 1 else ''}; "
+        "this store does not reset attempts)"
     )
 
 
@@ -377,8 +417,10 @@ def decide_failure(
         return FailureDecision(Settlement.hold(item, exc.reason or type(exc).__name__, error), most)
     error = format_error(exc)
     if most is not None and item.attempts >= most:
-        reason = f"failed on attempt {item.attempts} of max_attempts {most}"
-        return FailureDecision(Settlement.hold(item, reason, error), most)
+        kicks = times_kicked(queue, item)
+        if item.attempts >= attempts_allowed(most, kicks):
+            reason = f"failed on attempt {item.attempts} of max_attempts {most}{_per_kick(kicks)}"
+            return FailureDecision(Settlement.hold(item, reason, error), most)
     delay = None
     if policy.retry is not None:
         delay = feasible_delay(queue, item, policy.retry.delay(item.attempts))

@@ -59,9 +59,10 @@ class StoredItem(NamedTuple):
     last_error: str | None = None
     """The error of the latest failed attempt (``fail_item``, ``hold_item``), if any."""
     held_at: float | None = None
-    """When the item was held (epoch seconds, the store's clock); None unless held."""
+    """When the item was held (epoch seconds, the store's clock); None unless held, and
+    where the store does not keep it (``capabilities.held_details`` False)."""
     hold_reason: str | None = None
-    """Why the item was held; None unless held."""
+    """Why the item was held; None unless held, "" where the store keeps no reason."""
 
 
 @dataclass(slots=True)

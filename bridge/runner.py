@@ -501,7 +501,7 @@ def _work_on(
     it does, and the next item, if the settling call claimed one."""
     # An item claimed past max_attempts is held as it is: its worker
     # killed the process on each of those claims.
-    outcome: BaseException | None = exhausted(item, plan.policy)
+    outcome: BaseException | None = exhausted(item, plan.policy, plan.queue)
     if outcome is None:
         outcome = _call(plan.worker, item, plan.interrupts)
     stop, claimed = _settle(trips, item, outcome, tally, plan, next_lease)

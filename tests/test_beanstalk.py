@@ -2,8 +2,9 @@
 
 Claims belong to the connection that reserved them (fencing); a closed
 connection hands its jobs back at once; a job's ttr brings it back from a
-claimer that hangs with its connection open; bury and kick are beanstalkd's
-own but outside the facade; URLs, payloads and a dead server fail clearly.
+claimer that hangs with its connection open; holding is bury and kick, with
+no reason, time or reset of attempts; URLs, payloads and a dead server fail
+clearly.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def test_the_capabilities_say_what_beanstalkd_does(queue: bridge.Queue) -> None:
         False,
         False,
     )
-    assert (caps.hold, caps.browse, caps.remove_item, caps.cancel_delays) == (
-        False,
+    assert (caps.browse, caps.remove_item, caps.cancel_delays) == (False, False, False)
+    assert caps.hold, "bury and kick"
+    assert (caps.held_details, caps.keeps_errors, caps.kick_resets_attempts) == (
         False,
         False,
         False,
@@ -171,30 +173,63 @@ def test_a_fractional_delay_ends_on_time_for_the_object_that_set_it(queue: bridg
     assert (again.item_id, again.attempts) == (item.item_id, 2)
 
 
-# -- bury and kick: beanstalkd's own, outside the facade ---------------------------
+# -- holding: bury and kick ---------------------------------------------------------
 
 
-def test_holding_is_refused_by_the_facade_and_bury_and_kick_work_on_the_backend(
-    queue: bridge.Queue,
+def test_hold_is_bury_and_kick_is_kick_job_without_reason_time_or_reset(
+    queue: bridge.Queue, other: bridge.QueueFactory
 ) -> None:
     queue.create_items(["poison", "fine"])
     item = queue.claim_item(lease_time=60)
     assert item is not None
-    with pytest.raises(bridge.UnsupportedOperationError, match="hold"):
-        queue.hold_item(item, reason="bad")
-    backend, name = queue.backend, queue.name
-    assert backend.hold_item(name, item, "bad", None), "bury"
+    assert queue.hold_item(item, reason="bad", error="ValueError: bad")
+    client = raw_client()
+    try:
+        assert client.stats_job(item.item_id)["state"] == "buried"
+    finally:
+        client.close()
     assert queue.counts().held == 1
     assert queue.number_of_items() == 2
-    [buried] = backend.held_items(name, 10)
-    assert (buried.item_id, buried.hold_reason, buried.held_at) == (item.item_id, None, None)
+    [held] = other.get(queue.name).held_items()
+    assert (held.item_id, held.data, held.attempts) == (item.item_id, "poison", 1)
+    assert (held.hold_reason, held.held_at, held.last_error) == ("", None, None)
     assert queue.delete_item(item) is False, "burying ended the claim"
-    assert backend.kick_item(name, item.item_id)
-    assert backend.kick_item(name, item.item_id) is False, "no longer buried"
+    assert other.get(queue.name).kick_item(item.item_id), "any connection kicks"
+    assert queue.kick_item(item.item_id) is False, "no longer buried"
     again = queue.claim_items(2, lease_time=60)
-    assert [i.data for i in again] == ["poison", "fine"]
+    assert [i.data for i in again] == ["poison", "fine"], "back in its place"
     assert again[0].attempts == 2, "beanstalkd's reserve count is not reset by a kick"
+    assert queue.backend.times_kicked(queue.name, again[0]) == 1
     assert queue.delete_items(again) == 2
+
+
+def test_a_job_buried_by_another_client_is_listed_kicked_and_deleted(
+    queue: bridge.Queue,
+) -> None:
+    ids = queue.create_items(["a", "b", "c", "d"])
+    client = raw_client()
+    try:
+        client.watch(PREFIX + queue.name)
+        client.ignore("default")
+        jobs = {job.id: job for job in (client.reserve(5) for _ in ids)}
+        # Buried c, a, b: beanstalkd shows c as the oldest buried; the
+        # others are found by walking ids on both sides, listed by id.
+        for job_id in (ids[2], ids[0], ids[1]):
+            client.bury(jobs[job_id])
+        client.release(jobs[ids[3]])
+    finally:
+        client.close()
+    assert [item.data for item in queue.held_items()] == ["c", "a", "b"]
+    assert [item.data for item in queue.held_items(2)] == ["c", "a"]
+    assert queue.counts().held == 3
+    assert queue.kick(limit=1) == 1, "the oldest buried: c"
+    assert [item.data for item in queue.held_items()] == ["a", "b"]
+    assert queue.delete_held(limit=1) == 1, "a, buried before b"
+    assert [item.data for item in queue.held_items()] == ["b"]
+    assert queue.kick_item(ids[1])
+    claimed = queue.claim_items(4, lease_time=60)
+    assert sorted(item.data for item in claimed) == ["b", "c", "d"]
+    assert queue.counts().held == 0
 
 
 def test_kick_never_wakes_delayed_jobs(queue: bridge.Queue) -> None:
@@ -202,10 +237,40 @@ def test_kick_never_wakes_delayed_jobs(queue: bridge.Queue) -> None:
     queue.create_item("now")
     item = queue.claim_item(lease_time=60)
     assert item is not None
-    assert queue.backend.hold_item(queue.name, item, "", None)
-    assert queue.backend.kick(queue.name, None) == 1
-    assert queue.backend.kick(queue.name, None) == 0, "beanstalkd's kick would take delayed"
+    assert queue.hold_item(item)
+    assert queue.kick() == 1
+    assert queue.kick() == 0, "beanstalkd's kick would take delayed"
+    assert queue.delete_held() == 0
     assert queue.counts().delayed == 1
+
+
+@pytest.mark.usefixtures("empty_registry")
+def test_a_kicked_item_gets_max_attempts_again_though_its_count_goes_on(
+    factory: bridge.QueueFactory, queue: bridge.Queue
+) -> None:
+    queue.create_item("x")
+    calls: list[int] = []
+
+    @bridge.queue_worker(queue.name, max_attempts=2)
+    def broken(data: str) -> None:
+        item = bridge.workers.current_item()
+        assert item is not None
+        calls.append(item.attempts)
+        raise RuntimeError("still broken")
+
+    def run_until_held() -> None:
+        deadline = time.monotonic() + 20
+        while queue.counts().held == 0:
+            assert time.monotonic() < deadline
+            queue.release_all()  # failed items wait for their lease: not here
+            bridge.process_queue(queue.name, time_limit=5, factory=factory)
+
+    run_until_held()
+    assert queue.kick() == 1
+    run_until_held()
+    assert calls == [1, 2, 3, 4], "two more runs after the kick, counted on"
+    [held] = queue.held_items()
+    assert held.attempts == 4
 
 
 # -- what other beanstalkd programs see and put ------------------------------------

@@ -212,9 +212,10 @@ def test_an_item_that_kills_its_worker_every_time_is_held_after_max_attempts_kil
         [held] = queue.held_items()
         assert held.data == "poison"
         assert held.attempts == MAX_ATTEMPTS + 1
-        assert (held.hold_reason or "").startswith(
-            f"attempts exhausted: claimed {MAX_ATTEMPTS + 1} times, max_attempts is 3"
-        )
+        if queue.capabilities.held_details:
+            assert (held.hold_reason or "").startswith(
+                f"attempts exhausted: claimed {MAX_ATTEMPTS + 1} times, max_attempts is 3"
+            )
         counts = queue.counts()
         assert (counts.held, counts.ready, counts.leased, counts.delayed) == (1, 0, 0, 0)
     finally:

@@ -3,15 +3,16 @@
 The queue semantics live here; ``beanstalk_wire.py`` holds the URL, tube
 names, job bodies, priorities and the connection, ``beanstalk_claims.py``
 the reservations this object holds, ``beanstalk_looks.py`` the looks that
-reserve nothing (peek, ages, tube totals). ``docs/beanstalk.md`` explains
+reserve nothing (peek, ages, tube totals), ``beanstalk_held.py`` buried
+jobs. ``docs/beanstalk.md`` explains
 the choices.
 
 Features:
     One tube per queue. ``create_items`` puts jobs (priority and delay
     native). beanstalkd counts delays in whole seconds: a delay with a
     fraction is put rounded up, and the object that set it ends it on time
-    (``kick-job`` at its next claim from the queue), so only other
-    processes see it up to a second late. A claim is
+    (``kick-job`` at its next claim from the queue, ``beanstalk_delays.py``),
+    so only other processes see it up to a second late. A claim is
     ``reserve-with-timeout 0`` and a ``stats-job`` for the attempts.
     ``extend_lease`` is ``touch``, ``release_item`` and ``delay_item`` are
     ``release`` (with a delay), ``delete_items`` is ``delete``.
@@ -40,23 +41,26 @@ Features:
     it); ``max_lease`` stays a minute short of it, so a lease never
     outlives it.
 
-    What beanstalkd cannot do, and the capabilities say: a job's body never
-    changes and beanstalkd keeps no data beside it, so a failure's error is
-    not kept (``fail_item`` delays or leaves the job as asked; ``last_error``
-    stays None) and holding is off (``hold`` False): ``bury`` records no
-    reason, time or error, ``kick`` cannot reset the reserve count, and only
-    the oldest buried job can be seen. The methods of
-    :class:`~bridge.contract.Holding` still work natively on this object for
-    operators (bury a claim, kick, delete buried jobs), outside the facade.
-    No ``browse`` or ``remove_item`` (beanstalkd lists no jobs, and no
-    connection may delete another's reservation). ``release_all`` frees this
-    object's claims only, and not delays (``cancel_delays`` False: beanstalkd
-    kicks delayed jobs only when a tube has none buried). ``peek`` shows the
-    claims here whose lease ended, the next ready job (``peek-ready``), then
-    ready jobs found by walking job ids up from it (at most ``peek_scan``
-    ids): a look, not a census. ``counts`` are ``stats-tube``'s, with this
-    object's ended leases moved from leased to ready; another process's
-    ended leases count as leased until it releases them.
+    Holding (``beanstalk_held.py``) is ``bury`` and ``kick-job``, jobs that
+    other clients buried included; what beanstalkd does not keep, the
+    capabilities say. A job's body never changes and beanstalkd keeps no
+    data beside it, so no error is kept (``keeps_errors`` False:
+    ``fail_item`` delays or leaves the job as asked, ``last_error`` stays
+    None), nor a hold's reason or time (``held_details`` False:
+    ``hold_reason`` "", ``held_at`` None; only the oldest buried job is
+    known to be the oldest). A kick keeps the reserve count
+    (``kick_resets_attempts`` False); a claim keeps the job's ``kicks``
+    (``times_kicked``) so that the runner counts ``max_attempts`` anew from
+    each kick. No ``browse`` or ``remove_item`` (beanstalkd lists no jobs,
+    and no connection may delete another's reservation). ``release_all``
+    frees this object's claims only, and not delays (``cancel_delays``
+    False: beanstalkd kicks delayed jobs only when a tube has none buried).
+    ``peek`` shows the claims here whose lease ended, the next ready job
+    (``peek-ready``), then ready jobs found by walking job ids up from it
+    (at most ``peek_scan`` ids): a look, not a census. ``counts`` are
+    ``stats-tube``'s, with this object's ended leases moved from leased to
+    ready; another process's ended leases count as leased until it
+    releases them.
 
     Attempts are ``stats-job``'s ``reserves``: every reservation by anyone,
     exact. ``create_items`` puts one job per payload; if one put is refused,
@@ -75,7 +79,8 @@ Options:
     a minute less (half, below two minutes). ``connect_timeout`` (default
     5 s), ``timeout`` (default 30 s): a call not answered in that time is a
     lost connection. ``peek_scan`` (default 1000): how many job ids ``peek``
-    walks past the first ready job.
+    walks past the first ready job, and ``held_items`` around the oldest
+    buried one.
 
 Storage layout:
     Tube = ``tube_prefix`` + the queue name, each byte beanstalkd does not
@@ -97,10 +102,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, final
 
+from bridge.backends import beanstalk_held as held
 from bridge.backends import beanstalk_looks as looks
 from bridge.backends import beanstalk_wire as wire
 from bridge.backends import missing_driver
 from bridge.backends.beanstalk_claims import Claim, Claims
+from bridge.backends.beanstalk_delays import EarlyDelays
 from bridge.contract import Backend, Capabilities
 from bridge.errors import BackendError, BackendUnavailableError, BridgeError, ConfigurationError
 from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
@@ -122,7 +129,10 @@ def beanstalk_capabilities(max_lease: float) -> Capabilities:
         cancel_delays=False,
         settle_after_release=False,
         max_lease=max_lease,
-        hold=False,
+        hold=True,
+        held_details=False,
+        keeps_errors=False,
+        kick_resets_attempts=False,
         browse=False,
         remove_item=False,
         settle_and_claim=False,
@@ -174,7 +184,7 @@ class BeanstalkBackend(Backend):
                 for payload in payloads:
                     job_id: int = client.put(wire.wrap(payload, body_time), pri, seconds, self._ttr)
                     ids.append(job_id)
-                    self._due_at(name, job_id, body_time + delay, seconds > delay)
+                    self._delays.note(name, job_id, body_time + delay, seconds > delay)
             except self._g.Error:
                 # All or none: take back what went in before the refusal.
                 for put in ids:
@@ -188,7 +198,7 @@ class BeanstalkBackend(Backend):
             # Only as many ended leases as the claim asks for go back: the
             # rest stay this object's, still settleable by their holders.
             self._requeue(self._claims.expired(name)[:count])
-            self._wake(name)
+            self._delays.wake(self._g, self._conn.client(), name)
             client = self._conn.watch(self._tube(name))
             claimed: list[StoredItem] = []
             while len(claimed) < count:
@@ -210,7 +220,7 @@ class BeanstalkBackend(Backend):
             created = started - stats["age"]
         # A job another producer put may have a shorter ttr than the lease.
         expire = started + min(lease_time, float(stats["ttr"]))
-        token = self._claims.add(name, job.id, stats["pri"], expire)
+        token = self._claims.add(name, job.id, stats["pri"], expire, stats["kicks"])
         priority = wire.from_pri(stats["pri"])
         return StoredItem(job.id, payload, created, expire, stats["reserves"], priority, token)
 
@@ -246,7 +256,7 @@ class BeanstalkBackend(Backend):
         released = self._done(self._conn.client().release, self._job(claim), claim.pri, seconds)
         if not released:
             return None
-        self._due_at(name, claim.job_id, now + delay, seconds > delay)
+        self._delays.note(name, claim.job_id, now + delay, seconds > delay)
         return now + delay
 
     def extend_lease(self, name: str, item: QueueItem, lease_time: float) -> float | None:
@@ -353,7 +363,7 @@ class BeanstalkBackend(Backend):
         """
         with self._calling("delete_queue"):
             client = self._conn.use(self._tube(name))
-            self._due.pop(name, None)
+            self._delays.forget(name)
             for claim in self._claims.of(name):
                 self._claims.end(claim)
                 self._done(client.delete, claim.job_id)
@@ -365,7 +375,7 @@ class BeanstalkBackend(Backend):
                         break
                     self._done(client.delete, job.id)
 
-    # -- holding: beanstalkd's own bury and kick (capabilities.hold is False) --------
+    # -- holding: bury and kick (beanstalk_held.py) ----------------------------------
 
     def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
         """``bury`` the job; beanstalkd keeps neither ``reason`` nor ``error``."""
@@ -377,48 +387,41 @@ class BeanstalkBackend(Backend):
             return bool(self._done(self._conn.client().bury, self._job(claim), claim.pri))
 
     def held_items(self, name: str, limit: int) -> list[StoredItem]:
-        """The oldest buried job (``peek-buried``), the only one beanstalkd shows."""
+        """The oldest buried job, then the tube's others by a walk of job ids."""
         with self._calling("held_items"):
-            client = self._conn.use(self._tube(name))
-            try:
-                job = client.peek_buried()
-            except self._g.NotFoundError:
-                return []
-            stored = looks.look(self._g, client, job.id) if limit > 0 else None
-            return [stored] if stored is not None else []
+            tube = self._tube(name)
+            client = self._conn.use(tube)
+            return held.held_jobs(self._g, client, tube, limit, self._peek_scan)
 
     def kick(self, name: str, limit: int | None) -> int:
         """``kick-job`` the buried jobs, oldest buried first (never delayed ones)."""
         with self._calling("kick"):
-            return self._each_buried(name, limit, "kick_job")
+            client = self._conn.use(self._tube(name))
+            return held.each_buried(
+                self._g, client, limit, lambda job: self._done(client.kick_job, job)
+            )
 
     def kick_item(self, name: str, item_id: ItemId) -> bool:
         with self._calling("kick_item"):
             if not isinstance(item_id, int):
                 return False
             client = self._conn.client()
-            try:
-                stats = client.stats_job(item_id)
-            except self._g.NotFoundError:
-                return False
-            if stats["tube"] != self._tube(name) or stats["state"] != "buried":
+            if not held.is_buried_in(self._g, client, item_id, self._tube(name)):
                 return False
             return bool(self._done(client.kick_job, item_id))
 
     def delete_held(self, name: str, limit: int | None) -> int:
         with self._calling("delete_held"):
-            return self._each_buried(name, limit, "delete")
+            client = self._conn.use(self._tube(name))
+            return held.each_buried(
+                self._g, client, limit, lambda job: self._done(client.delete, job)
+            )
 
-    def _each_buried(self, name: str, limit: int | None, command: str) -> int:
-        client = self._conn.use(self._tube(name))
-        done = 0
-        while limit is None or done < limit:
-            try:
-                job = client.peek_buried()
-            except self._g.NotFoundError:
-                break
-            done += self._done(getattr(client, command), job.id)
-        return done
+    def times_kicked(self, name: str, item: QueueItem) -> int:
+        """``stats-job``'s ``kicks`` as the claim saw it (any client's kicks count)."""
+        with self._lock:
+            claim = self._claims.get(name, item, self.url)
+            return 0 if claim is None else claim.kicks
 
     # -- connection ----------------------------------------------------------------
 
@@ -435,8 +438,7 @@ class BeanstalkBackend(Backend):
         """
         self._lock = threading.RLock()
         self._claims = Claims()
-        self._due: dict[str, dict[int, float]] = {}
-        """Jobs delayed here for a fraction of a second less than beanstalkd's whole seconds."""
+        self._delays = EarlyDelays()
         self._conn.forget()
 
     @contextmanager
@@ -483,33 +485,6 @@ class BeanstalkBackend(Backend):
             return 0
         return 1
 
-    def _due_at(self, name: str, job_id: int, due: float, early: bool) -> None:
-        """Remember a delay that beanstalkd's whole seconds made longer, to end it on time."""
-        due_here = self._due.setdefault(name, {})
-        if early and len(due_here) < _MAX_DUE:
-            due_here[job_id] = due
-
-    def _wake(self, name: str) -> None:
-        """``kick-job`` the queue's jobs delayed here whose delay has passed to the fraction.
-
-        beanstalkd would hand them out at the next whole second; the object
-        that set the delay hands them out on time. A job no longer delayed
-        (claimed since, by a process that did not wait) is left alone.
-        """
-        due_here = self._due.get(name)
-        if not due_here:
-            return
-        now, client = time.time(), self._conn.client()
-        for job_id, due in list(due_here.items()):
-            if due > now:
-                continue
-            del due_here[job_id]
-            try:
-                if client.stats_job(job_id)["state"] == "delayed":
-                    client.kick_job(job_id)
-            except self._g.NotFoundError:
-                pass
-
     def _job(self, claim: Claim) -> Any:
         """greenstalk's release, touch and bury take a Job (only its id is sent)."""
         return self._g.Job(claim.job_id, b"")
@@ -519,7 +494,3 @@ class BeanstalkBackend(Backend):
         if tube.startswith(self._prefix + "$$"):
             self._hashed[tube] = name
         return tube
-
-
-_MAX_DUE = 100_000
-"""The most fractional delays one object ends on time in a queue; past that, at the whole second."""

@@ -30,6 +30,9 @@ class Claim:
     """beanstalkd's priority, given back with a release so the job keeps its place."""
     expire: float
     seq: int
+    kicks: int = 0
+    """beanstalkd's kick count when the job was reserved: the runner's ``max_attempts``
+    counts anew from each kick, since a kick keeps the reserve count."""
 
 
 class Claims:
@@ -41,13 +44,13 @@ class Claims:
         self._by_job: dict[int, str] = {}
         self._seq = itertools.count()
 
-    def add(self, name: str, job_id: int, pri: int, expire: float) -> str:
+    def add(self, name: str, job_id: int, pri: int, expire: float, kicks: int = 0) -> str:
         """A new claim on a job just reserved; an older claim of it here is over."""
         old = self._by_job.pop(job_id, None)
         if old is not None:
             self._by_token.pop(old, None)
         token = new_token(self.owner)
-        self._by_token[token] = Claim(token, name, job_id, pri, expire, next(self._seq))
+        self._by_token[token] = Claim(token, name, job_id, pri, expire, next(self._seq), kicks)
         self._by_job[job_id] = token
         return token
 

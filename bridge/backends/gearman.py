@@ -141,6 +141,7 @@ class GearmanBackend(Backend):
         settle_anywhere=False,
         ordered=False,  # handed-back items go ahead of newer ones in the order they came back
         settle_after_release=False,
+        keeps_errors=False,  # only in the object that failed the item (module docstring)
     )
 
     def __init__(self, url: str, *, connect_timeout: float = 5.0, timeout: float = 30.0) -> None:

@@ -114,6 +114,7 @@ class DrupalQueueBackend(Backend):
         counts_leased=True,
         settle_after_release=False,
         remove_item=True,
+        keeps_errors=False,  # no column for it
     )
 
     def __init__(
