@@ -55,7 +55,9 @@ Features:
     claim order (all of a function's high-level ones at least) and hands
     them back in that order; for that moment other workers do not see them
     (at most :data:`PEEK_MOST`). ``counts`` reads ``status``: queued jobs
-    are ready, running ones leased, whoever runs them. ``delete_queue``
+    are ready, running ones leased, whoever runs them. ``wait_for_items``
+    (``bridge queue watch``) sleeps as a Gearman worker of the queues'
+    functions until gearmand's ``NOOP`` (``gearman_wait.py``). ``delete_queue``
     deletes the queue's ready jobs and this object's claims; jobs other
     workers hold stay theirs.
 
@@ -101,8 +103,9 @@ from bridge.backends.gearman_jobs import (
     queue_name_of,
     unique_for,
 )
+from bridge.backends.gearman_wait import Sleeper
 from bridge.backends.tokens import new_token, token_owner
-from bridge.contract import Backend, Capabilities
+from bridge.contract import Backend, Capabilities, Waiting
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
@@ -126,7 +129,7 @@ def _refused(operation: str, url: str, why: str) -> UnsupportedOperationError:
 
 
 @final
-class GearmanBackend(Backend):
+class GearmanBackend(Backend, Waiting):
     """Queues as Gearman background jobs; see the module docstring."""
 
     capabilities = Capabilities(
@@ -161,6 +164,7 @@ class GearmanBackend(Backend):
         self._client: wire.Connection | None = None
         self._idle: list[wire.Connection] = []
         self._claims: dict[str, Claim] = {}
+        self._sleeper = Sleeper(lambda: self._connect(f"{self._owner}-wait"))
 
     def close(self) -> None:
         """Hand back every claim (gearmand requeues what a failed hand-back leaves)."""
@@ -173,6 +177,7 @@ class GearmanBackend(Backend):
             for connection in [self._admin, self._client, *self._idle]:
                 if connection is not None:
                     connection.close()
+            self._sleeper.close()
             self.forget_connections()
 
     # -- items -------------------------------------------------------------------
@@ -340,6 +345,29 @@ class GearmanBackend(Backend):
             # emptied ``PAD``), and a job submitted between a check and the drop
             # would go with it. The empty functions stay in ``status``, which
             # ``queue_names`` skips.
+
+    def wait_for_items(self, names: Sequence[str], timeout: float) -> bool:
+        """Sleep as a Gearman worker of the queues' functions until gearmand wakes it.
+
+        ``PRE_SLEEP`` on a connection of its own (``gearman_wait.py``);
+        gearmand sends ``NOOP`` at once when a job is queued already, else
+        when one is submitted. The functions are each queue's priority-0 one
+        and those ``status`` lists (one admin call per wait). One watcher
+        thread at a time: the sleep is outside the lock, so that the
+        object's other calls do not wait for it.
+        """
+        with self._calling("wait_for_items"):
+            stems = {queue_function(name) for name in names}
+            functions = set(stems)
+            for status in parse_status(self._admin_connection().admin("status")):
+                if any(priority_of(status.function, stem) is not None for stem in stems):
+                    functions.add(status.function)
+            if self._sleeper.sleep(functions):
+                return True  # not listening until now (the contract's first call)
+        try:
+            return self._sleeper.woken(timeout)
+        except (wire.GearmanUnavailable, wire.GearmanServerError) as exc:
+            raise BackendUnavailableError(f"wait_for_items on {self.url} failed: {exc}") from exc
 
     def hold_item(self, name: str, item: QueueItem, reason: str, error: str | None) -> bool:
         raise _refused("hold_item", self.url, _NO_HOLD)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import time
 from collections.abc import Sequence
 
 REQ = b"\0REQ"
@@ -31,6 +32,7 @@ _HEADER = struct.Struct(">4sII")
 # Request types (the protocol document's numbers).
 CAN_DO = 1
 RESET_ABILITIES = 3
+PRE_SLEEP = 4
 SUBMIT_JOB_BG = 18
 SUBMIT_JOB_HIGH_BG = 32
 SUBMIT_JOB_LOW_BG = 34
@@ -69,7 +71,7 @@ def packet(kind: int, *args: bytes) -> bytes:
 class Connection:
     """One TCP connection to gearmand: packets out, answers in, in order."""
 
-    __slots__ = ("_buffer", "_sock", "address", "client_id")
+    __slots__ = ("_buffer", "_sock", "_timeout", "address", "client_id")
 
     def __init__(
         self, host: str, port: int, connect_timeout: float, timeout: float, client_id: str = ""
@@ -82,6 +84,7 @@ class Connection:
             raise GearmanUnavailable(
                 f"cannot connect to gearmand at {self.address}: {exc}"
             ) from exc
+        self._timeout = timeout
         self._sock.settimeout(timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
@@ -116,6 +119,35 @@ class Connection:
                     f"{text.decode(errors='replace')}"
                 )
             return kind, args
+
+    def woken(self, timeout: float) -> bool:
+        """Whether gearmand sent ``NOOP`` within ``timeout`` s: after ``PRE_SLEEP``, a job
+        came for one of this worker's functions. Any other packet raises."""
+        deadline = time.monotonic() + timeout
+        try:
+            while len(self._buffer) < _HEADER.size:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    self._sock.settimeout(left)
+                except OSError as exc:
+                    raise GearmanUnavailable(f"lost gearmand at {self.address}: {exc}") from exc
+                try:
+                    self._fill()
+                except GearmanUnavailable as exc:
+                    if isinstance(exc.__cause__, TimeoutError):
+                        return False  # what came so far stays in the buffer
+                    raise
+        finally:
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(self._timeout)
+        kind = _HEADER.unpack(bytes(self._buffer[: _HEADER.size]))[1]
+        if kind != NOOP:
+            got, _ = self.read()  # an ERROR packet raises here
+            raise GearmanUnavailable(f"gearmand at {self.address} woke a worker with type {got}")
+        self._take(_HEADER.size)
+        return True
 
     def expect(self, kind: int) -> list[bytes]:
         """The arguments of the next packet, which must be of type ``kind``."""
