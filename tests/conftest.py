@@ -160,9 +160,7 @@ def spec_for(kind: str, tmp_path: Any) -> dict[str, Any]:
     if kind == "rabbitmq":
         return {"url": AMQP_URL}
     if kind == "beanstalk":
-        # beanstalkd cannot hold items, so the runner's max_attempts must be off.
-        options = {"tube_prefix": f"{SESSION_TABLE}.", "max_attempts": None}
-        return {"url": BEANSTALK_URL, "options": options}
+        return {"url": BEANSTALK_URL, "options": {"tube_prefix": f"{SESSION_TABLE}."}}
     if kind == "gearman":
         # Gearman cannot hold items, so the runner's max_attempts must be off.
         return {"url": GEARMAN_URL, "options": {"max_attempts": None}}
@@ -210,18 +208,12 @@ def _moto_sqs_url() -> str:
     return f"sqs://testing:testing@{host}:{port}"
 
 
-RUNNER_BACKENDS = [param for param in BACKENDS if param.values[0] != "beanstalk"]
+RUNNER_BACKENDS = BACKENDS
 """The backends of the ``factory`` and ``queue`` fixtures outside the contract suite.
 
-beanstalkd runs the contract suite, the multi-process and SIGKILL tests and
-``tests/test_beanstalk.py``; here, eight runner tests in ``test_failures.py``
-and ``test_workers.py`` expect held items and kept errors, which beanstalkd
-cannot keep (``capabilities.hold`` is False; docs/beanstalk.md), and do not
-skip by capability yet.
+Every backend: a test that needs a capability a store lacks (``hold``,
+``keeps_errors``, ``delay``...) skips by that capability, never by name.
 """
-# Gearman too: it cannot hold items, and keeps an error only in the object that
-# failed the item (docs/gearman.md); tests/test_gearman.py runs the runner on it.
-RUNNER_BACKENDS = [param for param in RUNNER_BACKENDS if param.values[0] != "gearman"]
 
 
 @pytest.fixture(params=RUNNER_BACKENDS)

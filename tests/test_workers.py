@@ -245,7 +245,8 @@ def test_cron_other_exception_is_stored_and_the_item_stays_leased_until_its_leas
     assert warning.levelno == logging.WARNING
     assert warning.name == "bridge.failures"
     assert "RuntimeError: the disk is full" in warning.getMessage()
-    assert "attempt 1 of 10" in warning.getMessage()
+    max_attempts = "attempt 1 of 10" if queue.capabilities.hold else "attempt 1;"
+    assert max_attempts in warning.getMessage(), "no max_attempts where nothing can be held"
     assert queue.number_of_items() == 1
     assert queue.claim_item(lease_time=1) is None
     assert time.monotonic() - started < lease, "machine too slow to observe the lease"
@@ -253,6 +254,8 @@ def test_cron_other_exception_is_stored_and_the_item_stays_leased_until_its_leas
     item = queue.claim_item(lease_time=1)
     assert item is not None
     assert (item.data, item.attempts) == ({"n": 1}, 2)
+    if not queue.capabilities.keeps_errors:
+        return  # beanstalkd keeps none; Gearman only in the object that failed it
     assert item.last_error is not None
     assert item.last_error.startswith("RuntimeError: the disk is full\nTraceback")
     assert "in broken" in item.last_error

@@ -49,10 +49,11 @@ Features:
     None), nor a hold's reason or time (``held_details`` False:
     ``hold_reason`` "", ``held_at`` None; only the oldest buried job is
     known to be the oldest). A kick keeps the reserve count
-    (``kick_resets_attempts`` False); a claim keeps the job's ``kicks``
-    (``times_kicked``) so that the runner counts ``max_attempts`` anew from
-    each kick. No ``browse`` or ``remove_item`` (beanstalkd lists no jobs,
-    and no connection may delete another's reservation). ``release_all``
+    (``kick_resets_attempts`` False); a claim keeps the job's ``buries``
+    (``times_kicked``: each was ended by a kick) so that the runner counts
+    ``max_attempts`` anew from each kick. No ``browse`` or ``remove_item``
+    (beanstalkd lists no jobs, and no connection may delete another's
+    reservation). ``release_all``
     frees this object's claims only, and not delays (``cancel_delays``
     False: beanstalkd kicks delayed jobs only when a tube has none buried).
     ``peek`` shows the claims here whose lease ended, the next ready job
@@ -220,7 +221,7 @@ class BeanstalkBackend(Backend):
             created = started - stats["age"]
         # A job another producer put may have a shorter ttr than the lease.
         expire = started + min(lease_time, float(stats["ttr"]))
-        token = self._claims.add(name, job.id, stats["pri"], expire, stats["kicks"])
+        token = self._claims.add(name, job.id, stats["pri"], expire, stats["buries"])
         priority = wire.from_pri(stats["pri"])
         return StoredItem(job.id, payload, created, expire, stats["reserves"], priority, token)
 
@@ -418,7 +419,12 @@ class BeanstalkBackend(Backend):
             )
 
     def times_kicked(self, name: str, item: QueueItem) -> int:
-        """``stats-job``'s ``kicks`` as the claim saw it (any client's kicks count)."""
+        """``stats-job``'s ``buries`` as the claim saw it: a reserved job was kicked after each.
+
+        Not ``kicks``: that also counts the ``kick-job`` that ends a
+        fractional delay on time (``beanstalk_delays.py``). Any client's
+        buries count.
+        """
         with self._lock:
             claim = self._claims.get(name, item, self.url)
             return 0 if claim is None else claim.kicks

@@ -31,8 +31,8 @@ class Claim:
     expire: float
     seq: int
     kicks: int = 0
-    """beanstalkd's kick count when the job was reserved: the runner's ``max_attempts``
-    counts anew from each kick, since a kick keeps the reserve count."""
+    """How often the job had been kicked back from buried when it was reserved (its
+    ``buries``): the runner's ``max_attempts`` counts anew from each kick."""
 
 
 class Claims:
