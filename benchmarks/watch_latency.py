@@ -1,6 +1,6 @@
 """Pick-up latency of ``bridge queue watch``: from ``create_item`` to the worker's start.
 
-Run ``python benchmarks/watch_latency.py [--items 200] [sqlite postgres redis]``.
+Run ``python benchmarks/watch_latency.py [--items 200] [sqlite postgres redis rabbitmq]``.
 For each store it starts ``bridge --import watch_latency queue watch`` as a
 subprocess (this file is also its worker module), creates items one at a
 time, each after the previous one started and a random pause of 20-300 ms
@@ -11,8 +11,9 @@ Markdown table. Each item carries its creation time (taken just before
 ``create_item``); the worker writes ``time.time()`` minus that, so both ends
 read one machine's clock.
 
-Stores: ``BRIDGE_TEST_POSTGRES_URL`` and ``BRIDGE_TEST_REDIS_URL`` (the test
-suite's defaults otherwise); SQLite in a temporary directory.
+Stores: ``BRIDGE_TEST_POSTGRES_URL``, ``BRIDGE_TEST_REDIS_URL`` and
+``BRIDGE_TEST_AMQP_URL`` (the test suite's defaults otherwise); SQLite in a
+temporary directory. RabbitMQ's queue is a quorum queue (the backend's default).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ URLS = {
         "BRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     ),
     "redis": os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "rabbitmq": os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
 }
 
 if os.environ.get("WATCH_LATENCY_LOG"):
@@ -54,6 +56,8 @@ def _spec(kind: str, scratch: Path) -> dict[str, Any]:
         return {"url": f"sqlite:///{scratch}/latency.sqlite"}
     if kind == "postgres":
         return {"url": URLS["postgres"], "options": {"table": "watch_latency"}}
+    if kind == "rabbitmq":
+        return {"url": URLS["rabbitmq"]}
     return {"url": URLS["redis"], "options": {"key_prefix": "watch_latency"}}
 
 
@@ -107,6 +111,7 @@ def main() -> None:
         "sqlite": "sleeps 0.25 s between claims",
         "postgres": "LISTEN / NOTIFY",
         "redis": "pub/sub on the queue's wake channel",
+        "rabbitmq": "a consumer on the queue, the pushed message parked for the claim",
     }
     for kind in args.kinds:
         latencies = sorted(ms * 1000 for ms in measure(kind, args.items))

@@ -1,4 +1,4 @@
-"""``bridge queue watch`` as a real subprocess on SQLite, PostgreSQL and Redis.
+"""``bridge queue watch`` as a real subprocess on SQLite, PostgreSQL, Redis and RabbitMQ.
 
 The watcher runs ``tests/watch_workers.py``'s workers, which log when each
 item starts; the test creates items through the facade, reads that log and
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -25,14 +26,17 @@ import pytest
 import bridge
 from bridge.queue import Queue
 
-from conftest import BACKENDS, spec_for
+from children import claim_within
+from conftest import BACKENDS, require_service, spec_for
 
-KINDS = [param for param in BACKENDS if param.values[0] in ("sqlite", "postgres", "redis")]
+KINDS = [
+    param for param in BACKENDS if param.values[0] in ("sqlite", "postgres", "redis", "rabbitmq")
+]
 BRIDGE = str(Path(sys.executable).parent / "bridge")
 TESTS = str(Path(__file__).parent)
-PICK_UP = {"sqlite": 1.0, "postgres": 1.0, "redis": 1.0}
+PICK_UP = {"sqlite": 1.0, "postgres": 1.0, "redis": 1.0, "rabbitmq": 1.0}
 """The slowest pick-up allowed (create to worker start), seconds: SQLite sleeps
-0.25 s between claims; PostgreSQL and Redis are woken in milliseconds."""
+0.25 s between claims; PostgreSQL, Redis and RabbitMQ are woken in milliseconds."""
 
 
 @dataclass
@@ -263,3 +267,44 @@ def test_a_store_down_while_watching_is_retried_and_logged_not_a_crash_loop(
     # Passes after pauses of 1 s, then 2 s: two or three in 3.5 s, not hundreds.
     assert 2 <= len(gave_up) <= 3, [r.message for r in gave_up]
     assert "next try in 2 s" in gave_up[1].message
+
+
+@pytest.fixture
+def rabbitmq_watch(tmp_path: Path) -> Iterator[Watch]:
+    require_service("rabbitmq")
+    watcher = Watch("rabbitmq", tmp_path)
+    yield watcher
+    watcher.close()
+
+
+def test_rabbitmq_wakes_the_watcher_with_a_push_not_a_sleep(rabbitmq_watch: Watch) -> None:
+    watch = rabbitmq_watch
+    watch.start()
+    latencies = []
+    for n in range(10):
+        created = time.time()
+        watch.a.create_item({"n": n})
+        latencies.append(watch.wait_started(n + 1, within=5)[-1].at - created)
+        # Anywhere in what would be a 0.25 s sleep, and the watcher back waiting.
+        time.sleep(0.1 + 0.03 * n)
+    status, err = watch.stop()
+    assert status == 0, err
+    # A sleeping watcher's median is about 0.13 s; a woken one's a few ms.
+    assert statistics.median(latencies) < 0.06, latencies
+    assert watch.a.counts().total == 0
+
+
+def test_sigterm_during_a_rabbitmq_wait_leaves_the_item_to_others(rabbitmq_watch: Watch) -> None:
+    """The wait parks the item pushed to it; the watcher stops before claiming it, and
+    the broker requeues it when the watcher's connection closes."""
+    watch = rabbitmq_watch
+    watch.start()
+    watch.signal()  # the watcher is waiting: it stops once the wait ends
+    watch.a.create_item({"left": True})  # pushed to the wait's consumer, almost always
+    status, err = watch.exited()
+    assert status == 0, err
+    assert watch.started() == [], "stopping: no claim after the wait"
+    item = claim_within(watch.a, 5)
+    assert item.data == {"left": True}
+    assert item.attempts in (1, 2), "2 when the wait had it"
+    assert watch.a.delete_item(item)

@@ -3,7 +3,8 @@
 The queue semantics live here: claims, the emulated lease, delays, failures,
 who may settle a claim. ``amqp_deliveries.py`` takes and settles the
 messages this object holds, ``amqp_stream.py`` runs the consumers claims
-stream through, ``amqp_session.py`` talks to the broker (the connection and
+stream through, ``amqp_wait.py`` the waits of ``bridge queue watch``,
+``amqp_session.py`` talks to the broker (the connection and
 its channels), ``amqp_layout.py`` decides queue types, arguments and the
 names of holding and held queues, ``amqp_delays.py`` runs the holding
 queues, ``amqp_held.py`` the held queues, ``amqp_claims.py`` and
@@ -28,6 +29,15 @@ Features:
     unclaimed, hidden from other connections (``amqp_stream.py``).
     ``settle_and_claim`` is not all or nothing: the settlement commits
     first (``capabilities.settle_and_claim`` is False).
+
+    Waiting (``wait_for_items``, the :class:`~bridge.contract.Waiting`
+    role of ``bridge queue watch``): a consumer with a window of one on
+    each queue, until one is pushed a message; that message is parked, a
+    claim of this object that the next claim of its queue hands out, so it
+    is delivered once and counted once. The other consumers are cancelled,
+    their reply awaited; a parked claim no claim takes is an expired lease
+    after 1 s (``amqp_wait.py``). A delayed item ends the wait when it
+    comes back to its queue.
 
     The lease is emulated: a claim is an unacknowledged delivery on this
     object's connection, which RabbitMQ gives to nobody else while the
@@ -137,8 +147,9 @@ from bridge.backends.amqp_records import (
     longest_lease,
 )
 from bridge.backends.amqp_session import AmqpSession
+from bridge.backends.amqp_wait import Waiter
 from bridge.backends.tokens import CREATED_HEADER
-from bridge.contract import Backend, Capabilities
+from bridge.contract import Backend, Capabilities, Waiting
 from bridge.errors import (
     BackendError,
     BackendUnavailableError,
@@ -178,7 +189,7 @@ def amqp_capabilities(
 
 
 @final
-class AmqpBackend(Backend):
+class AmqpBackend(Backend, Waiting):
     """Queues on RabbitMQ through Kombu's py-amqp transport; see the module docstring."""
 
     def __init__(
@@ -215,6 +226,7 @@ class AmqpBackend(Backend):
             ordered=layout.queue_type == "classic" or max_priority is not None,
         )
         self._deliveries = Deliveries(self._session, self._delays, self._held, self.url)
+        self._waiter = Waiter(self._session, self._deliveries)
         self.forget_connections()
 
     # -- queue set-up -----------------------------------------------------------
@@ -252,13 +264,13 @@ class AmqpBackend(Backend):
             return [message.message_id for message in messages]
 
     def counts(self, name: str) -> ItemCounts:
-        """Ready in the broker plus expired leases here; leased: this backend's claims only."""
+        """Ready: the broker's count, expired and parked claims here; leased: this backend's."""
         with self._calling("counts"):
             ready = self._session.ready_count(name) or 0
-            expired = len(self._deliveries.expired(name))
-            leased = self._deliveries.claims.count(name) - expired
+            idle = len(self._deliveries.idle(name))
+            leased = self._deliveries.claims.count(name) - idle
             delayed = self._delays.count(name)
-            return ItemCounts(ready + expired, leased, delayed, self._held.count(name))
+            return ItemCounts(ready + idle, leased, delayed, self._held.count(name))
 
     def oldest_ready_age(self, name: str) -> float | None:
         """None: RabbitMQ cannot tell without fetching, and a fetch is not harmless.
@@ -295,7 +307,7 @@ class AmqpBackend(Backend):
         with self._calling("settle_and_claim"):
             deliveries, item = self._deliveries, settlement.item
             held = deliveries.find(name, item)
-            if held is not None and count > 0:
+            if held is not None and count > 0 and not deliveries.claims.parked(name):
                 return deliveries.settle_and_claim(
                     name, item.token, held, settlement, count, lease_time
                 )
@@ -373,6 +385,12 @@ class AmqpBackend(Backend):
         with self._calling("garbage_collection"):
             self._deliveries.requeue(name, self._deliveries.expired(name))
 
+    def wait_for_items(self, names: Sequence[str], timeout: float) -> bool:
+        """A consumer on each queue until one is pushed a message, parked for the next
+        claim of its queue (``amqp_wait.py``)."""
+        with self._calling("wait_for_items"):
+            return self._waiter.wait(names, timeout)
+
     # -- inspection and administration -----------------------------------------------
 
     def queue_names(self) -> dict[str, int]:
@@ -381,7 +399,7 @@ class AmqpBackend(Backend):
         return {name: total for name, total in totals.items() if total}
 
     def peek(self, name: str, limit: int) -> list[StoredItem]:
-        """Expired leases held here, ready messages, then this backend's live leases.
+        """Expired leases and parked claims held here, ready messages, then live leases.
 
         AMQP cannot look without fetching: ready messages are fetched and
         requeued at once, at their place. That marks them redelivered, and for
@@ -389,11 +407,9 @@ class AmqpBackend(Backend):
         out: fetching from a holding queue would reorder its expiries.
         """
         with self._calling("peek"):
-            expired = [held for _, held in self._deliveries.expired(name)]
-            ready = (
-                self._deliveries.borrow(name, limit - len(expired)) if limit > len(expired) else []
-            )
-            shown = [held.stored("") for held in expired] + ready
+            idle = self._deliveries.idle(name)
+            ready = self._deliveries.borrow(name, limit - len(idle)) if limit > len(idle) else []
+            shown = [held.stored("") for held in idle] + ready
             shown += [held.stored("") for held in self._deliveries.claims.live(name)]
             return shown[:limit]
 
@@ -458,6 +474,7 @@ class AmqpBackend(Backend):
         foreign to it.
         """
         self._lock = threading.RLock()
+        self._waiter.forget()
         self._deliveries.forget()
         self._session.forget()
 

@@ -5,6 +5,10 @@ claim this object has since lost (the call returns False) is told apart
 from one made through another connection or process (which no broker lets
 it settle). A forked child starts a new :class:`Claims` with a new owner,
 so its parent's claims are foreign to it.
+
+A claim may be *parked*: a message a watcher's wait was pushed
+(``amqp_wait.py``), held here until the next claim of its queue hands it
+out under a lease of that claim's length.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class Claims:
         self._seq = itertools.count()
         self._pushed: Counter[str] = Counter()
         """Claims on the messages each consumer pushed, by consumer tag."""
+        self._parked: dict[str, str] = {}
+        """Parked claims: token -> queue, in the order they were parked."""
 
     def receive(
         self, queue: str, channel: Any, fetched: Fetched, expire: float, attempts: int
@@ -62,6 +68,30 @@ class Claims:
         consumer = self._held.pop(token).fetched.consumer
         if consumer:
             self._pushed[consumer] -= 1
+        if self._parked:
+            self._parked.pop(token, None)
+
+    def park(self, token: str) -> None:
+        """Mark a claim parked: held for the next claim of its queue, not leased yet."""
+        self._parked[token] = self._held[token].queue
+
+    def any_parked(self) -> bool:
+        return bool(self._parked)
+
+    def parked(self, queue: str | None = None) -> list[tuple[str, Held]]:
+        """Parked claims (of ``queue``, or of every queue), oldest first."""
+        return [
+            (token, self._held[token])
+            for token, parked_in in self._parked.items()
+            if queue is None or parked_in == queue
+        ]
+
+    def unpark(self, queue: str, count: int) -> list[tuple[str, Held]]:
+        """Up to ``count`` of the queue's parked claims, oldest first, no longer parked."""
+        taken = self.parked(queue)[:count]
+        for token, _ in taken:
+            del self._parked[token]
+        return taken
 
     def of(self, queue: str) -> list[tuple[str, Held]]:
         """The queue's claims, oldest first."""
@@ -75,8 +105,13 @@ class Claims:
         return sorted(ended, key=lambda pair: pair[1].seq) if len(ended) > 1 else ended
 
     def live(self, queue: str) -> list[Held]:
+        """The queue's leases still running, parked claims left out."""
         now = time.time()
-        return [held for _, held in self.of(queue) if held.expire > now]
+        return [
+            held
+            for token, held in self.of(queue)
+            if held.expire > now and token not in self._parked
+        ]
 
     def pushed(self, consumer: str) -> int:
         """Claims on messages pushed to ``consumer``: the used places of its window."""
@@ -99,3 +134,4 @@ class Claims:
     def clear(self) -> None:
         self._held.clear()
         self._pushed.clear()
+        self._parked.clear()

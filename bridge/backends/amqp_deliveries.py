@@ -55,9 +55,43 @@ class Deliveries:
     # -- claims ------------------------------------------------------------------------
 
     def claim(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
-        """Expired leases back first, then up to ``count`` claims."""
+        """Parked claims first (``amqp_wait.py``), expired leases back, then fetches."""
+        taken = self.unpark(name, count, lease_time) if self.claims.any_parked() else []
+        count -= len(taken)
+        if not count:
+            return taken
         self.requeue(name, self.expired(name)[:count])
-        return self._retrying(lambda: self._fetch(name, count, lease_time))
+        return taken + self._retrying(lambda: self._fetch(name, count, lease_time))
+
+    def unpark(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
+        """Hand out the queue's parked claims under ``lease_time``; give back stale ones.
+
+        A parked claim of another queue whose park lease has ended is given
+        back to the broker here, so that a watcher busy on one queue does not
+        keep what its wait was pushed for another from other processes.
+        """
+        self.prune()
+        now = time.time()
+        for queue in {held.queue for _, held in self.claims.parked()} - {name}:
+            stale = [pair for pair in self.claims.parked(queue) if pair[1].expire <= now]
+            self.requeue(queue, stale)
+        expire = now + lease_time
+        taken = self.claims.unpark(name, count)
+        for _, held in taken:
+            held.expire = expire
+        return [held.stored(token) for token, held in taken]
+
+    def park(self, name: str, channel: Any, message: Any, until: float) -> None:
+        """Hold a message pushed to a wait's consumer, for the next claim of ``name``.
+
+        Received as any claim is (the ledger counts the attempt once), under
+        a park lease ending at ``until``: an expired lease, should no claim
+        of the queue take it by then.
+        """
+        fetched = Fetched.of(message)
+        attempts = self.ledger.claim(fetched)
+        token, _ = self.claims.receive(name, channel, fetched, until, attempts)
+        self.claims.park(token)
 
     def _fetch(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         """One ``basic.get``; the rest of ``count`` pushed to a consumer of that many less one.
@@ -168,6 +202,16 @@ class Deliveries:
     def expired(self, name: str) -> list[tuple[str, Held]]:
         self.prune()
         return self.claims.expired(name)
+
+    def idle(self, name: str) -> list[Held]:
+        """The queue's claims nobody works on: expired leases, then parked claims.
+
+        ``counts`` and ``peek`` show them as ready, not leased: no worker has them.
+        """
+        expired = self.expired(name)
+        now = time.time()
+        parked = [held for _, held in self.claims.parked(name) if held.expire > now]
+        return [held for _, held in expired] + parked
 
     def prune(self) -> None:
         self.claims.prune(self._session.channels)

@@ -190,6 +190,19 @@ class Streams:
         inbox.clear()
         return messages
 
+    def end_wait(self, consumer: Consumer) -> list[Any]:
+        """The messages pushed to a consumer that waited for one (``amqp_wait.py``).
+
+        A consumer whose window is full stays, as after a claim: what it got
+        is about to be claimed. One with room is cancelled and the reply
+        awaited, so that everything pushed to it is in hand.
+        """
+        if len(consumer.inbox) < consumer.window:
+            self._flush(consumer, 0.0, learnt=True)
+        messages = list(consumer.inbox)
+        consumer.inbox.clear()
+        return messages
+
     def _flush(self, consumer: Consumer, started: float, learnt: bool) -> None:
         """Cancel and wait for the reply, which comes after every message pushed to it."""
         self._consumers.pop(consumer.queue, None)
