@@ -1,6 +1,7 @@
 """Pick-up latency of ``bridge queue watch``: from ``create_item`` to the worker's start.
 
-Run ``python benchmarks/watch_latency.py [--items 200] [sqlite postgres redis rabbitmq]``.
+Run ``python benchmarks/watch_latency.py [--items 200] [sqlite postgres redis rabbitmq
+beanstalk]``.
 For each store it starts ``bridge --import watch_latency queue watch`` as a
 subprocess (this file is also its worker module), creates items one at a
 time, each after the previous one started and a random pause of 20-300 ms
@@ -11,9 +12,10 @@ Markdown table. Each item carries its creation time (taken just before
 ``create_item``); the worker writes ``time.time()`` minus that, so both ends
 read one machine's clock.
 
-Stores: ``BRIDGE_TEST_POSTGRES_URL``, ``BRIDGE_TEST_REDIS_URL`` and
-``BRIDGE_TEST_AMQP_URL`` (the test suite's defaults otherwise); SQLite in a
-temporary directory. RabbitMQ's queue is a quorum queue (the backend's default).
+Stores: ``BRIDGE_TEST_POSTGRES_URL``, ``BRIDGE_TEST_REDIS_URL``,
+``BRIDGE_TEST_AMQP_URL`` and ``BRIDGE_TEST_BEANSTALK_URL`` (the test suite's
+defaults otherwise); SQLite in a temporary directory. RabbitMQ's queue is a
+quorum queue (the backend's default).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ URLS = {
         "BRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     ),
     "redis": os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "beanstalk": os.environ.get("BRIDGE_TEST_BEANSTALK_URL", "beanstalk://127.0.0.1:11300"),
     "rabbitmq": os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
 }
 
@@ -56,6 +59,8 @@ def _spec(kind: str, scratch: Path) -> dict[str, Any]:
         return {"url": f"sqlite:///{scratch}/latency.sqlite"}
     if kind == "postgres":
         return {"url": URLS["postgres"], "options": {"table": "watch_latency"}}
+    if kind == "beanstalk":
+        return {"url": URLS["beanstalk"], "options": {"tube_prefix": "watch_latency."}}
     if kind == "rabbitmq":
         return {"url": URLS["rabbitmq"]}
     return {"url": URLS["redis"], "options": {"key_prefix": "watch_latency"}}
@@ -111,6 +116,7 @@ def main() -> None:
         "sqlite": "sleeps 0.25 s between claims",
         "postgres": "LISTEN / NOTIFY",
         "redis": "pub/sub on the queue's wake channel",
+        "beanstalk": "a blocking reserve-with-timeout, the job parked for the claim",
         "rabbitmq": "a consumer on the queue, the pushed message parked for the claim",
     }
     for kind in args.kinds:

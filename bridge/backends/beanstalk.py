@@ -4,16 +4,19 @@ The queue semantics live here; ``beanstalk_wire.py`` holds the URL, tube
 names, job bodies, priorities and the connection, ``beanstalk_claims.py``
 the reservations this object holds, ``beanstalk_looks.py`` the looks that
 reserve nothing (peek, ages, tube totals), ``beanstalk_held.py`` buried
-jobs. ``docs/beanstalk.md`` explains
-the choices.
+jobs, ``beanstalk_delays.py`` fractional delays, ``beanstalk_parked.py`` the
+wait of ``bridge queue watch``. ``docs/beanstalk.md`` explains the choices.
 
 Features:
     One tube per queue. ``create_items`` puts jobs (priority and delay
     native). beanstalkd counts delays in whole seconds: a delay with a
     fraction is put rounded up, and the object that set it ends it on time
-    (``kick-job`` at its next claim from the queue, ``beanstalk_delays.py``),
-    so only other processes see it up to a second late. A claim is
+    (``kick-job`` at its next claim from the queue), so only other
+    processes see it up to a second late. A claim is
     ``reserve-with-timeout 0`` and a ``stats-job`` for the attempts.
+    ``wait_for_items`` (:class:`~bridge.contract.Waiting`) is a blocking
+    ``reserve-with-timeout`` on the queues' tubes; the job it reserves is
+    parked for the next claim of its queue, its attempt counted once.
     ``extend_lease`` is ``touch``, ``release_item`` and ``delay_item`` are
     ``release`` (with a delay), ``delete_items`` is ``delete``.
 
@@ -53,15 +56,14 @@ Features:
     (``times_kicked``: each was ended by a kick) so that the runner counts
     ``max_attempts`` anew from each kick. No ``browse`` or ``remove_item``
     (beanstalkd lists no jobs, and no connection may delete another's
-    reservation). ``release_all``
-    frees this object's claims only, and not delays (``cancel_delays``
-    False: beanstalkd kicks delayed jobs only when a tube has none buried).
-    ``peek`` shows the claims here whose lease ended, the next ready job
-    (``peek-ready``), then ready jobs found by walking job ids up from it
-    (at most ``peek_scan`` ids): a look, not a census. ``counts`` are
-    ``stats-tube``'s, with this object's ended leases moved from leased to
-    ready; another process's ended leases count as leased until it
-    releases them.
+    reservation). ``release_all`` frees this object's claims only, and not
+    delays (``cancel_delays`` False: beanstalkd kicks delayed jobs only when
+    a tube has none buried). ``peek`` shows the jobs parked here and the
+    claims here whose lease ended, the next ready job (``peek-ready``), then
+    ready jobs found by walking job ids up from it (at most ``peek_scan``
+    ids): a look, not a census. ``counts`` are ``stats-tube``'s, with this
+    object's parked jobs and ended leases moved from leased to ready;
+    another process's count as leased until it releases them.
 
     Attempts are ``stats-job``'s ``reserves``: every reservation by anyone,
     exact. ``create_items`` puts one job per payload; if one put is refused,
@@ -97,20 +99,19 @@ Storage layout:
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any, final
 
 from bridge.backends import beanstalk_held as held
 from bridge.backends import beanstalk_looks as looks
+from bridge.backends import beanstalk_parked as parked
 from bridge.backends import beanstalk_wire as wire
 from bridge.backends import missing_driver
-from bridge.backends.beanstalk_claims import Claim, Claims
-from bridge.backends.beanstalk_delays import EarlyDelays
-from bridge.contract import Backend, Capabilities
-from bridge.errors import BackendError, BackendUnavailableError, BridgeError, ConfigurationError
+from bridge.backends.beanstalk_session import Session
+from bridge.contract import Backend, Capabilities, Waiting
+from bridge.errors import ConfigurationError
 from bridge.items import ItemCounts, ItemId, QueueItem, StoredItem
 
 
@@ -141,7 +142,7 @@ def beanstalk_capabilities(max_lease: float) -> Capabilities:
 
 
 @final
-class BeanstalkBackend(Backend):
+class BeanstalkBackend(Session, Backend, Waiting):
     """Queues on beanstalkd, one tube each; see the module docstring."""
 
     def __init__(
@@ -196,12 +197,15 @@ class BeanstalkBackend(Backend):
 
     def claim_items(self, name: str, count: int, lease_time: float) -> list[StoredItem]:
         with self._calling("claim_items"):
+            # Jobs a wait parked for this queue first: reserved already, their
+            # attempt counted once (beanstalk_parked.py).
+            claimed = parked.hand_out(self._claims, name, count, lease_time, self._release)
+            self._requeue(parked.stale(self._claims, name))
             # Only as many ended leases as the claim asks for go back: the
             # rest stay this object's, still settleable by their holders.
-            self._requeue(self._claims.expired(name)[:count])
+            self._requeue(self._claims.expired(name)[: count - len(claimed)])
             self._delays.wake(self._g, self._conn.client(), name)
             client = self._conn.watch(self._tube(name))
-            claimed: list[StoredItem] = []
             while len(claimed) < count:
                 started = time.time()
                 try:
@@ -216,14 +220,11 @@ class BeanstalkBackend(Backend):
     ) -> StoredItem:
         """Hold a reserved job under a new token; its attempts are beanstalkd's reserve count."""
         stats = client.stats_job(job.id)
-        created, payload = wire.unwrap(job.body)
-        if created is None:
-            created = started - stats["age"]
+        stored = looks.reserved(job, stats, started)
         # A job another producer put may have a shorter ttr than the lease.
-        expire = started + min(lease_time, float(stats["ttr"]))
+        expire = min(started + lease_time, stored.expire)
         token = self._claims.add(name, job.id, stats["pri"], expire, stats["buries"])
-        priority = wire.from_pri(stats["pri"])
-        return StoredItem(job.id, payload, created, expire, stats["reserves"], priority, token)
+        return stored._replace(expire=expire, token=token)
 
     def delete_items(self, name: str, items: Sequence[QueueItem]) -> int:
         with self._calling("delete_items"):
@@ -297,9 +298,39 @@ class BeanstalkBackend(Backend):
             return claim.expire
 
     def garbage_collection(self, name: str) -> None:
-        """Release every claim of this queue held here whose lease has ended."""
+        """Release every claim of this queue held here whose lease (or park lease) has ended."""
         with self._calling("garbage_collection"):
             self._requeue(self._claims.expired(name))
+
+    def wait_for_items(self, names: Sequence[str], timeout: float) -> bool:
+        """``reserve-with-timeout`` on the queues' tubes; a job it reserves is parked
+        for the next claim of its queue (``beanstalk_parked.py``)."""
+        with self._calling("wait_for_items"):
+            if self._waiter.first(names):
+                return True  # not waiting until now: items may have come meanwhile
+            self._requeue(parked.elsewhere(self._claims, names))
+            if any(self._claims.parked(name) for name in names):
+                return True
+            tubes = {self._tube(name): name for name in names}
+            try:
+                return parked.wait(
+                    self._g, self._conn, self._claims, tubes, timeout, self._next_due(names)
+                )
+            except Exception:
+                raise  # an answer read whole (or a lost connection, which _calling drops)
+            except BaseException:
+                # Interrupted mid-reserve (the watcher's second signal): the
+                # answer may be on its way, so the connection cannot be trusted;
+                # dropping it makes beanstalkd release every job it reserved.
+                self._lost()
+                raise
+
+    def _next_due(self, names: Sequence[str]) -> float | None:
+        """When an item of ``names`` next becomes claimable here: a lease held here ends,
+        or a fractional delay set here passes; None if this object knows of none."""
+        times = [c.expire for n in names for c in self._claims.of(n) if c.parked is None]
+        times += [due for n in names if (due := self._delays.next_due(n)) is not None]
+        return min(times, default=None)
 
     # -- inspection ----------------------------------------------------------------
 
@@ -311,7 +342,7 @@ class BeanstalkBackend(Backend):
             except self._g.NotFoundError:
                 return ItemCounts(0, 0, 0, 0)  # beanstalkd drops a tube once empty and unused
             reserved = stats["current-jobs-reserved"]
-            ended = min(len(self._claims.expired(name)), reserved)
+            ended = min(len(self._claims.idle(name)), reserved)
             return ItemCounts(
                 stats["current-jobs-ready"] + ended,
                 reserved - ended,
@@ -335,13 +366,14 @@ class BeanstalkBackend(Backend):
             return found
 
     def peek(self, name: str, limit: int) -> list[StoredItem]:
-        """Ended leases held here, the next ready job, then ready jobs by a walk of job ids."""
+        """Parked jobs and ended leases held here, the next ready job, then ready jobs by
+        a walk of job ids."""
         with self._calling("peek"):
             tube = self._tube(name)
             client = self._conn.use(tube)
             shown = [
                 stored
-                for claim in self._claims.expired(name)
+                for claim in self._claims.idle(name)
                 if (stored := looks.look(self._g, client, claim.job_id)) is not None
             ][:limit]
             wanted = limit - len(shown)
@@ -428,72 +460,6 @@ class BeanstalkBackend(Backend):
         with self._lock:
             claim = self._claims.get(name, item, self.url)
             return 0 if claim is None else claim.kicks
-
-    # -- connection ----------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection: beanstalkd releases every job it still has reserved."""
-        with self._lock:
-            self._claims.clear()
-            self._conn.drop()
-
-    def forget_connections(self) -> None:
-        """Start afresh without a word to the server: at start-up and in a forked child.
-
-        A new owner id makes the parent's claims foreign to the child.
-        """
-        self._lock = threading.RLock()
-        self._claims = Claims()
-        self._delays = EarlyDelays()
-        self._conn.forget()
-
-    @contextmanager
-    def _calling(self, operation: str) -> Iterator[None]:
-        """Serialize calls; driver errors become bridge errors naming the server."""
-        with self._lock:
-            try:
-                yield
-            except BridgeError:
-                raise
-            except self._g.JobTooBigError as exc:
-                raise BackendError(
-                    f"{operation} on {self.url} failed: the payload is larger than the "
-                    "server's max-job-size (beanstalkd -z); nothing was written"
-                ) from exc
-            except self._g.Error as exc:
-                raise BackendError(f"{operation} on {self.url} failed: {exc!r}") from exc
-            except (OSError, AssertionError, ValueError) as exc:
-                # A lost or garbled connection: beanstalkd hands back every
-                # reservation it held, so those claims are over.
-                self._conn.drop()
-                self._claims.clear()
-                raise BackendUnavailableError(
-                    f"{operation} on {self.url} failed: the connection is lost ({exc!r}); "
-                    "beanstalkd released this connection's claims; the next call reconnects"
-                ) from exc
-
-    def _requeue(self, claims: list[Claim]) -> int:
-        """Release the claims' jobs at their own priority; how many were still reserved here."""
-        if not claims:
-            return 0
-        client = self._conn.client()
-        released = 0
-        for claim in claims:
-            self._claims.end(claim)
-            released += self._done(client.release, self._job(claim), claim.pri, 0)
-        return released
-
-    def _done(self, call: Any, *args: Any) -> int:
-        """1 if beanstalkd did it, 0 if it answered NOT_FOUND (not there, or not ours)."""
-        try:
-            call(*args)
-        except self._g.NotFoundError:
-            return 0
-        return 1
-
-    def _job(self, claim: Claim) -> Any:
-        """greenstalk's release, touch and bury take a Job (only its id is sent)."""
-        return self._g.Job(claim.job_id, b"")
 
     def _tube(self, name: str) -> str:
         tube = wire.tube_for(self._prefix, name)

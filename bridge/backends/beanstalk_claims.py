@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bridge.backends.tokens import new_token, token_owner
 from bridge.errors import UnsupportedOperationError
-from bridge.items import QueueItem
+from bridge.items import QueueItem, StoredItem
 
 
 @dataclass(slots=True)
@@ -33,6 +33,10 @@ class Claim:
     kicks: int = 0
     """How often the job had been kicked back from buried when it was reserved (its
     ``buries``): the runner's ``max_attempts`` counts anew from each kick."""
+    parked: StoredItem | None = None
+    """A job a wait reserved, not handed out yet (``beanstalk_parked.py``): the item
+    the next claim of its queue hands out, as it was when reserved; ``expire`` is
+    then the end of its park lease."""
 
 
 class Claims:
@@ -44,13 +48,22 @@ class Claims:
         self._by_job: dict[int, str] = {}
         self._seq = itertools.count()
 
-    def add(self, name: str, job_id: int, pri: int, expire: float, kicks: int = 0) -> str:
+    def add(
+        self,
+        name: str,
+        job_id: int,
+        pri: int,
+        expire: float,
+        kicks: int = 0,
+        parked: StoredItem | None = None,
+    ) -> str:
         """A new claim on a job just reserved; an older claim of it here is over."""
         old = self._by_job.pop(job_id, None)
         if old is not None:
             self._by_token.pop(old, None)
         token = new_token(self.owner)
-        self._by_token[token] = Claim(token, name, job_id, pri, expire, next(self._seq), kicks)
+        seq = next(self._seq)
+        self._by_token[token] = Claim(token, name, job_id, pri, expire, seq, kicks, parked)
         self._by_job[job_id] = token
         return token
 
@@ -80,9 +93,20 @@ class Claims:
         return sorted(found, key=lambda claim: claim.seq)
 
     def expired(self, name: str) -> list[Claim]:
-        """The queue's claims whose lease has ended, oldest first."""
+        """The queue's claims whose lease has ended, oldest first (parked ones too)."""
         now = time.time()
         return [claim for claim in self.of(name) if claim.expire <= now]
+
+    def parked(self, name: str | None = None) -> list[Claim]:
+        """Jobs a wait reserved and no claim took yet, of ``name`` (None: every queue)."""
+        found = [c for c in self._by_token.values() if c.parked is not None]
+        return sorted((c for c in found if name is None or c.name == name), key=lambda c: c.seq)
+
+    def idle(self, name: str) -> list[Claim]:
+        """Held here but claimable by this object's next claim: parked, then ended leases."""
+        now = time.time()
+        ended = [c for c in self.of(name) if c.parked is None and c.expire <= now]
+        return self.parked(name) + ended
 
     def clear(self) -> None:
         """The connection is gone: beanstalkd released every reservation it held."""

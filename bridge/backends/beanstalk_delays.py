@@ -29,6 +29,10 @@ class EarlyDelays:
         if early and len(due_here) < MAX_DUE:
             due_here[job_id] = due
 
+    def next_due(self, name: str) -> float | None:
+        """When the earliest delay set here on ``name`` ends (epoch seconds); None if none."""
+        return min(self._due.get(name, {}).values(), default=None)
+
     def forget(self, name: str) -> None:
         self._due.pop(name, None)
 

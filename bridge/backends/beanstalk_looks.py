@@ -28,6 +28,20 @@ def look(g: Any, client: Any, job_id: int, stats: Any = None) -> StoredItem | No
     return StoredItem(job_id, payload, created, 0.0, stats["reserves"], priority, "")
 
 
+def reserved(job: Any, stats: Any, started: float) -> StoredItem:
+    """A job just reserved, before a claim gives it a token and a lease.
+
+    ``expire`` is the end of its ttr (beanstalkd's backstop, the longest any
+    lease on it may last); ``attempts`` is its reserve count, this one included.
+    """
+    created, payload = wire.unwrap(job.body)
+    if created is None:
+        created = started - stats["age"]
+    priority = wire.from_pri(stats["pri"])
+    expire = started + float(stats["ttr"])
+    return StoredItem(job.id, payload, created, expire, stats["reserves"], priority, "")
+
+
 def ready_jobs(g: Any, client: Any, tube: str, wanted: int, scan: int) -> list[StoredItem]:
     """Up to ``wanted`` ready jobs of the used ``tube``, in claim order, as far as seen.
 

@@ -137,9 +137,9 @@ def whole_seconds(seconds: float) -> int:
 class Connection:
     """The backend object's one beanstalkd connection, opened on first use.
 
-    Remembers the tube it ``use``s (puts, peeks and kicks go there) and the one
-    it watches (reserves come from there), so a call switches only when the
-    queue changes. Not thread-safe: the backend calls it under its lock.
+    Remembers the tube it ``use``s (puts, peeks and kicks go there) and the
+    ones it watches (reserves come from there), so a call switches only when
+    the queue changes. Not thread-safe: the backend calls it under its lock.
     """
 
     def __init__(
@@ -151,7 +151,7 @@ class Connection:
         self._timeout = timeout
         self._client: Any = None
         self._using = "default"
-        self._watching = "default"
+        self._watching = frozenset({"default"})
 
     def client(self) -> Any:
         """The greenstalk client, connecting first if there is none."""
@@ -161,7 +161,7 @@ class Connection:
             # call is bounded, and a timeout is a lost connection.
             sock.settimeout(self._timeout)
             self._client = self._greenstalk.Client(sock, encoding=None)
-            self._using = self._watching = "default"
+            self._using, self._watching = "default", frozenset({"default"})
         return self._client
 
     def use(self, tube: str) -> Any:
@@ -171,13 +171,18 @@ class Connection:
             self._using = tube
         return client
 
-    def watch(self, tube: str) -> Any:
+    def watch(self, *tubes: str) -> Any:
+        """The client, watching exactly ``tubes``: a claim watches its queue's tube, a
+        wait (``beanstalk_parked.py``) those of every queue it waits on."""
         client = self.client()
-        if self._watching != tube:
+        wanted = frozenset(tubes)
+        if self._watching != wanted:
             # Watch first: beanstalkd refuses to ignore the last watched tube.
-            client.watch(tube)
-            client.ignore(self._watching)
-            self._watching = tube
+            for tube in wanted - self._watching:
+                client.watch(tube)
+            for tube in self._watching - wanted:
+                client.ignore(tube)
+            self._watching = wanted
         return client
 
     def drop(self) -> None:
