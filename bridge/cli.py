@@ -340,7 +340,8 @@ def watch_queues(
     """Process NAME... as items arrive, until SIGTERM or Ctrl-C (Lilmuckers' watch).
 
     Waits for new items without polling where the store can say (PostgreSQL
-    LISTEN/NOTIFY, Redis pub/sub), else claims every 0.25 s; each item is
+    LISTEN/NOTIFY, Redis pub/sub, a RabbitMQ consumer, beanstalkd's reserve,
+    Gearman's worker wake-up), else claims every 0.25 s; each item is
     settled as `bridge queue run` settles it. The first SIGTERM or Ctrl-C
     finishes the item in hand and exits 0; a second releases it and exits.
 

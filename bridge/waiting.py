@@ -19,6 +19,13 @@ A notification sent while nobody listened is lost; the watcher covers that
 with a claim after each wake-up and a bounded wait (:data:`MAX_WAIT`). Both
 listeners stay subscribed between waits, so notifications that arrive
 while the watcher works are read by its next wait.
+
+Three backends wait in their own modules, the store's own way of handing
+work to a waiting worker: RabbitMQ with a consumer (``amqp_wait.py``),
+beanstalkd with a blocking ``reserve-with-timeout`` (``beanstalk_parked.py``),
+both keeping what they were handed as a parked claim for the next claim of
+its queue; Gearman as a sleeping worker, ``PRE_SLEEP`` until gearmand's
+``NOOP`` (``gearman_wait.py``), which hands over nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 SLEEP_INTERVAL = 0.25
 """How long a watcher sleeps between claims on a store that cannot wake it (SQLite,
-MariaDB, RabbitMQ, SQS...): a pick-up latency of about 0.13 s on average,
+MariaDB, SQS, Redis Cluster): a pick-up latency of about 0.13 s on average,
 four claims a second while idle."""
 MAX_WAIT = 1.0
 """The longest a watcher blocks on a store that can wake it before claiming anyway:

@@ -4,10 +4,12 @@ Each queue is drained by :func:`bridge.runner.run_queue_pass`, the pass of
 ``process_queue``, so every outcome is settled by the runner's rules; between
 passes the watcher blocks in :func:`bridge.waiting.wait_for_items` until
 the store says that items may be there (PostgreSQL ``NOTIFY``, Redis
-pub/sub), or sleeps :data:`~bridge.waiting.SLEEP_INTERVAL` on a store that
-cannot say. A pass follows every wake-up and every bounded wait
-(:data:`~bridge.waiting.MAX_WAIT`), so a lost notification, an ended delay
-or lease, or an item released by another process is seen within that bound.
+pub/sub, a RabbitMQ consumer, beanstalkd's blocking reserve, a sleeping
+Gearman worker's wake-up), or sleeps :data:`~bridge.waiting.SLEEP_INTERVAL`
+on a store that cannot say (SQLite, MariaDB, SQS, Redis Cluster). A pass
+follows every wake-up and every bounded wait (:data:`~bridge.waiting.MAX_WAIT`),
+so a lost notification, an ended delay or lease, or an item released by
+another process is seen within that bound.
 
 Stopping: the first SIGTERM or SIGINT stops claiming; the item in hand is
 finished and settled alone (no next claim travels with its settlement),
