@@ -33,6 +33,7 @@ import pytest
 
 import bridge
 from bridge import Settlement
+from bridge.backends import amqp_stream
 from bridge.items import ItemId
 
 from children import claim_within, connections
@@ -153,6 +154,26 @@ def test_settlements_inside_a_chain_do_what_their_calls_do(connect: Connect) -> 
     assert other.counts() == bridge.ItemCounts(0, 0, 1, 1)
     assert queue.counts().leased == 2, "the failed item stays leased, and e is in hand"
     assert queue.delete_items([b, e]) == 2
+
+
+@rabbitmq
+def test_a_batch_whose_pushes_come_late_still_takes_every_ready_item(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No wait for pushes at all, as when pushes come later than the learnt wait (a
+    loaded machine): a quorum queue then pushes nothing, the cancel came first, and the
+    claim fetches what its first fetch counted ready; none is left behind."""
+    name = unique()
+    queue, other = connect(name), connect(name)
+    ids = queue.create_items([f"item {n}" for n in range(25)])
+    monkeypatch.setattr(amqp_stream, "_WAIT_CEILING", 0.0)
+    claimed = queue.claim_items(25, lease_time=60)
+    assert [item.item_id for item in claimed] == ids
+    assert other.counts().ready == 0
+    # A quorum queue counts a delivery for each message it had given the consumer
+    # when the cancel came (it takes them back itself): those show attempts 2.
+    assert {item.attempts for item in claimed} <= {1, 2}
+    assert queue.delete_items(claimed) == 25
 
 
 # -- nothing prefetched and left unclaimed ------------------------------------------------

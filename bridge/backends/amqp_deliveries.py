@@ -109,9 +109,22 @@ class Deliveries:
         if window <= 0 or ready <= 0:
             return [first]
         consumer = self.streams.start(name, channel, window)
-        pushed = self.streams.collect(consumer, window, expect=ready)
+        pushed = self.streams.collect(consumer, window, expect=ready, sure=min(ready, window))
         expire = time.time() + lease_time
-        return [first] + [self._receive(name, channel, m, expire) for m in pushed]
+        claimed = [first] + [self._receive(name, channel, m, expire) for m in pushed]
+        # A quorum queue whose pushes come later than the wait for them never
+        # sends them: the cancel that ended the wait got there first. What the
+        # fetch counted ready is then fetched, not left for the next claim.
+        late = 0
+        for _ in range(min(ready, window) - len(pushed)):
+            message = channel.basic_get(queue=name, no_ack=False)
+            if message is None:
+                break  # other claimers took them
+            claimed.append(self._receive(name, channel, message, expire))
+            late += 1
+        if late:
+            self.streams.missed()
+        return claimed
 
     def settle_and_claim(
         self, name: str, token: str, held: Held, settlement: Settlement, count: int, lease: float
@@ -138,8 +151,9 @@ class Deliveries:
             if consumer.window != window or used != window or not mine:
                 self.streams.stop(name)
                 consumer = None
-        back = bool(expired) or action == "release" or (action == "delay" and (delay or 0.0) <= 0)
-        back = back or (action == "fail" and delay is not None and delay <= 0)
+        item_back = action == "release" or (action == "delay" and (delay or 0.0) <= 0)
+        item_back = item_back or (action == "fail" and delay is not None and delay <= 0)
+        back = bool(expired) or item_back
         if consumer is None and not back:
             consumer = self.streams.start(name, channel, window)
             used = mine = 0
@@ -149,12 +163,17 @@ class Deliveries:
         if not settled:
             mine = 0  # nothing of the window was settled after all
         room = window - used + mine if consumer is not None else window
-        return settled, self._retrying(lambda: self._take(name, channel, count, lease, room))
+        # What went back is ready: its pushes are slow, not missing (``Streams.collect``).
+        coming = len(expired) + int(settled and item_back)
+        return settled, self._retrying(
+            lambda: self._take(name, channel, count, lease, room, coming)
+        )
 
     def _take(
-        self, name: str, channel: Any, count: int, lease: float, room: int
+        self, name: str, channel: Any, count: int, lease: float, room: int, coming: int
     ) -> list[StoredItem]:
-        """What the broker pushes into the ``room`` made; a fetch when nothing came."""
+        """What the broker pushes into the ``room`` made (``coming`` of them surely);
+        a fetch when nothing came."""
         live = self.channel(name)
         consumer = self.streams.current(name, live)
         if consumer is None and live is not channel:
@@ -162,7 +181,7 @@ class Deliveries:
         if consumer is None:
             consumer = self.streams.start(name, live, min(count, MAX_WINDOW))
             room = consumer.window
-        pushed = self.streams.collect(consumer, room)
+        pushed = self.streams.collect(consumer, room, sure=coming)
         if not pushed:
             # A quorum queue may apply the acknowledgement after the cancel
             # that ended the wait, so no push says nothing: ask the queue.

@@ -25,7 +25,10 @@ asked for it yet. So the window is the claim:
   short wait cancels the consumer and waits for ``basic.cancel-ok``, which
   the broker sends after every message it pushed to that consumer: the
   claim hands all of them out (never more than it asked for, the window
-  being its count), and the queue had no other ready message for it.
+  being its count). A quorum queue may not have pushed yet when the cancel
+  comes, and then pushes nothing (it takes back what it had given the
+  consumer, counting a delivery): so a claim that got fewer than its first
+  fetch counted ready fetches the rest (``amqp_deliveries.py``).
 
 Between calls a queue has either no consumer, or one whose every pushed
 message is claimed. Nothing is prefetched and left unclaimed, so nothing is
@@ -39,9 +42,12 @@ learnt from the pushes seen, as TCP learns its retransmission timeout: their
 smoothed latency plus four times its spread, plus 2 ms, at most 250 ms (a
 classic queue pushes within tens of microseconds of the commit; a quorum
 queue once its log has the acknowledgement, milliseconds).
-Waiting too little costs one more round trip (the cancel), never a wrong
-answer; waiting too long costs that time once per claim that finds the
-queue empty.
+Pushes the claim's first fetch counted ready (``claim_items(n)``) are
+waited for up to the ceiling once the learnt wait is out: they are coming,
+unless other claimers took them. Waiting too little costs one more round
+trip (the cancel) and, on a quorum queue, a delivery counted for each
+message it was about to push and a fetch for it, never a lost item; waiting
+too long costs that time once per claim that finds the queue empty.
 """
 
 from __future__ import annotations
@@ -164,26 +170,39 @@ class Streams:
         finally:
             self._keep = None
 
-    def collect(self, consumer: Consumer, room: int, expect: int | None = None) -> list[Any]:
+    def collect(
+        self, consumer: Consumer, room: int, expect: int | None = None, sure: int = 0
+    ) -> list[Any]:
         """The messages the broker pushes into ``room`` free places of the window.
 
         Waits for ``expect`` of them (all ``room`` when None), as long as
-        pushes keep coming within the learnt wait. When fewer than ``room``
-        came, the consumer is cancelled and the broker's reply awaited: every
-        message it pushed arrives before that reply.
+        pushes keep coming within the learnt wait; for the first ``sure``
+        ones, which are ready in the queue, up to the ceiling once the learnt
+        wait is out (a slow push, not a missing one: a quorum queue whose
+        pushes the cancel overtakes takes them back, counting a delivery
+        each). When fewer than ``room`` came, the consumer is cancelled and
+        the broker's reply awaited: every message it pushed arrives before
+        that reply.
         """
         inbox = consumer.inbox
         wanted = room if expect is None else min(expect, room)
-        wait = min(_WAIT_CEILING, _WAIT_FLOOR + self._latency + 4 * self._spread)
+        learnt_wait = wait = self._wait()
         started = time.monotonic()
         learnt = bool(inbox)
         if learnt:
             self._learn(0.0)
         next_method = self._session.next_method
-        while len(inbox) < wanted and not consumer.cancelled and next_method(wait):
-            if inbox and not learnt:
-                learnt = True
-                self._learn(time.monotonic() - started)
+        while len(inbox) < wanted and not consumer.cancelled:
+            if next_method(wait):
+                if inbox and not learnt:
+                    learnt = True
+                    self._learn(time.monotonic() - started)
+                if len(inbox) >= sure:
+                    wait = learnt_wait
+            elif len(inbox) < sure and wait < _WAIT_CEILING:
+                wait = _WAIT_CEILING
+            else:
+                break
         if len(inbox) < room:
             self._flush(consumer, started, learnt)
         messages = list(inbox)
@@ -212,6 +231,14 @@ class Streams:
         consumer.channel.basic_cancel(consumer.tag)
         if len(consumer.inbox) > before and not learnt:
             self._learn(time.monotonic() - started)  # the wait was too short
+
+    def missed(self) -> None:
+        """A claim's wait ended before pushes that then never came (a quorum queue
+        cancelled first): learn a push as late as twice that wait, so the wait grows."""
+        self._learn(2 * self._wait())
+
+    def _wait(self) -> float:
+        return min(_WAIT_CEILING, _WAIT_FLOOR + self._latency + 4 * self._spread)
 
     def _learn(self, seconds: float) -> None:
         """A push latency seen: its smoothed mean and spread, as TCP learns a round trip."""
