@@ -38,6 +38,14 @@ on one store that was pushed an item of queue B while an item arrived in A
 passes A first: B's parked item waits for that pass's next claim (given
 back then, if the park lease has ended) or its end.
 
+The cost, on a quorum queue: a wait that ends without a push cancels its
+consumers, and a quorum queue that has just given one a message when the
+cancel comes takes it back itself, counting a delivery. An item created
+within a millisecond or two of that cancel (once per ``timeout`` per idle
+queue, and at each wake-up for the other queues) is seen with one attempt
+more (``docs/rabbitmq.md``). Keeping the consumers between waits would avoid
+the cancels but hide what they are pushed while the watcher works.
+
 The first wait on a queue returns True at once (the contract: the caller
 claims first), and so does a wait while a named queue has a parked claim.
 An interrupt in the wait (the watcher's second signal), which may cut a
