@@ -151,6 +151,23 @@ def test_a_parked_item_is_handed_out_once_and_the_chain_streams(connect: Connect
     assert other.counts() == bridge.ItemCounts(0, 0, 0, 0)
 
 
+def test_settle_and_claim_hands_out_a_parked_claim_first(connect: Connect) -> None:
+    name = unique()
+    waiter, other = connect(name), connect(name)
+    waiter.create_item("in hand")
+    in_hand = waiter.claim_item(lease_time=60)
+    assert in_hand is not None
+    listening(waiter)
+    park(waiter, other, "parked")
+    fetches = count_fetches(waiter)
+    settled, claimed = waiter.settle_and_claim(Settlement.delete(in_hand), 1, 60)
+    assert settled
+    assert [(item.data, item.attempts) for item in claimed] == [("parked", 1)]
+    assert fetches == [0]
+    assert waiter.counts() == bridge.ItemCounts(0, 1, 0, 0)
+    assert waiter.delete_item(claimed[0])
+
+
 def test_a_wait_on_several_queues_parks_only_what_was_pushed(connect: Connect) -> None:
     first, second = unique(), unique()
     waiter, other = connect(first), connect(second)

@@ -307,7 +307,8 @@ class AmqpBackend(Backend, Waiting):
         with self._calling("settle_and_claim"):
             deliveries, item = self._deliveries, settlement.item
             held = deliveries.find(name, item)
-            if held is not None and count > 0 and not deliveries.claims.parked(name):
+            parked = deliveries.claims.any_parked() and deliveries.claims.parked(name)
+            if held is not None and count > 0 and not parked:
                 return deliveries.settle_and_claim(
                     name, item.token, held, settlement, count, lease_time
                 )
