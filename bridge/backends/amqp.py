@@ -450,18 +450,24 @@ class AmqpBackend(Backend, Waiting):
             return self._held.delete(name, limit)
 
     def close(self) -> None:
-        """Close the connection; the broker requeues every message still held.
+        """Requeue every claim still held, then close the connection.
 
-        Claims that failed (``fail_item`` without a delay) go back first, as
-        copies carrying their error, where the connection still allows it.
+        As ``release_all`` does, and waiting as it waits for the queue's
+        count to show them (up to half a second), so that when ``close``
+        returns other connections can claim them and a count sees them:
+        the broker's own requeue at the connection's close comes a moment
+        after the close, and a count right after it missed them. Claims that
+        failed (``fail_item`` without a delay) go back as copies carrying
+        their error. Where the connection no longer allows it, the broker
+        requeues them as they were when it sees the connection go.
         """
         with self._lock:
             session = self._session
             try:
                 self._deliveries.prune()
-                for name in self._deliveries.claims.busy():
-                    failed = [pair for pair in self._deliveries.claims.of(name) if pair[1].changed]
-                    self._deliveries.requeue(name, failed)
+                for name in list(self._deliveries.claims.busy()):
+                    held = self._deliveries.claims.of(name)
+                    self._deliveries.requeue(name, held, visibly=True)
             except (*session.channel_errors, *session.connection_errors, *session.other_errors):
                 pass  # the broker requeues them as they were
             self._deliveries.lost()
