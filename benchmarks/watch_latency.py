@@ -133,8 +133,13 @@ def measure(kind: str, items: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=200)
-    parser.add_argument("kinds", nargs="*", choices=list(HOW), default=list(HOW))
+    # No argparse choices: with nargs="*" it checks the default list as one choice.
+    parser.add_argument("kinds", nargs="*", metavar="STORE", help=", ".join(HOW))
     args = parser.parse_args()
+    unknown = sorted(set(args.kinds) - set(HOW))
+    if unknown:
+        parser.error(f"unknown store {', '.join(unknown)}; the stores are {', '.join(HOW)}")
+    args.kinds = args.kinds or list(HOW)
     print("| store | how it waits | median ms | p95 ms | max ms |")
     print("|---|---|---|---|---|")
     for kind in args.kinds:
