@@ -8,7 +8,6 @@ harness and its generic cases run on beanstalkd too.
 from __future__ import annotations
 
 import signal
-import statistics
 import threading
 import time
 import uuid
@@ -16,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import test_watch
 from test_watch import Watch
 
 import bridge
@@ -218,38 +216,6 @@ def watch(tmp_path: Path) -> Iterator[Watch]:
     watcher.close()
 
 
-def test_beanstalkd_wakes_the_watcher_with_a_reserve_not_a_sleep(watch: Watch) -> None:
-    watch.start()
-    latencies = []
-    for n in range(10):
-        created = time.time()
-        watch.a.create_item({"n": n})
-        latencies.append(watch.wait_started(n + 1, within=5)[-1].at - created)
-        # Anywhere in what would be a 0.25 s sleep, and the watcher back waiting.
-        time.sleep(0.1 + 0.03 * n)
-    status, err = watch.stop()
-    assert status == 0, err
-    # A sleeping watcher's median is about 0.13 s; a woken one's a few ms.
-    assert statistics.median(latencies) < 0.06, latencies
-    assert max(latencies) < 0.25, latencies
-    assert watch.a.counts().total == 0
-
-
-def test_sigterm_during_a_wait_leaves_the_item_to_others(watch: Watch) -> None:
-    """The wait parks the item it reserves; the watcher stops before claiming it, and
-    beanstalkd releases it when the watcher's connection closes."""
-    watch.start()
-    watch.signal()  # the watcher is waiting: it stops once the reserve returns
-    watch.a.create_item({"left": True})  # reserved by the wait, almost always
-    status, err = watch.exited()
-    assert status == 0, err
-    assert watch.started() == [], "stopping: no claim after the wait"
-    item = claim_within(watch.a, 5)
-    assert item.data == {"left": True}
-    assert item.attempts in (1, 2), "2 when the wait had it"
-    assert watch.a.delete_item(item)
-
-
 def test_a_second_signal_mid_wait_stops_at_once(watch: Watch) -> None:
     watch.start()
     watch.signal()
@@ -260,23 +226,3 @@ def test_a_second_signal_mid_wait_stops_at_once(watch: Watch) -> None:
     item = claim_within(watch.a, 2)
     assert (item.data, item.attempts) == ("after", 1)
     assert watch.a.delete_item(item)
-
-
-# The generic cases of tests/test_watch.py, on beanstalkd.
-
-
-def test_every_item_runs_exactly_once_with_two_processes(watch: Watch) -> None:
-    test_watch.test_every_item_runs_exactly_once_with_two_processes(watch)
-
-
-@pytest.mark.parametrize("concurrency", [1, 2])
-def test_sigterm_finishes_the_item_in_hand_and_exits_0(watch: Watch, concurrency: int) -> None:
-    test_watch.test_sigterm_finishes_the_item_in_hand_and_exits_0(watch, concurrency)
-
-
-def test_a_second_signal_releases_the_item_in_hand(watch: Watch) -> None:
-    test_watch.test_a_second_signal_releases_the_item_in_hand(watch)
-
-
-def test_a_delayed_item_runs_after_its_delay(watch: Watch) -> None:
-    test_watch.test_a_delayed_item_runs_after_its_delay(watch)

@@ -1,4 +1,5 @@
-"""``bridge queue watch`` as a real subprocess on SQLite, PostgreSQL, Redis and RabbitMQ.
+"""``bridge queue watch`` as a real subprocess on SQLite, PostgreSQL, Redis, RabbitMQ and
+beanstalkd (and Gearman, for its wake-up).
 
 The watcher runs ``tests/watch_workers.py``'s workers, which log when each
 item starts; the test creates items through the facade, reads that log and
@@ -27,16 +28,26 @@ import bridge
 from bridge.queue import Queue
 
 from children import claim_within
-from conftest import BACKENDS, require_service, spec_for
+from conftest import BACKENDS, spec_for
 
 KINDS = [
-    param for param in BACKENDS if param.values[0] in ("sqlite", "postgres", "redis", "rabbitmq")
+    param
+    for param in BACKENDS
+    if param.values[0] in ("sqlite", "postgres", "redis", "rabbitmq", "beanstalk")
 ]
+WAKING = [
+    param
+    for param in BACKENDS
+    if param.values[0] in ("postgres", "redis", "rabbitmq", "beanstalk", "gearman")
+]
+"""The stores that wake a waiting watcher (the ``Waiting`` role) instead of letting it sleep."""
+PARKING = [param for param in BACKENDS if param.values[0] in ("rabbitmq", "beanstalk")]
+"""The stores whose wait receives the item and parks it for the claim that follows."""
 BRIDGE = str(Path(sys.executable).parent / "bridge")
 TESTS = str(Path(__file__).parent)
-PICK_UP = {"sqlite": 1.0, "postgres": 1.0, "redis": 1.0, "rabbitmq": 1.0}
+PICK_UP = {"sqlite": 1.0, "postgres": 1.0, "redis": 1.0, "rabbitmq": 1.0, "beanstalk": 1.0}
 """The slowest pick-up allowed (create to worker start), seconds: SQLite sleeps
-0.25 s between claims; PostgreSQL, Redis and RabbitMQ are woken in milliseconds."""
+0.25 s between claims; the others are woken in milliseconds."""
 
 
 @dataclass
@@ -269,16 +280,15 @@ def test_a_store_down_while_watching_is_retried_and_logged_not_a_crash_loop(
     assert "next try in 2 s" in gave_up[1].message
 
 
-@pytest.fixture
-def rabbitmq_watch(tmp_path: Path) -> Iterator[Watch]:
-    require_service("rabbitmq")
-    watcher = Watch("rabbitmq", tmp_path)
+@pytest.fixture(params=WAKING)
+def waking_watch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Watch]:
+    watcher = Watch(request.param, tmp_path)
     yield watcher
     watcher.close()
 
 
-def test_rabbitmq_wakes_the_watcher_with_a_push_not_a_sleep(rabbitmq_watch: Watch) -> None:
-    watch = rabbitmq_watch
+def test_a_store_that_can_wake_the_watcher_does_not_let_it_sleep(waking_watch: Watch) -> None:
+    watch = waking_watch
     watch.start()
     latencies = []
     for n in range(10):
@@ -294,13 +304,21 @@ def test_rabbitmq_wakes_the_watcher_with_a_push_not_a_sleep(rabbitmq_watch: Watc
     assert watch.a.counts().total == 0
 
 
-def test_sigterm_during_a_rabbitmq_wait_leaves_the_item_to_others(rabbitmq_watch: Watch) -> None:
-    """The wait parks the item pushed to it; the watcher stops before claiming it, and
-    the broker requeues it when the watcher's connection closes."""
-    watch = rabbitmq_watch
+@pytest.fixture(params=PARKING)
+def parking_watch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Watch]:
+    watcher = Watch(request.param, tmp_path)
+    yield watcher
+    watcher.close()
+
+
+def test_sigterm_during_a_wait_leaves_the_parked_item_to_others(parking_watch: Watch) -> None:
+    """The wait parks the item it receives (RabbitMQ's push, beanstalkd's reserve); the
+    watcher stops before claiming it, and the server gives it back when the watcher's
+    connection closes."""
+    watch = parking_watch
     watch.start()
     watch.signal()  # the watcher is waiting: it stops once the wait ends
-    watch.a.create_item({"left": True})  # pushed to the wait's consumer, almost always
+    watch.a.create_item({"left": True})  # received by the wait, almost always
     status, err = watch.exited()
     assert status == 0, err
     assert watch.started() == [], "stopping: no claim after the wait"
