@@ -278,8 +278,7 @@ class SqlBackend(Backend, Waiting, Expiring):
         rows = self._run(
             "queue_names", lambda conn, s: conn.execute(s.queue_names).all(), read=True
         )
-        # Names are bytes on MariaDB and MySQL (statements.NAME_TYPE).
-        return {_text(row[0]): int(row[1]) for row in rows}
+        return {row[0]: int(row[1]) for row in rows}
 
     def peek(self, name: str, limit: int) -> list[StoredItem]:
         rows = self._run(
@@ -615,10 +614,6 @@ class SqlBackend(Backend, Waiting, Expiring):
         self._returning_ids = self.statements.insert_returning
         ensure_schema(self.engine, self.statements)
         self._ready = True
-
-
-def _text(name: str | bytes) -> str:
-    return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
 
 
 class _LostRace(Exception):

@@ -89,7 +89,7 @@ def entries(kind: str, table: str = DEFAULT_TABLE) -> list[Entry]:
     """Every statement for ``kind``, in the order the files list them."""
     s = statements_for(kind, table)
     sources = [*_schema(s), *_session(kind), *_hot_path(s), *_holder(s), *_held(s), *_admin(s)]
-    sources += _topics(TopicStatements(table, kind))
+    sources += _topics(TopicStatements(table, kind), s.dialect)
     return [_entry(name, runs_in, source, s.dialect) for name, runs_in, source in sources]
 
 
@@ -318,7 +318,7 @@ def _browse(s: Statements) -> list[tuple[str, str, Source]]:
     return found
 
 
-def _topics(t: TopicStatements) -> list[tuple[str, str, Source]]:
+def _topics(t: TopicStatements, dialect: sa.Dialect) -> list[tuple[str, str, Source]]:
     """The topic store's (``topics_sql.py``), on its two tables beside the queue table."""
     found: list[tuple[str, str, Source]] = [
         ("topic_create_messages", "first use of topics", sa.schema.CreateTable(t.messages)),
@@ -343,7 +343,6 @@ def _topics(t: TopicStatements) -> list[tuple[str, str, Source]]:
         ("topic_delete_subscribers", "delete_topic, last", t.delete_subscribers),
     ]
     if t.kind in ("mariadb", "mysql"):
-        dialect = offline_dialect(t.kind)
         found += [
             (
                 f"topic_binary_names_{which}",

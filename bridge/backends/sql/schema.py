@@ -68,10 +68,10 @@ def ensure_binary_names(engine: Engine, table: sa.Table, columns: Sequence[str])
     """MariaDB, MySQL: turn the table's VARCHAR name ``columns`` into bytes (see above)."""
     if engine.dialect.name not in ("mariadb", "mysql"):
         return
-    if not _text_columns(engine, table, columns):
-        return
     lock = f"bridge:{table.name}"[:64]
     with engine.connect() as conn:
+        if not _text_columns(conn, table, columns):
+            return  # the usual case: one look, no lock
         if not conn.exec_driver_sql("SELECT GET_LOCK(%s, %s)", (lock, _MIGRATION_WAIT)).scalar():
             raise BackendError(
                 f"{table.name}: another process's ALTER of its names took over "
@@ -102,12 +102,9 @@ def binary_names(dialect: sa.Dialect, table: sa.Table, columns: Sequence[str]) -
     return f"ALTER TABLE {preparer.format_table(table)} {changes}"
 
 
-def _text_columns(bind: Engine | Connection, table: sa.Table, columns: Sequence[str]) -> list[str]:
+def _text_columns(conn: Connection, table: sa.Table, columns: Sequence[str]) -> list[str]:
     """Those of ``columns`` that the database holds as text, not bytes."""
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            return _text_columns(conn, table, columns)
-    found = {column["name"]: column["type"] for column in sa.inspect(bind).get_columns(table.name)}
+    found = {column["name"]: column["type"] for column in sa.inspect(conn).get_columns(table.name)}
     return [c for c in columns if found[c].python_type is not bytes]
 
 
