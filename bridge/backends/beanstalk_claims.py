@@ -46,6 +46,9 @@ class Claims:
         self.owner = uuid.uuid4().hex[:12]
         self._by_token: dict[str, Claim] = {}
         self._by_job: dict[int, str] = {}
+        self._parked: set[str] = set()
+        """Tokens of the parked claims: so that a claim, which asks for them first,
+        looks at those few rather than at every claim held here."""
         self._seq = itertools.count()
 
     def add(
@@ -61,10 +64,13 @@ class Claims:
         old = self._by_job.pop(job_id, None)
         if old is not None:
             self._by_token.pop(old, None)
+            self._parked.discard(old)
         token = new_token(self.owner)
         seq = next(self._seq)
         self._by_token[token] = Claim(token, name, job_id, pri, expire, seq, kicks, parked)
         self._by_job[job_id] = token
+        if parked is not None:
+            self._parked.add(token)
         return token
 
     def get(self, name: str, item: QueueItem, url: str) -> Claim | None:
@@ -84,6 +90,7 @@ class Claims:
 
     def end(self, claim: Claim) -> None:
         self._by_token.pop(claim.token, None)
+        self._parked.discard(claim.token)
         if self._by_job.get(claim.job_id) == claim.token:
             del self._by_job[claim.job_id]
 
@@ -99,7 +106,9 @@ class Claims:
 
     def parked(self, name: str | None = None) -> list[Claim]:
         """Jobs a wait reserved and no claim took yet, of ``name`` (None: every queue)."""
-        found = [c for c in self._by_token.values() if c.parked is not None]
+        if not self._parked:
+            return []
+        found = (self._by_token[token] for token in self._parked)
         return sorted((c for c in found if name is None or c.name == name), key=lambda c: c.seq)
 
     def idle(self, name: str) -> list[Claim]:
@@ -112,3 +121,4 @@ class Claims:
         """The connection is gone: beanstalkd released every reservation it held."""
         self._by_token.clear()
         self._by_job.clear()
+        self._parked.clear()
